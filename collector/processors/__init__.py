@@ -1,0 +1,1 @@
+"""spanhouse package."""
