@@ -1,0 +1,127 @@
+"""SpanBatch: the columnar unit every pipeline stage consumes and produces.
+
+A batch is a dict of equally long Python lists keyed by the ClickHouse column
+name they end up in, so the writer can hand them to clickhouse-connect as they
+are (column-oriented insert) and no stage builds a Python object per span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# Columns of the `spans` table that the receiver fills, in insert order.
+# Names follow the OpenTelemetry Collector's ClickHouse exporter.
+BASE_COLUMNS: tuple[str, ...] = (
+    "TenantId",
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
+)
+
+# Typed GenAI columns filled by the processors (normalize, price). Value used
+# when a processor has not run or the span carries no such information.
+GENAI_COLUMNS: dict[str, Any] = {
+    "Operation": "",
+    "Provider": "",
+    "RequestModel": "",
+    "ResponseModel": "",
+    "ResponseId": "",
+    "FinishReasons": (),
+    "InputTokens": None,
+    "OutputTokens": None,
+    "CacheReadTokens": None,
+    "CacheWriteTokens": None,
+    "ReasoningTokens": None,
+    "CostInput": None,
+    "CostOutput": None,
+    "CostCacheRead": None,
+    "CostCacheWrite": None,
+    "CostTotal": None,
+    "TimeToFirstToken": None,
+    "ToolName": "",
+    "ToolCallId": "",
+    "AgentName": "",
+    "AgentId": "",
+    "ConversationId": "",
+    "ErrorType": "",
+}
+
+
+class SpanBatch:
+    """Equally long column lists, one entry per span."""
+
+    __slots__ = ("columns", "size")
+
+    def __init__(self, columns: dict[str, list[Any]], size: int) -> None:
+        for name, values in columns.items():
+            if len(values) != size:
+                raise ValueError(f"column {name!r} has {len(values)} values, batch has {size} spans")
+        self.columns = columns
+        self.size = size
+
+    @classmethod
+    def empty(cls) -> SpanBatch:
+        return cls({name: [] for name in BASE_COLUMNS}, 0)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self.columns[name]
+
+    def column(self, name: str) -> list[Any]:
+        """The column `name`, filled with its default if no stage set it yet."""
+        values = self.columns.get(name)
+        if values is None:
+            values = [GENAI_COLUMNS[name]] * self.size
+            self.columns[name] = values
+        return values
+
+    def set_column(self, name: str, values: list[Any]) -> None:
+        if len(values) != self.size:
+            raise ValueError(f"column {name!r} has {len(values)} values, batch has {self.size} spans")
+        self.columns[name] = values
+
+    def take(self, indices: Sequence[int]) -> SpanBatch:
+        """A new batch holding the spans at `indices`, in that order."""
+        return SpanBatch({name: [values[i] for i in indices] for name, values in self.columns.items()}, len(indices))
+
+    @staticmethod
+    def concat(batches: Iterable[SpanBatch]) -> SpanBatch:
+        """One batch holding all spans of `batches`; columns missing from some get defaults."""
+        parts = [b for b in batches if b.size]
+        if not parts:
+            return SpanBatch.empty()
+        if len(parts) == 1:
+            return parts[0]
+        names: dict[str, None] = {}
+        for part in parts:
+            names.update(dict.fromkeys(part.columns))
+        columns: dict[str, list[Any]] = {}
+        for name in names:
+            merged: list[Any] = []
+            for part in parts:
+                values = part.columns.get(name)
+                merged.extend(values if values is not None else [GENAI_COLUMNS[name]] * part.size)
+            columns[name] = merged
+        return SpanBatch(columns, sum(p.size for p in parts))

@@ -1,0 +1,187 @@
+"""The `spanhouse` command: parses arguments and calls into the collector. Kept thin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from spanhouse.collector import config as config_mod
+from spanhouse.collector.config import Config, ConfigError
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "store", None):
+        overrides["store"] = {"url": args.store}
+    if getattr(args, "grpc", None):
+        overrides["receiver"] = {"grpc": {"endpoint": args.grpc}}
+    if getattr(args, "query_endpoint", None) is not None:
+        overrides["query"] = {"endpoint": args.query_endpoint}
+    return config_mod.load(args.config, overrides=overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from spanhouse.collector.pipeline import Collector
+
+    cfg = _load_config(args)
+    _setup_logging(cfg.log_level)
+    collector = Collector(cfg)
+    try:
+        collector.start()
+    except Exception as exc:
+        print(f"spanhouse: cannot start the collector: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("spanhouse").info("received %s, flushing and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    host = cfg.receiver.grpc.endpoint.rpartition(":")[0]
+    print(f"spanhouse collector: OTLP/gRPC on {host}:{collector.grpc_port}, store {collector.store.location.redacted()}"
+          + (f", queries on http://127.0.0.1:{collector.query_server.port}" if collector.query_server else ""),
+          flush=True)
+    if args.demo:
+        from spanhouse.collector import demo
+
+        def run_demo() -> None:
+            try:
+                demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces)
+                collector.flush()
+                print(demo.summary_table(lambda sql: _rows_from_store(collector.store, sql)), flush=True)
+                print("Demo traffic stored. Try: spanhouse query \"SELECT Model, count() FROM genai_calls GROUP BY Model\""
+                      "\nPress Ctrl-C to stop the collector.", flush=True)
+            except Exception as exc:  # the collector keeps serving; say what went wrong
+                print(f"spanhouse: demo failed: {exc}", file=sys.stderr, flush=True)
+
+        threading.Thread(target=run_demo, name="spanhouse-demo", daemon=True).start()
+    else:
+        print("Press Ctrl-C to stop.", flush=True)
+    stop.wait()
+    lost = collector.stop()
+    return 1 if lost else 0
+
+
+def _rows_from_store(store: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
+    return _parse_json_compact(store.raw_query(sql, "JSONCompact"))
+
+
+def _parse_json_compact(raw: bytes) -> tuple[list[str], list[list[Any]]]:
+    doc = json.loads(raw or b'{"meta": [], "data": []}')
+    return [m["name"] for m in doc.get("meta", [])], doc.get("data", [])
+
+
+def format_table(names: list[str], rows: list[list[Any]]) -> str:
+    """A plain text table, numbers right-aligned."""
+    def text(v: Any) -> str:
+        if isinstance(v, (dict, list)):
+            return json.dumps(v, ensure_ascii=False)
+        return "" if v is None else str(v)
+
+    cells = [[text(v) for v in row] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and bool(rows)
+               for i in range(len(names))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(names), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in cells)
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from spanhouse.collector import query_client
+
+    cfg = _load_config(args)
+    fmt = {"table": "JSONCompact", "csv": "CSVWithNames", "json": "JSONEachRow"}[args.format]
+    try:
+        raw = query_client.run(cfg, args.sql, fmt)
+    except query_client.QueryError as exc:
+        print(f"spanhouse query: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "table":
+        names, rows = _parse_json_compact(raw)
+        print(format_table(names, rows))
+    else:
+        sys.stdout.write(raw.decode("utf-8", "replace"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from spanhouse.collector import demo, query_client
+
+    cfg = _load_config(args)
+    endpoint = args.endpoint or cfg.receiver.grpc.endpoint
+    try:
+        sent = demo.send(endpoint, traces=args.traces)
+    except Exception as exc:
+        print(f"spanhouse demo: could not send to {endpoint}: {exc}. Is `spanhouse collector` running?",
+              file=sys.stderr)
+        return 1
+    print(f"sent {sent} spans to {endpoint}")
+    try:
+        query_client.flush(cfg)
+        print(demo.summary_table(lambda sql: _parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))))
+    except query_client.QueryError as exc:
+        print(f"spanhouse demo: spans sent, but the summary could not be read: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spanhouse", description="OpenTelemetry GenAI pipeline into ClickHouse.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="YAML configuration file (see docs/configuration.md)")
+        p.add_argument("--store", metavar="URL", help="chdb:///path (embedded) or http://user:pass@host:8123/db")
+
+    p = sub.add_parser("collector", help="run the collector (OTLP/gRPC in, ClickHouse out)")
+    common(p)
+    p.add_argument("--grpc", metavar="HOST:PORT", help="OTLP/gRPC listen address (default 127.0.0.1:4317)")
+    p.add_argument("--query-endpoint", metavar="HOST:PORT",
+                   help="loopback address for read-only queries from other processes ('' disables)")
+    p.add_argument("--demo", action="store_true", help="also send demo GenAI traffic to itself and print a summary")
+    p.add_argument("--demo-traces", type=int, default=200, metavar="N", help="traces the demo sends (default 200)")
+    p.set_defaults(func=cmd_collector)
+
+    p = sub.add_parser("query", help="run SQL against the store (through the collector while it runs)")
+    common(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("sql", help='SQL, for example "SELECT count() FROM spans"')
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("demo", help="send synthetic GenAI traffic to a running collector and print a summary")
+    common(p)
+    p.add_argument("--endpoint", metavar="HOST:PORT", help="collector OTLP/gRPC address (default from config)")
+    p.add_argument("--traces", type=int, default=200, metavar="N", help="number of traces to send (default 200)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"spanhouse: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

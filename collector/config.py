@@ -1,0 +1,210 @@
+"""Collector configuration: one dataclass tree, loaded from YAML, overridden by environment.
+
+Precedence: command-line flags > environment (`SPANHOUSE_<SECTION>__<KEY>`) >
+the YAML file > defaults. Every option is documented in docs/configuration.md.
+A bad value stops start-up with a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SPANHOUSE_"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the key and the fix."""
+
+
+@dataclass
+class StoreConfig:
+    # chdb:///path (embedded, default) or http(s)://user:pass@host:8123/db
+    url: str = "chdb://./spanhouse-data"
+
+
+@dataclass
+class GrpcConfig:
+    endpoint: str = "127.0.0.1:4317"
+    max_recv_msg_size_mib: int = 64
+    max_workers: int = 8
+
+
+@dataclass
+class ReceiverConfig:
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    # Longer attribute values are truncated with a marker (reported in partial_success).
+    max_attribute_value_length: int = 1 << 20
+    # Tenant stamped on spans when no API key maps the caller to another one.
+    default_tenant: str = "default"
+
+
+@dataclass
+class WriterConfig:
+    max_batch_rows: int = 20000
+    max_wait_s: float = 1.0
+    # Spans accepted but not yet written; above this the receiver answers UNAVAILABLE.
+    max_pending_rows: int = 200000
+    shutdown_timeout_s: float = 30.0
+
+
+@dataclass
+class QueryConfig:
+    # Loopback HTTP endpoint for read-only SQL while the collector owns the embedded store; "" disables.
+    endpoint: str = "127.0.0.1:4319"
+
+
+@dataclass
+class RetentionConfig:
+    # Days to keep rows; 0 keeps them forever.
+    spans_days: int = 30
+    genai_calls_days: int = 400
+    rollups_days: int = 0
+
+
+@dataclass
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    writer: WriterConfig = field(default_factory=WriterConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    log_level: str = "info"
+
+    def validate(self) -> None:
+        from spanhouse.collector.store import StoreError, StoreLocation
+
+        try:
+            StoreLocation.parse(self.store.url)
+        except StoreError as exc:
+            raise ConfigError(f"store.url: {exc}") from None
+        _check_endpoint("receiver.grpc.endpoint", self.receiver.grpc.endpoint)
+        if self.query.endpoint:
+            _check_endpoint("query.endpoint", self.query.endpoint)
+        positive = {
+            "receiver.grpc.max_recv_msg_size_mib": self.receiver.grpc.max_recv_msg_size_mib,
+            "receiver.grpc.max_workers": self.receiver.grpc.max_workers,
+            "receiver.max_attribute_value_length": self.receiver.max_attribute_value_length,
+            "writer.max_batch_rows": self.writer.max_batch_rows,
+            "writer.max_wait_s": self.writer.max_wait_s,
+            "writer.max_pending_rows": self.writer.max_pending_rows,
+            "writer.shutdown_timeout_s": self.writer.shutdown_timeout_s,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{key}: must be greater than 0, got {value}")
+        if self.writer.max_pending_rows < self.writer.max_batch_rows:
+            raise ConfigError(
+                f"writer.max_pending_rows ({self.writer.max_pending_rows}) must be at least "
+                f"writer.max_batch_rows ({self.writer.max_batch_rows})"
+            )
+        for key in ("spans_days", "genai_calls_days", "rollups_days"):
+            if getattr(self.retention, key) < 0:
+                raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
+                                  f"{getattr(self.retention, key)}")
+        if not self.receiver.default_tenant:
+            raise ConfigError("receiver.default_tenant: must not be empty")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
+
+
+def _check_endpoint(key: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{key}: expected HOST:PORT (for example 127.0.0.1:4317), got {value!r}")
+
+
+def _coerce(key: str, raw: Any, kind: Any) -> Any:
+    """Convert a YAML or environment value to the field's type, or say what is wrong."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return raw.lower() in ("true", "1", "yes")
+    elif kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            return int(raw)
+    elif kind is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
+            return str(raw)
+    raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
+
+
+def _apply(target: Any, data: dict[str, Any], prefix: str) -> None:
+    hints = typing.get_type_hints(type(target))
+    names = [f.name for f in dataclasses.fields(target)]
+    for key, raw in data.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known keys: {', '.join(names)})"
+            raise ConfigError(f"{path}: unknown option{hint}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{path}: expected a mapping of options, got {raw!r}")
+            _apply(getattr(target, key), raw, f"{path}.")
+        else:
+            setattr(target, key, _coerce(path, raw, kind))
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """SPANHOUSE_WRITER__MAX_WAIT_S=2 -> {"writer": {"max_wait_s": "2"}}."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name and name[len(ENV_PREFIX):].lower() != "log_level":
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: conflicts with another override")
+        node[parts[-1]] = value
+    return tree
+
+
+def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
+         overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults <- YAML file <- environment <- `overrides` (command-line flags), then validate."""
+    config = Config()
+    if path is not None:
+        import yaml
+
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {file}: expected a mapping at the top level")
+        _apply(config, data, "")
+    _apply(config, _env_overrides(os.environ if environ is None else environ), "")
+    if overrides:
+        _apply(config, overrides, "")
+    config.validate()
+    return config
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+

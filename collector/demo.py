@@ -1,0 +1,156 @@
+"""Synthetic GenAI traffic over real OTLP/gRPC, and a summary read back from the rollups.
+
+Each trace is an agent turn: `invoke_agent` -> LLM calls (some streaming) ->
+tool calls -> a final LLM call, across several services, providers and models,
+with rate-limit errors and a few slow calls. Span times are set explicitly, so
+the traffic looks like minutes of real use but is sent in a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from spanhouse.collector.store import sql_file
+
+SERVICES = ("support-bot", "research-agent", "doc-summarizer")
+MODELS = (  # provider, request model, response model, server address
+    ("openai", "gpt-4o", "gpt-4o-2024-08-06", "api.openai.com"),
+    ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "api.openai.com"),
+    ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "api.anthropic.com"),
+    ("anthropic", "claude-haiku-4-5", "claude-haiku-4-5-20251001", "api.anthropic.com"),
+)
+TOOLS = ("search_docs", "get_order_status", "run_sql", "fetch_url")
+
+
+def _chat(tracer: Any, rng: random.Random, start_ns: int, model: tuple[str, str, str, str],
+          conversation: str) -> int:
+    """One chat span starting at `start_ns`; returns its end time."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    provider, request_model, response_model, host = model
+    stream = rng.random() < 0.4
+    slow = rng.random() < 0.05
+    failed = rng.random() < 0.04
+    duration_ms = rng.lognormvariate(6.6, 0.5) * (6 if slow else 1)
+    span = tracer.start_span(f"chat {request_model}", kind=SpanKind.CLIENT, start_time=start_ns)
+    input_tokens = rng.randint(200, 4000)
+    cached = rng.choice((0, 0, input_tokens // 2))
+    span.set_attributes({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": request_model,
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 1024,
+        "gen_ai.request.stream": stream,
+        "gen_ai.conversation.id": conversation,
+        "server.address": host,
+        "server.port": 443,
+    })
+    if failed:
+        span.set_attributes({"error.type": "429"})
+        span.set_status(Status(StatusCode.ERROR, "rate limit exceeded"))
+        duration_ms = rng.uniform(40, 120)
+    else:
+        output_tokens = rng.randint(20, 800)
+        span.set_attributes({
+            "gen_ai.response.model": response_model,
+            "gen_ai.response.id": f"resp_{rng.getrandbits(64):016x}",
+            "gen_ai.response.finish_reasons": [rng.choice(("stop", "stop", "tool_calls", "length"))],
+            "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens,
+            "gen_ai.usage.cache_read.input_tokens": cached,
+        })
+        if stream:
+            span.set_attribute("gen_ai.response.time_to_first_chunk", round(duration_ms * rng.uniform(0.1, 0.3) / 1e3, 4))
+    end_ns = start_ns + int(duration_ms * 1e6)
+    span.end(end_time=end_ns)
+    return end_ns
+
+
+def _tool(tracer: Any, rng: random.Random, start_ns: int) -> int:
+    from opentelemetry.trace import SpanKind
+
+    name = rng.choice(TOOLS)
+    span = tracer.start_span(f"execute_tool {name}", kind=SpanKind.INTERNAL, start_time=start_ns)
+    span.set_attributes({
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": name,
+        "gen_ai.tool.call.id": f"call_{rng.getrandbits(48):012x}",
+        "gen_ai.tool.type": "function",
+    })
+    span.add_event("tool.result", {"bytes": rng.randint(100, 5000)}, timestamp=start_ns + 1000)
+    end_ns = start_ns + int(rng.uniform(5, 400) * 1e6)
+    span.end(end_time=end_ns)
+    return end_ns
+
+
+def _trace(tracer: Any, rng: random.Random, start_ns: int) -> int:
+    """One agent turn; returns the number of spans made."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    model = rng.choice(MODELS)
+    conversation = f"conv_{rng.getrandbits(32):08x}"
+    agent = tracer.start_span("invoke_agent assistant", kind=SpanKind.INTERNAL, start_time=start_ns)
+    agent.set_attributes({
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "assistant",
+        "gen_ai.agent.id": "asst_demo_1",
+        "gen_ai.provider.name": model[0],
+        "gen_ai.conversation.id": conversation,
+    })
+    spans = 1
+    t = start_ns + 1_000_000
+    with trace.use_span(agent, end_on_exit=False):
+        t = _chat(tracer, rng, t, model, conversation)
+        spans += 1
+        for _ in range(rng.randint(0, 3)):
+            t = _tool(tracer, rng, t + 500_000)
+            spans += 1
+        if spans > 2:
+            t = _chat(tracer, rng, t + 500_000, model, conversation)
+            spans += 1
+    agent.end(end_time=t + 1_000_000)
+    return spans
+
+
+def send(endpoint: str, traces: int = 200, seed: int = 7) -> int:
+    """Send `traces` agent turns to an OTLP/gRPC `endpoint` (HOST:PORT); returns spans sent."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    rng = random.Random(seed)
+    now = time.time_ns()
+    providers = {}
+    for service in SERVICES:
+        provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "demo"}))
+        provider.add_span_processor(BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True, timeout=30), max_queue_size=100_000))
+        providers[service] = provider
+    spans = 0
+    for i in range(traces):
+        service = SERVICES[i % len(SERVICES)]
+        tracer = providers[service].get_tracer("spanhouse.demo")
+        start = now - int(rng.uniform(0, 600) * 1e9)
+        spans += _trace(tracer, rng, start)
+    for provider in providers.values():
+        if not provider.force_flush(60_000):
+            raise TimeoutError(f"the collector at {endpoint} did not take the demo spans within 60 s")
+        provider.shutdown()
+    return spans
+
+
+def summary_table(run_sql: Callable[[str], tuple[list[str], list[list[Any]]]]) -> str:
+    """Calls, tokens and latency percentiles per model over the last day, from the rollups."""
+    from spanhouse.collector.cli import format_table
+
+    sql = sql_file("queries/usage_by_model.sql").replace("{hours:UInt32}", "24")
+    names, rows = run_sql(sql)
+    rows = [[json.dumps(v) if isinstance(v, list) else v for v in row] for row in rows]
+    return "GenAI usage by model, last 24 h (from genai_usage_1m):\n" + format_table(names, rows)

@@ -1,0 +1,139 @@
+"""Wires receiver -> processors -> writer and owns the collector's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.config import Config
+from spanhouse.collector.processors import Processor
+from spanhouse.collector.processors.normalize import NormalizeProcessor
+from spanhouse.collector.receiver.decode import Decoder, DecodeResult
+from spanhouse.collector.writer import BatchingWriter, ClickHouseSink
+from spanhouse.collector.writer.clickhouse import Sink
+
+log = logging.getLogger("spanhouse.pipeline")
+
+
+def default_processors(config: Config) -> list[Processor]:
+    """The processors in ARCHITECTURE.md order (normalize -> redact -> price -> sample)."""
+    return [NormalizeProcessor()]
+
+
+class Pipeline:
+    """Decode, process, hand to the writer. Thread-safe: receiver threads call `consume` at once."""
+
+    def __init__(self, decoder: Decoder, processors: list[Processor], writer: BatchingWriter) -> None:
+        self.decoder = decoder
+        self.processors = processors
+        self.writer = writer
+        self._lock = threading.Lock()
+        self.requests_total = 0
+        self.requests_refused_total = 0
+        self.spans_accepted_total = 0
+        self.spans_rejected_total = 0
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        for processor in self.processors:
+            batch = processor.process(batch)
+        return batch
+
+    def consume(self, data: bytes, tenant: str) -> DecodeResult:
+        """Raises RequestDecodeError (bad request) or WriterFull (retry later); else spans are accepted."""
+        try:
+            result = self.decoder.decode_bytes(data, tenant)
+            batch = self.process(result.batch)
+            self.writer.submit(batch)
+        except Exception:
+            with self._lock:
+                self.requests_total += 1
+                self.requests_refused_total += 1
+            raise
+        with self._lock:
+            self.requests_total += 1
+            self.spans_accepted_total += batch.size
+            self.spans_rejected_total += result.rejected_spans
+        return result
+
+    def counters(self) -> dict[str, int]:
+        out = {
+            "requests_total": self.requests_total,
+            "requests_refused_total": self.requests_refused_total,
+            "spans_accepted_total": self.spans_accepted_total,
+            "spans_rejected_total": self.spans_rejected_total,
+        }
+        for processor in self.processors:
+            out.update({f"{processor.name}_{k}": v for k, v in processor.counters().items()})
+        out.update({f"writer_{k}": v for k, v in self.writer.counters().items()})
+        return out
+
+
+class Collector:
+    """A running collector: store, pipeline, OTLP/gRPC receiver and the local query endpoint."""
+
+    def __init__(self, config: Config, sink: Sink | None = None) -> None:
+        self.config = config
+        self.store: Any = None
+        self.receiver: Any = None
+        self.query_server: Any = None
+        self._sink = sink
+        self.pipeline: Pipeline | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        from spanhouse.collector.query_server import QueryServer
+        from spanhouse.collector.receiver.grpc import GrpcReceiver
+        from spanhouse.collector.store import Store
+
+        cfg = self.config
+        sink = self._sink
+        if sink is None:
+            self.store = Store.open(cfg.store.url)
+            self.store.migrate()
+            self.store.apply_retention({
+                "spans": cfg.retention.spans_days,
+                "spans_trace_id_ts": cfg.retention.spans_days,
+                "genai_calls": cfg.retention.genai_calls_days,
+                "genai_usage_1m": cfg.retention.rollups_days,
+                "genai_usage_1h": cfg.retention.rollups_days,
+            })
+            sink = ClickHouseSink(self.store)
+        writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows)
+        self.pipeline = Pipeline(Decoder(cfg.receiver.max_attribute_value_length), default_processors(cfg), writer)
+        try:
+            self.receiver = GrpcReceiver(self.pipeline, cfg.receiver.grpc.endpoint, cfg.receiver.grpc.max_recv_msg_size_mib,
+                                         cfg.receiver.grpc.max_workers, cfg.receiver.default_tenant)
+            self.receiver.start()
+            if cfg.query.endpoint and self.store is not None:
+                self.query_server = QueryServer(self, cfg.query.endpoint)
+                self.query_server.start()
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def grpc_port(self) -> int:
+        return self.receiver.port
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        assert self.pipeline is not None
+        return self.pipeline.writer.flush(timeout_s)
+
+    def stop(self) -> int:
+        """Stop receiving, write everything accepted, close the store; returns spans lost."""
+        if self._stopped.is_set():
+            return 0
+        self._stopped.set()
+        if self.receiver is not None:
+            self.receiver.stop(grace_s=5.0)
+        lost = 0
+        if self.pipeline is not None:
+            lost = self.pipeline.writer.close(self.config.writer.shutdown_timeout_s)
+        if self.query_server is not None:
+            self.query_server.stop()
+        if self.store is not None:
+            self.store.close()
+        log.info("collector stopped (%d spans lost)", lost)
+        return lost

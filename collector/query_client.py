@@ -1,0 +1,79 @@
+"""Run SQL against the configured store: through a running collector, or directly.
+
+While a collector owns an embedded store, no other process can open it, so the
+query goes to the collector's loopback query endpoint. With no collector
+running, the store is opened directly. A ClickHouse server is always direct.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from spanhouse.collector.config import Config
+from spanhouse.collector.store import Store, StoreBusyError, StoreError, StoreLocation
+
+
+class QueryError(RuntimeError):
+    pass
+
+
+class _NoCollector(Exception):
+    pass
+
+
+def _post(cfg: Config, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
+    if not cfg.query.endpoint:
+        raise _NoCollector("query.endpoint is disabled")
+    url = f"http://{cfg.query.endpoint}{path}"
+    reason_prefix = f"{cfg.query.endpoint}: "
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=timeout_s) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        raise QueryError(exc.read().decode("utf-8", "replace").strip()) from None
+    except (urllib.error.URLError, ConnectionError) as exc:
+        raise _NoCollector(reason_prefix + str(getattr(exc, "reason", exc))) from None
+
+
+def run(cfg: Config, sql: str, fmt: str) -> bytes:
+    """The result of `sql` in ClickHouse output format `fmt`."""
+    location = StoreLocation.parse(cfg.store.url)
+    if location.embedded:
+        try:
+            return _post(cfg, f"/query?format={fmt}", sql.encode("utf-8"))
+        except _NoCollector as no_collector:
+            reason = str(no_collector)
+        try:
+            store = Store.open(cfg.store.url)
+        except StoreBusyError as exc:
+            raise QueryError(
+                f"{exc}; and no collector answered on the query endpoint ({reason}). "
+                "Point --config/--store at the collector's settings, or stop the other process."
+            ) from None
+        except StoreError as exc:
+            raise QueryError(str(exc)) from None
+        try:
+            store.migrate()  # a store no collector has opened yet still answers with empty tables
+        except StoreError as exc:
+            store.close()
+            raise QueryError(str(exc)) from None
+    else:
+        try:
+            store = Store.open(cfg.store.url)
+        except StoreError as exc:
+            raise QueryError(str(exc)) from None
+    try:
+        return store.raw_query(sql, fmt)
+    except Exception as exc:
+        raise QueryError(str(exc)) from None
+    finally:
+        store.close()
+
+
+def flush(cfg: Config) -> None:
+    """Ask a running collector to write what it has accepted (no-op without one)."""
+    try:
+        _post(cfg, "/flush", b"")
+    except _NoCollector:
+        pass

@@ -1,0 +1,135 @@
+"""Loopback HTTP endpoint for read-only SQL while the collector owns the embedded store.
+
+chDB admits one process per store directory, so other processes (`spanhouse
+query`, `spanhouse demo`) reach the data through the collector:
+
+    POST /query?format=JSONCompact   body: one SQL statement  -> the formatted result
+    POST /flush                       write everything accepted so far
+    GET  /health, GET /stats          liveness, the collector's counters as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from spanhouse.collector.pipeline import Collector
+    from spanhouse.collector.store import Store
+
+log = logging.getLogger("spanhouse.query")
+
+# First line of `EXPLAIN AST` for statements that cannot change data.
+READ_ONLY_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "ShowTables", "ShowColumns",
+                        "ShowCreate", "DescribeQuery", "Explain", "ExistsTableQuery", "ShowDatabases",
+                        "ShowTablesQuery")
+OUTPUT_FORMATS = ("JSONCompact", "CSVWithNames", "JSONEachRow", "TabSeparatedWithNames", "PrettyCompact")
+MAX_SQL_BYTES = 1 << 20
+
+
+class NotReadOnly(ValueError):
+    pass
+
+
+def check_read_only(store: Store, sql: str) -> None:
+    """Raise NotReadOnly unless `sql` is exactly one statement that only reads."""
+    # formatQuery refuses multi-statements without running anything; EXPLAIN AST
+    # of a single statement names its kind, again without running it.
+    try:
+        store.query_rows("SELECT formatQuerySingleLine({q:String})", {"q": sql})
+    except Exception as exc:
+        if "Multi-statements" in str(exc):
+            raise NotReadOnly("send one SQL statement at a time") from None
+        # any other parse error is reported by EXPLAIN below, without this wrapper query in it
+    kind = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode().split(" ", 1)[0]
+    if not kind.startswith(READ_ONLY_STATEMENTS):
+        raise NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
+                          f"the collector; this is a {kind.strip()}. Stop the collector to change the store.")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("query endpoint: " + format, *args)
+
+    def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        path = urlsplit(self.path).path
+        if path == "/health":
+            self._reply(HTTPStatus.OK, b"ok\n")
+        elif path == "/stats":
+            assert self.server.collector.pipeline is not None
+            body = json.dumps(self.server.collector.pipeline.counters(), indent=2).encode()
+            self._reply(HTTPStatus.OK, body, "application/json")
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query, POST /flush, GET /health, GET /stats\n")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        parts = urlsplit(self.path)
+        if parts.path == "/flush":
+            ok = self.server.collector.flush(timeout_s=60.0)
+            self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
+                        b"flushed\n" if ok else b"flush did not finish in 60s\n")
+            return
+        if parts.path != "/query":
+            self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query\n")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0 or length > MAX_SQL_BYTES:
+            self._reply(HTTPStatus.BAD_REQUEST, f"send one SQL statement of 1..{MAX_SQL_BYTES} bytes\n".encode())
+            return
+        sql = self.rfile.read(length).decode("utf-8", "replace")
+        fmt = parse_qs(parts.query).get("format", ["JSONCompact"])[0]
+        if fmt not in OUTPUT_FORMATS:
+            self._reply(HTTPStatus.BAD_REQUEST, f"format must be one of {', '.join(OUTPUT_FORMATS)}\n".encode())
+            return
+        store = self.server.collector.store
+        try:
+            check_read_only(store, sql)
+            body = store.raw_query(sql, fmt)
+        except NotReadOnly as exc:
+            self._reply(HTTPStatus.FORBIDDEN, f"{exc}\n".encode())
+            return
+        except Exception as exc:  # ClickHouse's own message is what the user needs
+            self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
+            return
+        self._reply(HTTPStatus.OK, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    collector: Collector
+
+
+class QueryServer:
+    def __init__(self, collector: Collector, endpoint: str) -> None:
+        host, _, port = endpoint.rpartition(":")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"query.endpoint must be a loopback address, got {endpoint!r}")
+        try:
+            self._server = _Server((host, int(port)), _Handler)
+        except OSError as exc:
+            raise OSError(f"cannot listen for queries on {endpoint}: {exc.strerror}") from None
+        self._server.collector = collector
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="spanhouse-query", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("query endpoint listening on http://127.0.0.1:%d", self.port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

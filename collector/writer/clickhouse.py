@@ -1,0 +1,67 @@
+"""Sinks: where the writer's merged batches go. ClickHouse for real, memory for tests."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, SpanBatch
+from spanhouse.collector.store import Store
+
+SPANS_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(GENAI_COLUMNS)
+
+GENAI_CALLS_COLUMNS: tuple[str, ...] = (
+    "TenantId", "Timestamp", "ServiceName", "TraceId", "SpanId", "ParentSpanId", "SpanName",
+    "Operation", "Provider", "RequestModel", "ResponseModel", "ResponseId", "FinishReasons",
+    "InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens",
+    "CostInput", "CostOutput", "CostCacheRead", "CostCacheWrite", "CostTotal",
+    "Duration", "TimeToFirstToken", "StatusCode", "ErrorType",
+    "ToolName", "ToolCallId", "AgentName", "AgentId", "ConversationId",
+)
+
+
+class Sink(Protocol):
+    def write(self, batch: SpanBatch) -> None:
+        """Store the whole batch or raise; a raise means nothing may be assumed stored."""
+        ...
+
+
+class ClickHouseSink:
+    """Column-oriented inserts: every GenAI span into genai_calls, every span into spans."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def write(self, batch: SpanBatch) -> None:
+        if not batch.size:
+            return
+        operations = batch.column("Operation")
+        genai_rows = [i for i, op in enumerate(operations) if op]
+        if genai_rows:
+            calls = batch if len(genai_rows) == batch.size else batch.take(genai_rows)
+            self.store.insert("genai_calls", [calls.column(c) for c in GENAI_CALLS_COLUMNS], list(GENAI_CALLS_COLUMNS))
+        self.store.insert("spans", [batch.column(c) for c in SPANS_COLUMNS], list(SPANS_COLUMNS))
+
+
+class InMemorySink:
+    """Keeps written batches in memory: the fake beside the seam, for tests of other stages."""
+
+    def __init__(self) -> None:
+        self.batches: list[SpanBatch] = []
+        self._lock = threading.Lock()
+        self.fail_next: int = 0
+
+    def write(self, batch: SpanBatch) -> None:
+        with self._lock:
+            if self.fail_next:
+                self.fail_next -= 1
+                raise ConnectionError("InMemorySink told to fail")
+            self.batches.append(batch)
+
+    def rows(self) -> SpanBatch:
+        with self._lock:
+            return SpanBatch.concat(self.batches)
+
+    def spans(self) -> list[dict[str, Any]]:
+        merged = self.rows()
+        return [{k: v[i] for k, v in merged.columns.items()} for i in range(merged.size)]

@@ -1,0 +1,2 @@
+-- Keep rows forever (retention set to 0 days).
+ALTER TABLE {table} REMOVE TTL;
