@@ -1,1 +1,15 @@
-"""spanhouse package."""
+"""spanhouse instrumentation: OpenTelemetry GenAI spans and metrics for LLM clients.
+
+Instrumentors (registered under the `opentelemetry_instrumentor` entry point,
+so `opentelemetry-instrument python app.py` loads them with no code change):
+
+- `spanhouse.instrumentation.openai.OpenAIInstrumentor`
+- `spanhouse.instrumentation.anthropic.AnthropicInstrumentor`
+
+Helpers for agent code, exported here: `agent`, `tool`, `context`, and
+`ContextSpanProcessor`. See docs/instrumentation.md.
+"""
+
+from .agent import ContextSpanProcessor, agent, context, hash_user_id, tool
+
+__all__ = ["ContextSpanProcessor", "agent", "context", "hash_user_id", "tool"]

@@ -1,0 +1,68 @@
+"""Settings read from the environment: kill switch, content capture, size cap.
+
+Read once into a module-level object so the hot path checks a plain
+attribute instead of parsing environment variables on every call.
+`refresh()` re-reads them; instrumentors call it when they instrument.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_ENABLED = "SPANHOUSE_INSTRUMENTATION_ENABLED"
+ENV_SDK_DISABLED = "OTEL_SDK_DISABLED"
+ENV_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENV_CAPTURE_MAX_BYTES = "SPANHOUSE_CAPTURE_MAX_BYTES"
+ENV_USER_ID_SALT = "SPANHOUSE_USER_ID_SALT"
+
+DEFAULT_CAPTURE_MAX_BYTES = 4096
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+# Newer GenAI instrumentations accept these modes; any that puts content on spans counts as on.
+_CAPTURE_MODES = frozenset({"span_only", "span_and_event"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = True
+    capture_content: bool = False
+    capture_max_bytes: int = DEFAULT_CAPTURE_MAX_BYTES
+    user_id_salt: str = ""
+
+
+def _flag(name: str) -> str:
+    return os.environ.get(name, "").strip().lower()
+
+
+def _max_bytes() -> int:
+    raw = os.environ.get(ENV_CAPTURE_MAX_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_CAPTURE_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        # A bad cap must not break the application; fall back to the default.
+        return DEFAULT_CAPTURE_MAX_BYTES
+    return value if value > 0 else DEFAULT_CAPTURE_MAX_BYTES
+
+
+def read() -> Settings:
+    enabled = _flag(ENV_ENABLED) not in _FALSE and _flag(ENV_SDK_DISABLED) not in _TRUE
+    capture = _flag(ENV_CAPTURE_CONTENT)
+    return Settings(
+        enabled=enabled,
+        capture_content=capture in _TRUE or capture in _CAPTURE_MODES,
+        capture_max_bytes=_max_bytes(),
+        user_id_salt=os.environ.get(ENV_USER_ID_SALT, ""),
+    )
+
+
+SETTINGS: Settings = read()
+
+
+def refresh() -> Settings:
+    """Re-read the environment (e.g. after a test changed it) and return the new settings."""
+    global SETTINGS
+    SETTINGS = read()
+    return SETTINGS

@@ -1,0 +1,245 @@
+"""The part every instrumentor shares: start a GenAI span, end it, record metrics.
+
+A patched method describes itself with an `Operation` (pure extractor
+functions for its request and response); `traced` / `async_traced` turn that
+into a wrapt wrapper. Every step that belongs to telemetry runs under
+`guarded`, so a bug here is logged once and the user's call goes on; the
+user's own exceptions are re-raised untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import timeit
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from . import _config
+from . import _semconv as sc
+from ._content import to_json
+from .agent import current_context_attributes
+
+_LOG = logging.getLogger("spanhouse.instrumentation")
+_logged: set[str] = set()
+_clock = timeit.default_timer  # monotonic, high resolution
+
+Attributes = dict[str, Any]
+
+
+def log_once(where: str, exc: BaseException) -> None:
+    """Log an instrumentation failure the first time it happens at `where`; never raise."""
+    if where in _logged:
+        return
+    _logged.add(where)
+    _LOG.warning("spanhouse instrumentation error in %s (logged once, telemetry skipped): %r", where, exc,
+                 exc_info=exc)
+
+
+class Accumulator(Protocol):
+    """Builds the response attributes of a stream from the items it yields."""
+
+    def observe(self, item: Any) -> None: ...
+
+    def attributes(self) -> Attributes: ...
+
+    def output_messages(self) -> list[Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a patched method means in GenAI terms; every function here is pure."""
+
+    name: str
+    request_attributes: Callable[[Mapping[str, Any]], Attributes]
+    response_attributes: Callable[[Any], Attributes]
+    request_content: Callable[[Mapping[str, Any]], Attributes] | None = None
+    output_messages: Callable[[Any], list[Any] | None] | None = None
+    stream_accumulator: Callable[[Mapping[str, Any]], Accumulator] | None = None
+
+
+class Telemetry:
+    """One instrumentor's tracer and histograms, bound to a provider name."""
+
+    def __init__(self, provider: str, tracer: Tracer, meter: Meter) -> None:
+        self.provider = provider
+        self.tracer = tracer
+        self.duration: Histogram = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
+        )
+        self.token_usage: Histogram = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=sc.TOKEN_USAGE_BUCKETS,
+        )
+
+    def begin(self, operation: Operation, instance: Any, kwargs: Mapping[str, Any]) -> Call | None:
+        """Start the span of one call, or None when telemetry is suppressed or failed to start."""
+        if not is_instrumentation_enabled():
+            return None
+        try:
+            attributes = {sc.OPERATION_NAME: operation.name, sc.PROVIDER_NAME: self.provider}
+            attributes.update(server_attributes(instance))
+            attributes.update(operation.request_attributes(kwargs))
+            attributes.update(current_context_attributes())
+            attributes = {k: v for k, v in attributes.items() if v is not None}
+            model = attributes.get(sc.REQUEST_MODEL)
+            name = f"{operation.name} {model}" if model else operation.name
+            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            settings = _config.SETTINGS
+            if settings.capture_content and operation.request_content is not None and span.is_recording():
+                for key, value in operation.request_content(kwargs).items():
+                    if value:
+                        span.set_attribute(key, to_json(value, settings.capture_max_bytes))
+            return Call(self, operation, span, attributes)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
+            log_once(f"{self.provider}.{operation.name}.begin", exc)
+            return None
+
+
+class Call:
+    """The span and timings of one in-flight call; `end` is idempotent."""
+
+    __slots__ = ("telemetry", "operation", "span", "request", "started", "first_chunk", "ended")
+
+    def __init__(self, telemetry: Telemetry, operation: Operation, span: Span, request: Attributes) -> None:
+        self.telemetry = telemetry
+        self.operation = operation
+        self.span = span
+        self.request = request
+        self.started = _clock()
+        self.first_chunk: float | None = None
+        self.ended = False
+
+    def activate(self) -> object:
+        """Make the span current while the SDK sends the request, so HTTP spans nest under it."""
+        return otel_context.attach(trace.set_span_in_context(self.span))
+
+    def mark_chunk(self) -> None:
+        if self.first_chunk is None:
+            self.first_chunk = _clock()
+
+    def end(self, response: Attributes | None = None, outputs: Callable[[], list[Any] | None] | None = None,
+            error: BaseException | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self._end(response or {}, outputs, error)
+        except Exception as exc:  # noqa: BLE001
+            log_once(f"{self.telemetry.provider}.{self.operation.name}.end", exc)
+            self.span.end()
+
+    def _end(self, response: Attributes, outputs: Callable[[], list[Any] | None] | None,
+             error: BaseException | None) -> None:
+        elapsed = _clock() - self.started
+        span = self.span
+        response = {k: v for k, v in response.items() if v is not None}
+        if self.first_chunk is not None:
+            response[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk - self.started
+        if error is not None:
+            response[sc.ERROR_TYPE] = type(error).__qualname__
+        if span.is_recording():
+            span.set_attributes(response)
+            settings = _config.SETTINGS
+            if settings.capture_content and outputs is not None:
+                messages = outputs()
+                if messages:
+                    span.set_attribute(sc.OUTPUT_MESSAGES, to_json(messages, settings.capture_max_bytes))
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+        self._record_metrics(elapsed, response)
+
+    def _record_metrics(self, elapsed: float, response: Attributes) -> None:
+        merged = {**self.request, **response}
+        point = {k: merged[k] for k in sc.METRIC_ATTRIBUTES if k in merged}
+        if sc.ERROR_TYPE in response:
+            self.telemetry.duration.record(elapsed, {**point, sc.ERROR_TYPE: response[sc.ERROR_TYPE]})
+            return
+        self.telemetry.duration.record(elapsed, point)
+        for key, token_type in ((sc.USAGE_INPUT_TOKENS, sc.TOKEN_TYPE_INPUT),
+                                (sc.USAGE_OUTPUT_TOKENS, sc.TOKEN_TYPE_OUTPUT)):
+            count = response.get(key)
+            if isinstance(count, int):
+                self.telemetry.token_usage.record(count, {**point, sc.TOKEN_TYPE: token_type})
+
+
+def server_attributes(instance: Any) -> Attributes:
+    """server.address/port from the client's base URL (a resource holds its client as `_client`)."""
+    client = getattr(instance, "_client", instance)
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not host:
+        return {}
+    port = getattr(url, "port", None)
+    if port is None:
+        port = 443 if getattr(url, "scheme", "https") == "https" else 80
+    return {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}
+
+
+def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, Any]) -> Any:
+    """End a non-stream call with its response, or hand a stream to a proxy that ends it later."""
+    from ._stream import AsyncStreamProxy, SyncStreamProxy  # here to keep the import graph acyclic
+
+    try:
+        if kwargs.get("stream") and operation.stream_accumulator is not None:
+            accumulator = operation.stream_accumulator(kwargs)
+            if hasattr(result, "__aiter__"):
+                return AsyncStreamProxy(result, call, accumulator)
+            if hasattr(result, "__iter__"):
+                return SyncStreamProxy(result, call, accumulator)
+        outputs = (lambda: operation.output_messages(result)) if operation.output_messages else None
+        call.end(operation.response_attributes(result), outputs)
+    except Exception as exc:  # noqa: BLE001
+        log_once(f"{call.telemetry.provider}.{operation.name}.finish", exc)
+        call.end()
+    return result
+
+
+def traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
+    """A wrapt wrapper for a synchronous SDK method."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        call = telemetry.begin(operation, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = call.activate()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        return finish(call, operation, result, kwargs)
+
+    return wrapper
+
+
+def async_traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
+    """A wrapt wrapper for an `async def` SDK method."""
+
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        call = telemetry.begin(operation, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        token = call.activate()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        return finish(call, operation, result, kwargs)
+
+    return wrapper

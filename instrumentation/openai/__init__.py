@@ -1,0 +1,46 @@
+"""OpenTelemetry GenAI instrumentor for the `openai` Python client (1.x and later)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from .. import _config
+from .. import _semconv as sc
+from .._patching import Patch, apply, make_telemetry, revert
+from . import patch
+
+_INSTRUMENTS = ("openai >= 1.0",)
+
+_PATCHES = (
+    Patch("openai.resources.chat.completions", "Completions", "create", patch.chat_completions_create),
+    Patch("openai.resources.chat.completions", "AsyncCompletions", "create",
+          patch.async_chat_completions_create),
+    Patch("openai.resources.responses", "Responses", "create", patch.responses_create),
+    Patch("openai.resources.responses", "AsyncResponses", "create", patch.async_responses_create),
+    Patch("openai.resources.embeddings", "Embeddings", "create", patch.embeddings_create),
+    Patch("openai.resources.embeddings", "AsyncEmbeddings", "create", patch.async_embeddings_create),
+)
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Traces chat completions, responses and embeddings calls of `openai` clients.
+
+    `instrument(tracer_provider=..., meter_provider=...)`; both default to the global ones.
+    Nothing is patched when `SPANHOUSE_INSTRUMENTATION_ENABLED=false` or `OTEL_SDK_DISABLED=true`.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        self._applied: list[tuple[type, str]] = []
+        if not _config.refresh().enabled:
+            return
+        telemetry = make_telemetry(sc.PROVIDER_OPENAI, __name__, kwargs)
+        self._applied = apply(_PATCHES, telemetry)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        revert(getattr(self, "_applied", []))
