@@ -1,0 +1,392 @@
+"""Ingest benchmark: OTLP/gRPC -> collector -> queryable rows, and each stage on its own.
+
+    python bench/ingest.py              # ~150k spans, well under 2 minutes on 2 cores
+    python bench/ingest.py --quick      # ~25k spans, under ~20 s
+    python bench/ingest.py --spans 500000 --streams 8
+
+End to end: a `spanhouse collector` runs as a separate process on a fresh
+embedded store and free ports; this process sends pre-serialized
+ExportTraceServiceRequest payloads (512 GenAI-shaped spans each) over a raw gRPC
+channel from a few concurrent streams, then POSTs /flush and checks through
+/query that `count()` of `spans` equals the spans sent. The rate is spans sent
+divided by the time from the first send to that count being confirmed.
+
+Stages, in this process, over the same payloads: protobuf parse alone, decode
+(parsed request -> SpanBatch) alone, normalize alone, and the ClickHouse insert
+alone (ClickHouseSink.write of pre-processed batches merged to
+writer.max_batch_rows rows, into a fresh embedded store opened only after the
+collector process has exited: one chDB engine per process). Each stage is
+printed as spans/s and as its ratio to the end-to-end rate; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SPANS_PER_REQUEST = 512
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+SERVICES = ("support-bot", "research-agent", "doc-summarizer", "billing-assistant")
+MODELS = (  # provider, request model, response model
+    ("openai", "gpt-4o", "gpt-4o-2024-08-06"),
+    ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+    ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+    ("anthropic", "claude-haiku-4-5", "claude-haiku-4-5-20251001"),
+)
+TOOLS = ("search_docs", "get_order_status", "run_sql", "fetch_url")
+WORDS = ("the", "order", "customer", "invoice", "refund", "shipping", "account", "please", "status", "help",
+         "delivery", "payment", "charged", "twice", "support", "ticket", "update", "address", "policy", "return")
+
+
+# --- payloads ---------------------------------------------------------------------
+
+
+def _text(rng: random.Random, chars: int) -> str:
+    out: list[str] = []
+    n = 0
+    while n < chars:
+        word = rng.choice(WORDS)
+        out.append(word)
+        n += len(word) + 1
+    return " ".join(out)
+
+
+def _kv(key: str, value: Any) -> Any:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+    if isinstance(value, bool):
+        v = AnyValue(bool_value=value)
+    elif isinstance(value, int):
+        v = AnyValue(int_value=value)
+    elif isinstance(value, float):
+        v = AnyValue(double_value=value)
+    elif isinstance(value, (list, tuple)):
+        v = AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=s) for s in value]))
+    else:
+        v = AnyValue(string_value=value)
+    return KeyValue(key=key, value=v)
+
+
+def _trace(rng: random.Random, spans: list[Any], t0: int, service: str) -> None:
+    """One agent turn: invoke_agent -> chat, tool, chat, tool, chat (with content and events)."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    trace_id = rng.randbytes(16)
+    root_id = rng.randbytes(8)
+    conversation = f"conv-{rng.getrandbits(40):x}"
+    provider, request_model, response_model = rng.choice(MODELS)
+    children: list[Any] = []
+    t = t0 + 1_000_000
+    for step in range(5):
+        span_id = rng.randbytes(8)
+        if step % 2 == 0:  # chat call
+            duration = int(rng.lognormvariate(6.6, 0.5) * 1_000_000)
+            input_tokens = rng.randint(200, 4000)
+            output_tokens = rng.randint(20, 800)
+            user = _text(rng, 600)
+            answer = _text(rng, 500)
+            attrs = [
+                _kv("gen_ai.operation.name", "chat"),
+                _kv("gen_ai.provider.name", provider),
+                _kv("gen_ai.request.model", request_model),
+                _kv("gen_ai.request.temperature", 0.2),
+                _kv("gen_ai.request.max_tokens", 1024),
+                _kv("gen_ai.response.model", response_model),
+                _kv("gen_ai.response.id", f"chatcmpl-{rng.getrandbits(64):x}"),
+                _kv("gen_ai.response.finish_reasons", ["tool_calls"] if step < 4 else ["stop"]),
+                _kv("gen_ai.usage.input_tokens", input_tokens),
+                _kv("gen_ai.usage.output_tokens", output_tokens),
+                _kv("gen_ai.usage.cache_read.input_tokens", rng.choice((0, input_tokens // 2))),
+                _kv("gen_ai.conversation.id", conversation),
+                _kv("server.address", "api.openai.com" if provider == "openai" else "api.anthropic.com"),
+                _kv("server.port", 443),
+                _kv("gen_ai.input.messages", json.dumps([
+                    {"role": "system", "parts": [{"type": "text", "content": "You are a helpful support agent."}]},
+                    {"role": "user", "parts": [{"type": "text", "content": user}]}])),
+                _kv("gen_ai.output.messages", json.dumps([
+                    {"role": "assistant", "parts": [{"type": "text", "content": answer}],
+                     "finish_reason": "stop" if step == 4 else "tool_call"}])),
+            ]
+            failed = rng.random() < 0.03
+            if failed:
+                attrs.append(_kv("error.type", "429"))
+            span = Span(trace_id=trace_id, span_id=span_id, parent_span_id=root_id, name=f"chat {request_model}",
+                        kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=t, end_time_unix_nano=t + duration,
+                        attributes=attrs,
+                        status=Status(code=Status.STATUS_CODE_ERROR, message="rate limit exceeded") if failed
+                        else Status())
+            span.events.add(time_unix_nano=t + duration // 3, name="gen_ai.content.chunk",
+                            attributes=[_kv("gen_ai.response.time_to_first_chunk", 0.21)])
+        else:  # tool call
+            duration = rng.randint(5, 400) * 1_000_000
+            tool = rng.choice(TOOLS)
+            span = Span(trace_id=trace_id, span_id=span_id, parent_span_id=root_id, name=f"execute_tool {tool}",
+                        kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=t, end_time_unix_nano=t + duration,
+                        attributes=[_kv("gen_ai.operation.name", "execute_tool"), _kv("gen_ai.tool.name", tool),
+                                    _kv("gen_ai.tool.call.id", f"call_{rng.getrandbits(48):x}"),
+                                    _kv("gen_ai.tool.type", "function")])
+        children.append(span)
+        t += duration + 2_000_000
+    root = Span(trace_id=trace_id, span_id=root_id, name="invoke_agent support", kind=Span.SPAN_KIND_INTERNAL,
+                start_time_unix_nano=t0, end_time_unix_nano=t,
+                attributes=[_kv("gen_ai.operation.name", "invoke_agent"), _kv("gen_ai.agent.name", "support"),
+                            _kv("gen_ai.agent.id", "agent-7"), _kv("gen_ai.provider.name", provider),
+                            _kv("gen_ai.request.model", request_model), _kv("gen_ai.conversation.id", conversation)])
+    root.events.add(time_unix_nano=t0 + 500_000, name="agent.turn.start", attributes=[_kv("turn", 1)])
+    spans.append(root)
+    spans.extend(children)
+
+
+def build_payloads(total_spans: int, seed: int = 7) -> list[bytes]:
+    """Serialized ExportTraceServiceRequests of SPANS_PER_REQUEST spans each, two services per request."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+    rng = random.Random(seed)
+    now = time.time_ns() - 3_600_000_000_000  # an hour ago: inside every retention
+    payloads = []
+    for r in range(max(1, total_spans // SPANS_PER_REQUEST)):
+        request = ExportTraceServiceRequest()
+        per_resource = SPANS_PER_REQUEST // 2
+        for k in range(2):
+            service = SERVICES[(2 * r + k) % len(SERVICES)]
+            rs: ResourceSpans = request.resource_spans.add()
+            rs.resource.attributes.extend([
+                _kv("service.name", service), _kv("service.version", "1.4.2"),
+                _kv("deployment.environment", "production"), _kv("telemetry.sdk.language", "python"),
+                _kv("telemetry.sdk.name", "opentelemetry"), _kv("telemetry.sdk.version", "1.30.0"),
+                _kv("host.name", f"pod-{service}-{k}"),
+            ])
+            ss = rs.scope_spans.add()
+            ss.scope.name = "spanhouse.instrumentation.openai"
+            ss.scope.version = "0.1.0"
+            spans: list[Any] = []
+            while len(spans) < per_resource:
+                _trace(rng, spans, now + rng.randint(0, 600) * 1_000_000_000, service)
+            ss.spans.extend(spans[:per_resource])
+        payloads.append(request.SerializeToString())
+    return payloads
+
+
+# --- collector subprocess ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CollectorProcess:
+    """`spanhouse collector` in its own process, on a fresh store and free ports."""
+
+    def __init__(self, store_dir: Path, env: dict[str, str]) -> None:
+        self.grpc = f"127.0.0.1:{free_port()}"
+        self.query = f"127.0.0.1:{free_port()}"
+        cmd = [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", f"chdb://{store_dir}",
+               "--grpc", self.grpc, "--query-endpoint", self.query]
+        self.log = open(store_dir.parent / "collector.log", "w+")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env={**os.environ, "SPANHOUSE_LOG_LEVEL": "warning", **env})
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "OTLP/gRPC on" not in line:
+            self.proc.kill()
+            self.log.seek(0)
+            raise RuntimeError(f"collector did not start: {line}{self.log.read()}")
+
+    def post(self, path: str, body: bytes = b"", timeout_s: float = 120.0) -> bytes:
+        req = urllib.request.Request(f"http://{self.query}{path}", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.read()
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://{self.query}/stats", timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def count_spans(self) -> int:
+        doc = json.loads(self.post("/query?format=JSONCompact", b"SELECT count() FROM spans"))
+        return int(doc["data"][0][0])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def send_all(endpoint: str, payloads: list[bytes], streams: int) -> int:
+    """Export every payload over `streams` concurrent channels; retries UNAVAILABLE. Returns retries."""
+    import grpc
+
+    retries = 0
+    lock = threading.Lock()
+    next_index = iter(range(len(payloads)))
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        nonlocal retries
+        channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 64 << 20)])
+        export = channel.unary_unary(EXPORT_METHOD)  # no serializers: bytes in, bytes out
+        try:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                while True:
+                    try:
+                        export(payloads[i], timeout=60)
+                        break
+                    except grpc.RpcError as exc:
+                        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        with lock:
+                            retries += 1
+                        time.sleep(0.05)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+        finally:
+            channel.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return retries
+
+
+def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    store = work / "e2e-store"
+    store.mkdir()
+    collector = CollectorProcess(store, env)
+    try:
+        # warm up the channel and the collector's first insert, on a separate count
+        t0 = time.perf_counter()
+        retries = send_all(collector.grpc, payloads, streams)
+        t_sent = time.perf_counter()
+        collector.post("/flush")
+        stored = collector.count_spans()
+        t_done = time.perf_counter()
+        stats = collector.stats()
+    finally:
+        collector.stop()
+    if stored != spans:
+        raise SystemExit(f"FAILED: sent {spans} spans, {stored} are queryable (collector log: {work}/collector.log)")
+    return {"spans_per_s": spans / (t_done - t0), "send_s": t_sent - t0, "flush_s": t_done - t_sent,
+            "total_s": t_done - t0, "retries": retries, "stats": stats}
+
+
+# --- stages in this process ---------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def stages(payloads: list[bytes], spans: int, work: Path, max_batch_rows: int) -> dict[str, float]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from spanhouse.collector.batch import SpanBatch
+    from spanhouse.collector.processors.normalize import NormalizeProcessor
+    from spanhouse.collector.receiver.decode import Decoder
+    from spanhouse.collector.store import Store
+    from spanhouse.collector.writer.clickhouse import ClickHouseSink
+
+    parse_s, requests = timed(lambda: [ExportTraceServiceRequest.FromString(p) for p in payloads])
+    decoder = Decoder()
+    decode_s, batches = timed(lambda: [decoder.decode(r, "default").batch for r in requests])
+    del requests
+    normalize = NormalizeProcessor()
+    normalize_s, batches = timed(lambda: [normalize.process(b) for b in batches])
+
+    merged = [SpanBatch.concat(batches[i:i + max(1, max_batch_rows // SPANS_PER_REQUEST)])
+              for i in range(0, len(batches), max(1, max_batch_rows // SPANS_PER_REQUEST))]
+    del batches
+    store = Store.open(f"chdb://{work / 'insert-store'}")
+    try:
+        store.migrate()
+        sink = ClickHouseSink(store)
+        insert_s, _ = timed(lambda: [sink.write(b) for b in merged])
+        (stored,), = store.query_rows("SELECT count() FROM spans")
+    finally:
+        store.close()
+    if stored != spans:
+        raise SystemExit(f"FAILED: insert stage wrote {stored} of {spans} spans")
+    return {"protobuf parse": spans / parse_s, "decode -> SpanBatch": spans / decode_s,
+            "normalize": spans / normalize_s, "ClickHouse insert": spans / insert_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, help="spans to send (rounded down to 512 per request)")
+    parser.add_argument("--quick", action="store_true", help="a small run, under ~20 s")
+    parser.add_argument("--streams", type=int, default=4, help="concurrent gRPC streams (default 4)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    wanted = args.spans or (25_600 if args.quick else 153_600)
+    requests = max(1, wanted // SPANS_PER_REQUEST)
+    spans = requests * SPANS_PER_REQUEST
+
+    from spanhouse.collector.config import load
+
+    # the collector's writer settings, as the subprocess will see them (environment overrides included)
+    max_batch_rows = load(None).writer.max_batch_rows
+
+    t0 = time.perf_counter()
+    payloads = build_payloads(spans)
+    mb = sum(map(len, payloads)) / 1e6
+    print(f"payloads: {requests} requests x {SPANS_PER_REQUEST} spans = {spans} spans, {mb:.1f} MB "
+          f"({mb * 1e6 / spans:.0f} B/span), built in {time.perf_counter() - t0:.1f}s; "
+          f"{args.streams} streams, writer.max_batch_rows={max_batch_rows}, {os.cpu_count()} CPUs")
+    work = Path(tempfile.mkdtemp(prefix="spanhouse-bench-"))
+    try:
+        e2e = end_to_end(payloads, spans, args.streams, work, {})
+        st = stages(payloads, spans, work, max_batch_rows)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    rate = e2e["spans_per_s"]
+    w = e2e["stats"]
+    print(f"\nend to end (sent -> queryable): {rate:>10,.0f} spans/s  "
+          f"[{spans} spans in {e2e['total_s']:.2f}s: send {e2e['send_s']:.2f}s, flush+count {e2e['flush_s']:.2f}s; "
+          f"{e2e['retries']} UNAVAILABLE retries; {w.get('writer_batches_written_total', '?')} inserts]")
+    print(f"{'stage (this process, 1 thread)':<32}{'spans/s':>12}{'x end-to-end':>14}")
+    for name, value in st.items():
+        print(f"  {name:<30}{value:>12,.0f}{value / rate:>13.2f}x")
+    serial = 1 / sum(1 / v for v in st.values())
+    print(f"  {'all stages, serial':<30}{serial:>12,.0f}{serial / rate:>13.2f}x")
+    target = 20_000
+    print(f"\ntarget {target:,} spans/s end to end: {'met' if rate >= target else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
