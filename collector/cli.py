@@ -14,6 +14,10 @@ from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import Config, ConfigError
 
 
+# Top-level modules that come with the `collector` extra.
+COLLECTOR_MODULES = {"grpc", "google", "opentelemetry", "clickhouse_connect", "chdb", "yaml"}
+
+
 def _load_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if getattr(args, "store", None):
@@ -180,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"spanhouse: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in COLLECTOR_MODULES:
+            raise
+        print(f"spanhouse: the collector's dependencies are not installed (no module {exc.name!r}): "
+              "pip install 'spanhouse[collector]'", file=sys.stderr)
         return 2
 
 
