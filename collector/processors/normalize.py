@@ -43,8 +43,12 @@ ERROR_TYPE = error_attributes.ERROR_TYPE
 _LEGACY_OPERATION = "chat"
 
 
+# Token columns are Nullable(UInt64): a larger value would fail every retry of the insert.
+_UINT64_MAX = (1 << 64) - 1
+
+
 def _count(text: str | None) -> int | None:
-    """A token count attribute -> int; None when absent or not a non-negative number."""
+    """A token count attribute -> int; None when absent or not a number in 0..2**64-1."""
     if text is None:
         return None
     try:
@@ -52,9 +56,9 @@ def _count(text: str | None) -> int | None:
     except ValueError:
         try:
             value = int(float(text))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "inf", "1e400"
             return None
-    return value if value >= 0 else None
+    return value if 0 <= value <= _UINT64_MAX else None
 
 
 def _seconds(text: str | None) -> float | None:
