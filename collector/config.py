@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,35 @@ def _check_endpoint(key: str, value: str) -> None:
 
 
 def _coerce(key: str, raw: Any, kind: Any) -> Any:
-    """Convert a YAML or environment value to the field's type, or say what is wrong."""
+    """Convert a YAML or environment value to the field's type, or say what is wrong.
+
+    Besides str/int/float/bool: `list[X]`, `dict[str, X]` and `X | None`, where X
+    is one of those or a config dataclass (built from a mapping, validated the same way).
+    """
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        if raw is None and len(options) < len(typing.get_args(kind)):
+            return None
+        return _coerce(key, raw, options[0])
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if isinstance(raw, str) and not dataclasses.is_dataclass(item):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]  # environment: comma-separated
+        if not isinstance(raw, list):
+            raise ConfigError(f"{key}: expected a list, got {raw!r}")
+        return [_coerce(f"{key}[{i}]", value, item) for i, value in enumerate(raw)]
+    if origin is dict:
+        _, item = typing.get_args(kind)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {raw!r}")
+        return {str(k): _coerce(f"{key}.{k}", value, item) for k, value in raw.items()}
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key}: expected a mapping of options, got {raw!r}")
+        built = kind()
+        _apply(built, raw, f"{key}.")
+        return built
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -142,7 +171,7 @@ def _coerce(key: str, raw: Any, kind: Any) -> Any:
     elif kind is str:
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw)
-    raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
+    raise ConfigError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {raw!r}")
 
 
 def _apply(target: Any, data: dict[str, Any], prefix: str) -> None:
