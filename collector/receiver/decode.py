@@ -24,6 +24,10 @@ SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consum
 STATUS_CODES = ("Unset", "Ok", "Error")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
+# One encoder for all calls: json.dumps with non-default options builds a new encoder every time.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# The string encoder _to_json uses, so both paths render a string identically.
+_json_string = json.encoder.encode_basestring
 
 
 class RequestDecodeError(ValueError):
@@ -85,8 +89,14 @@ def _as_text(value: Any, which: str | None) -> str | None:
         return "true" if value.bool_value else "false"
     if which == "double_value":
         return repr(value.double_value)
-    if which in ("array_value", "kvlist_value"):
-        return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    if which == "array_value":
+        values = value.array_value.values
+        # Arrays of strings (finish reasons, tags) are the common case: skip the generic walk.
+        if all(v.WhichOneof("value") == "string_value" for v in values):
+            return "[" + ",".join([_json_string(v.string_value) for v in values]) + "]"
+        return _to_json(_plain(value))
+    if which == "kvlist_value":
+        return _to_json(_plain(value))
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
     return None
@@ -117,11 +127,10 @@ class Decoder:
         limit = self.max_value_length
         for kv in kvs:
             value = kv.value
-            which = value.WhichOneof("value")
-            if which == "string_value":
-                text = value.string_value
-            else:
-                text = _as_text(value, which)
+            text = value.string_value
+            # Almost every value is a non-empty string; only "" can be another type (or unset).
+            if not text and value.WhichOneof("value") != "string_value":
+                text = _as_text(value, value.WhichOneof("value"))
                 if text is None:
                     result.note("attribute values were empty or of an unknown type and were stored as ''")
                     text = ""

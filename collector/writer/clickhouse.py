@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from itertools import compress
 from typing import Any, Protocol
 
 from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, SpanBatch
@@ -36,10 +37,13 @@ class ClickHouseSink:
         if not batch.size:
             return
         operations = batch.column("Operation")
-        genai_rows = [i for i, op in enumerate(operations) if op]
-        if genai_rows:
-            calls = batch if len(genai_rows) == batch.size else batch.take(genai_rows)
-            self.store.insert("genai_calls", [calls.column(c) for c in GENAI_CALLS_COLUMNS], list(GENAI_CALLS_COLUMNS))
+        genai = sum(map(bool, operations))
+        if genai:
+            # Only genai_calls' own columns are copied, not the whole batch (attribute maps, events, ...).
+            calls = [batch.column(c) for c in GENAI_CALLS_COLUMNS]
+            if genai != batch.size:
+                calls = [list(compress(values, operations)) for values in calls]
+            self.store.insert("genai_calls", calls, list(GENAI_CALLS_COLUMNS))
         self.store.insert("spans", [batch.column(c) for c in SPANS_COLUMNS], list(SPANS_COLUMNS))
 
 
