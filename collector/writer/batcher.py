@@ -69,8 +69,10 @@ class BatchingWriter:
             self._queue.append(batch)
             self._queued_rows += batch.size
             if self._oldest is None:
+                # The writer thread may be waiting with no deadline: wake it to start the age clock.
                 self._oldest = time.monotonic()
-            if self._queued_rows >= self.max_batch_rows:
+                self._cond.notify_all()
+            elif self._queued_rows >= self.max_batch_rows:
                 self._cond.notify_all()
 
     @property
