@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,8 @@ READ_ONLY_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "S
                         "ShowTablesQuery")
 OUTPUT_FORMATS = ("JSONCompact", "CSVWithNames", "JSONEachRow", "TabSeparatedWithNames", "PrettyCompact")
 MAX_SQL_BYTES = 1 << 20
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"")
+_INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 
 
 class NotReadOnly(ValueError):
@@ -40,8 +43,9 @@ def check_read_only(store: Store, sql: str) -> None:
     """Raise NotReadOnly unless `sql` is exactly one statement that only reads."""
     # formatQuery refuses multi-statements without running anything; EXPLAIN AST
     # of a single statement names its kind, again without running it.
+    formatted = None
     try:
-        store.query_rows("SELECT formatQuerySingleLine({q:String})", {"q": sql})
+        ((formatted,),) = store.query_rows("SELECT formatQuerySingleLine({q:String})", {"q": sql})
     except Exception as exc:
         if "Multi-statements" in str(exc):
             raise NotReadOnly("send one SQL statement at a time") from None
@@ -50,6 +54,12 @@ def check_read_only(store: Store, sql: str) -> None:
     if not kind.startswith(READ_ONLY_STATEMENTS):
         raise NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
                           f"the collector; this is a {kind.strip()}. Stop the collector to change the store.")
+    if formatted is None:
+        raise NotReadOnly("this statement could not be checked to be read-only; simplify it")
+    # A SELECT ... INTO OUTFILE writes a file as the collector's user: not read-only.
+    if _INTO_OUTFILE.search(_QUOTED.sub("", formatted)):
+        raise NotReadOnly("INTO OUTFILE would write a file on the collector's host; "
+                          "drop it and use `spanhouse query --format csv|json > FILE` instead")
 
 
 class _Handler(BaseHTTPRequestHandler):
