@@ -1,55 +1,16 @@
-"""Shared fixtures: a real collector (real gRPC server, embedded ClickHouse) on free ports."""
+"""Shared fixtures: a real collector on free ports (see collector_harness)."""
 
 from __future__ import annotations
 
-import socket
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from spanhouse.collector import config as config_mod
-from spanhouse.collector.pipeline import Collector
+sys.path.insert(0, str(Path(__file__).parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class RunningCollector:
-    collector: Collector
-    grpc_endpoint: str  # HOST:PORT, insecure OTLP/gRPC
-    query_endpoint: str
-    store_url: str
-
-    def flush(self) -> None:
-        assert self.collector.flush(60.0), "writer did not flush within 60 s"
-
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Rows of `sql` after everything accepted so far has been written."""
-        self.flush()
-        return self.collector.store.query_rows(sql, parameters)
-
-
-def start_collector(data_dir: Path, **overrides: Any) -> RunningCollector:
-    grpc_port, query_port = free_port(), free_port()
-    tree: dict[str, Any] = {
-        "store": {"url": f"chdb://{data_dir}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}},
-        "query": {"endpoint": f"127.0.0.1:{query_port}"},
-        "writer": {"max_wait_s": 0.2},
-    }
-    for section, values in overrides.items():
-        tree.setdefault(section, {}).update(values)
-    cfg = config_mod.load(None, environ={}, overrides=tree)
-    collector = Collector(cfg)
-    collector.start()
-    return RunningCollector(collector, f"127.0.0.1:{collector.grpc_port}", cfg.query.endpoint, cfg.store.url)
+from collector_harness import RunningCollector, start_collector  # noqa: E402
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from spanhouse.collector.pipeline import Collector
 from spanhouse.collector.receiver import lenient
 from spanhouse.collector.writer import InMemorySink
 
-from conftest import RunningCollector, free_port, start_collector
+from collector_harness import RunningCollector, free_port, start_collector
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DEFAULT_MAX_ATTRIBUTE_VALUE_LENGTH = 1 << 20

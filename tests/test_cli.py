@@ -18,7 +18,7 @@ import pytest
 from spanhouse.collector import cli
 from spanhouse.collector.store import Store
 
-from conftest import free_port
+from collector_harness import free_port
 
 READY = re.compile(r"^spanhouse collector: OTLP/gRPC on (\S+):(\d+), store ")
 

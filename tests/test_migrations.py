@@ -9,7 +9,7 @@ import pytest
 
 from spanhouse.collector.store import Store, StoreError, StoreLocation, available_migrations, split_statements
 
-from conftest import start_collector
+from collector_harness import start_collector
 
 TABLES = ("spans", "spans_trace_id_ts", "genai_calls", "genai_usage_1m", "genai_usage_1h")
 

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from spanhouse.collector import cli
 
-from conftest import RunningCollector, free_port, start_collector
+from collector_harness import RunningCollector, free_port, start_collector
 from test_cli import CollectorProcess, http_post, run_cli
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from spanhouse.instrumentation import ContextSpanProcessor, _config, agent, context, tool
 from spanhouse.instrumentation import _semconv as sc
 
-from conftest import set_env
+from instr_harness import set_env
 
 agent_module = importlib.import_module("spanhouse.instrumentation.agent")  # the package attribute is the function
 

@@ -22,7 +22,7 @@ from spanhouse.instrumentation.anthropic import AnthropicInstrumentor
 from spanhouse.instrumentation.openai import OpenAIInstrumentor
 from spanhouse.instrumentation.openai import patch as openai_patch
 
-from conftest import make_telemetry, set_env
+from instr_harness import make_telemetry, set_env
 
 PATCHED = [(Completions, "create"), (AsyncCompletions, "create"), (Responses, "create"),
            (AsyncResponses, "create"), (Embeddings, "create"), (AsyncEmbeddings, "create"),
