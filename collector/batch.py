@@ -67,6 +67,15 @@ GENAI_COLUMNS: dict[str, Any] = {
 }
 
 
+# Routing columns: never stored, they tell the sink which tables a span goes to.
+# Absent means the default: every GenAI span (Operation != '') into genai_calls,
+# every span into spans. The sampler sets them, so that a GenAI call reaches
+# genai_calls whatever the sampling decision for its trace, exactly once.
+WRITE_CALL = "_WriteCall"
+WRITE_SPAN = "_WriteSpan"
+ROUTING_DEFAULTS: dict[str, bool] = {WRITE_CALL: True, WRITE_SPAN: True}
+
+
 class SpanBatch:
     """Equally long column lists, one entry per span."""
 
@@ -122,6 +131,8 @@ class SpanBatch:
             merged: list[Any] = []
             for part in parts:
                 values = part.columns.get(name)
-                merged.extend(values if values is not None else [GENAI_COLUMNS[name]] * part.size)
+                if values is None:
+                    values = [ROUTING_DEFAULTS[name] if name in ROUTING_DEFAULTS else GENAI_COLUMNS[name]] * part.size
+                merged.extend(values)
             columns[name] = merged
         return SpanBatch(columns, sum(p.size for p in parts))

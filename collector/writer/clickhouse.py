@@ -6,7 +6,7 @@ import threading
 from itertools import compress
 from typing import Any, Protocol
 
-from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, SpanBatch
+from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, WRITE_CALL, WRITE_SPAN, SpanBatch
 from spanhouse.collector.store import Store
 
 SPANS_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(GENAI_COLUMNS)
@@ -28,7 +28,10 @@ class Sink(Protocol):
 
 
 class ClickHouseSink:
-    """Column-oriented inserts: every GenAI span into genai_calls, every span into spans."""
+    """Column-oriented inserts: GenAI spans into genai_calls, spans into spans, as the routing columns say.
+
+    Without routing columns (no sampler), every GenAI span goes to genai_calls and every span to spans.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -36,15 +39,25 @@ class ClickHouseSink:
     def write(self, batch: SpanBatch) -> None:
         if not batch.size:
             return
-        operations = batch.column("Operation")
-        genai = sum(map(bool, operations))
+        calls_mask: list[Any] = batch.column("Operation")
+        if WRITE_CALL in batch.columns:
+            calls_mask = [bool(op) and wanted for op, wanted in zip(calls_mask, batch[WRITE_CALL])]
+        genai = sum(map(bool, calls_mask))
         if genai:
             # Only genai_calls' own columns are copied, not the whole batch (attribute maps, events, ...).
             calls = [batch.column(c) for c in GENAI_CALLS_COLUMNS]
             if genai != batch.size:
-                calls = [list(compress(values, operations)) for values in calls]
+                calls = [list(compress(values, calls_mask)) for values in calls]
             self.store.insert("genai_calls", calls, list(GENAI_CALLS_COLUMNS))
-        self.store.insert("spans", [batch.column(c) for c in SPANS_COLUMNS], list(SPANS_COLUMNS))
+        spans = [batch.column(c) for c in SPANS_COLUMNS]
+        if WRITE_SPAN in batch.columns:
+            spans_mask = batch[WRITE_SPAN]
+            kept = sum(map(bool, spans_mask))
+            if not kept:
+                return
+            if kept != batch.size:
+                spans = [list(compress(values, spans_mask)) for values in spans]
+        self.store.insert("spans", spans, list(SPANS_COLUMNS))
 
 
 class InMemorySink:
