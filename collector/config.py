@@ -8,6 +8,7 @@ A bad value stops start-up with a ConfigError naming the key.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import types
@@ -69,12 +70,39 @@ class RetentionConfig:
 
 
 @dataclass
+class PriceOverride:
+    # One price in USD per million tokens; see docs/pricing.md.
+    provider: str = ""
+    model: str = ""
+    effective: str = ""
+    input: float | None = None
+    output: float | None = None
+    cache_read: float | None = None
+    cache_write: float | None = None
+    source: str = ""
+
+
+@dataclass
+class PricingConfig:
+    enabled: bool = True
+    # Extra price file (same format as schemas/prices/prices.yaml), layered over the built-in table.
+    price_file: str = ""
+    overrides: list[PriceOverride] = field(default_factory=list)
+    # Model name as spans report it (an Azure deployment, a gateway alias) -> the model to price it as.
+    model_aliases: dict[str, str] = field(default_factory=dict)
+    # Operations that are billed LLM calls; agent, workflow and tool spans are never priced.
+    operations: list[str] = field(default_factory=lambda: ["chat", "text_completion", "generate_content",
+                                                           "embeddings"])
+
+
+@dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -110,8 +138,24 @@ class Config:
                                   f"{getattr(self.retention, key)}")
         if not self.receiver.default_tenant:
             raise ConfigError("receiver.default_tenant: must not be empty")
+        self._validate_pricing()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
+
+
+    def _validate_pricing(self) -> None:
+        from spanhouse.collector.pricing import PriceTableError, build_price_table
+
+        if not self.pricing.enabled:
+            return
+        agents = sorted(set(self.pricing.operations) & {"invoke_agent", "create_agent", "execute_tool"})
+        if agents:
+            raise ConfigError(f"pricing.operations: {agents[0]!r} spans repeat or carry no LLM usage and are "
+                              "never priced (a trace's cost is the sum over its LLM calls)")
+        try:
+            build_price_table(self.pricing)
+        except PriceTableError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _check_endpoint(key: str, value: str) -> None:
@@ -171,6 +215,8 @@ def _coerce(key: str, raw: Any, kind: Any) -> Any:
     elif kind is str:
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw)
+        if isinstance(raw, datetime.date):  # YAML reads an unquoted 2025-01-31 as a date
+            return raw.isoformat()
     raise ConfigError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {raw!r}")
 
 

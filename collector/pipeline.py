@@ -10,6 +10,7 @@ from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.config import Config
 from spanhouse.collector.processors import Processor
 from spanhouse.collector.processors.normalize import NormalizeProcessor
+from spanhouse.collector.processors.price import PriceProcessor
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult
 from spanhouse.collector.writer import BatchingWriter, ClickHouseSink
 from spanhouse.collector.writer.clickhouse import Sink
@@ -19,7 +20,12 @@ log = logging.getLogger("spanhouse.pipeline")
 
 def default_processors(config: Config) -> list[Processor]:
     """The processors in ARCHITECTURE.md order (normalize -> redact -> price -> sample)."""
-    return [NormalizeProcessor()]
+    from spanhouse.collector.pricing import build_price_table
+
+    processors: list[Processor] = [NormalizeProcessor()]
+    if config.pricing.enabled:
+        processors.append(PriceProcessor(build_price_table(config.pricing), config.pricing.operations))
+    return processors
 
 
 class Pipeline:
@@ -85,10 +91,12 @@ class Collector:
     def start(self) -> None:
         from spanhouse.collector.query_server import QueryServer
         from spanhouse.collector.receiver.grpc import GrpcReceiver
+        from spanhouse.collector.pricing import sync_model_prices
         from spanhouse.collector.store import Store
 
         cfg = self.config
         sink = self._sink
+        processors = default_processors(cfg)
         if sink is None:
             self.store = Store.open(cfg.store.url)
             self.store.migrate()
@@ -98,10 +106,14 @@ class Collector:
                 "genai_calls": cfg.retention.genai_calls_days,
                 "genai_usage_1m": cfg.retention.rollups_days,
                 "genai_usage_1h": cfg.retention.rollups_days,
+                "trace_costs": cfg.retention.genai_calls_days,
             })
+            price = next((p for p in processors if isinstance(p, PriceProcessor)), None)
+            if price is not None:
+                sync_model_prices(self.store, price.table)
             sink = ClickHouseSink(self.store)
         writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows)
-        self.pipeline = Pipeline(Decoder(cfg.receiver.max_attribute_value_length), default_processors(cfg), writer)
+        self.pipeline = Pipeline(Decoder(cfg.receiver.max_attribute_value_length), processors, writer)
         try:
             self.receiver = GrpcReceiver(self.pipeline, cfg.receiver.grpc.endpoint, cfg.receiver.grpc.max_recv_msg_size_mib,
                                          cfg.receiver.grpc.max_workers, cfg.receiver.default_tenant)

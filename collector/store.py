@@ -173,6 +173,7 @@ RETENTION_TIME_EXPR = {
     "genai_calls": "toDateTime(Timestamp)",
     "genai_usage_1m": "Minute",
     "genai_usage_1h": "Hour",
+    "trace_costs": "Day",
 }
 
 

@@ -36,6 +36,11 @@ def test_every_key_of_a_full_file_is_read() -> None:
         "writer": {"max_batch_rows": 500, "max_wait_s": 0.5, "max_pending_rows": 5000, "shutdown_timeout_s": 10.0},
         "query": {"endpoint": ""},
         "retention": {"spans_days": 7, "genai_calls_days": 90, "rollups_days": 365},
+        "pricing": {"enabled": True, "price_file": "",
+                    "overrides": [{"provider": "azure.ai.openai", "model": "gpt-4o", "effective": "2025-01-01",
+                                   "input": 2.75, "output": 11.0, "cache_read": 1.375, "cache_write": 2.75,
+                                   "source": "contract 42"}],
+                    "model_aliases": {"prod-chat": "gpt-4o"}, "operations": ["chat", "embeddings"]},
         "log_level": "debug",
     }
 

@@ -122,10 +122,12 @@ def test_genai_span_fills_typed_columns_and_links(running_collector, sent):
         "Operation": "chat", "Provider": "openai", "RequestModel": "gpt-4o", "ResponseModel": "gpt-4o-2024-08-06",
         "ResponseId": "chatcmpl-123", "FinishReasons": ["stop", "tool_calls"], "InputTokens": 1200,
         "OutputTokens": 300, "CacheReadTokens": 1000, "CacheWriteTokens": 0, "ReasoningTokens": None,
-        "CostTotal": None, "TimeToFirstToken": 0.25, "ToolName": "", "ToolCallId": "", "AgentName": "cashier",
+        "TimeToFirstToken": 0.25, "ToolName": "", "ToolCallId": "", "AgentName": "cashier",
         "AgentId": "agent-1", "ConversationId": "conv-9", "ErrorType": "",
     }
     assert {k: row[k] for k in expected} == expected
+    # gpt-4o list price: $2.50 uncached input, $1.25 cached input, $10 output per million tokens.
+    assert row["CostTotal"] == pytest.approx((200 * 2.50 + 1000 * 1.25 + 300 * 10.00) / 1e6)
 
 
 def test_error_tool_span_and_deprecated_names(running_collector, sent):
