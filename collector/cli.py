@@ -27,6 +27,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         overrides["receiver"] = {"grpc": {"endpoint": args.grpc}}
     if getattr(args, "query_endpoint", None) is not None:
         overrides["query"] = {"endpoint": args.query_endpoint}
+    if getattr(args, "allow_unauthenticated", False):
+        overrides["auth"] = {"allow_unauthenticated": True}
     return config_mod.load(args.config, overrides=overrides)
 
 
@@ -153,6 +155,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    from spanhouse.collector import auth
+
+    if args.generate:
+        key = auth.generate_key()
+        print(f"key:        {key}\nkey_sha256: {auth.hash_key(key)}")
+        print("Give the key to the client (authorization: Bearer <key>); put only key_sha256 in auth.keys.",
+              file=sys.stderr)
+        return 0
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("API key (not echoed): ")
+    else:
+        key = sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        print("spanhouse hash-key: no key given on standard input (or use --generate)", file=sys.stderr)
+        return 2
+    print(auth.hash_key(key))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanhouse", description="OpenTelemetry GenAI pipeline into ClickHouse.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc", metavar="HOST:PORT", help="OTLP/gRPC listen address (default 127.0.0.1:4317)")
     p.add_argument("--query-endpoint", metavar="HOST:PORT",
                    help="loopback address for read-only queries from other processes ('' disables)")
+    p.add_argument("--allow-unauthenticated", action="store_true",
+                   help="accept OTLP from anyone who can reach a non-loopback --grpc address (no API keys)")
     p.add_argument("--demo", action="store_true", help="also send demo GenAI traffic to itself and print a summary")
     p.add_argument("--demo-traces", type=int, default=200, metavar="N", help="traces the demo sends (default 200)")
     p.set_defaults(func=cmd_collector)
@@ -181,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", metavar="HOST:PORT", help="collector OTLP/gRPC address (default from config)")
     p.add_argument("--traces", type=int, default=200, metavar="N", help="number of traces to send (default 200)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("hash-key", help="print the key_sha256 of an API key read from standard input")
+    p.add_argument("--generate", action="store_true", help="make a new random key and print it with its hash")
+    p.set_defaults(func=cmd_hash_key)
     return parser
 
 

@@ -35,6 +35,11 @@ class GrpcConfig:
     endpoint: str = "127.0.0.1:4317"
     max_recv_msg_size_mib: int = 64
     max_workers: int = 8
+    # PEM files; with both set the receiver speaks TLS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # With this set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca_file: str = ""
 
 
 @dataclass
@@ -44,6 +49,31 @@ class ReceiverConfig:
     max_attribute_value_length: int = 1 << 20
     # Tenant stamped on spans when no API key maps the caller to another one.
     default_tenant: str = "default"
+    # Spans past this many in one request are refused (counted in partial_success); the rest are stored.
+    max_spans_per_request: int = 100000
+    # A span with more attributes than this is refused (counted in partial_success).
+    max_attributes_per_span: int = 1024
+
+
+@dataclass
+class ApiKeyConfig:
+    tenant: str = ""
+    # SHA-256 hex digest of the key (`spanhouse hash-key`); the key itself is never stored.
+    key_sha256: str = ""
+    # May query every tenant's rows through the query endpoint.
+    admin: bool = False
+    # A label for logs (which key was used), never the key.
+    name: str = ""
+
+
+@dataclass
+class AuthConfig:
+    # With any key configured, every OTLP call and query must present one (`authorization: Bearer <key>`).
+    keys: list[ApiKeyConfig] = field(default_factory=list)
+    # YAML file with more keys in the same shape, read at start-up.
+    keys_file: str = ""
+    # Accept unauthenticated writes on a non-loopback address (refused at start-up otherwise).
+    allow_unauthenticated: bool = False
 
 
 @dataclass
@@ -99,6 +129,7 @@ class PricingConfig:
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -119,6 +150,8 @@ class Config:
             "receiver.grpc.max_recv_msg_size_mib": self.receiver.grpc.max_recv_msg_size_mib,
             "receiver.grpc.max_workers": self.receiver.grpc.max_workers,
             "receiver.max_attribute_value_length": self.receiver.max_attribute_value_length,
+            "receiver.max_spans_per_request": self.receiver.max_spans_per_request,
+            "receiver.max_attributes_per_span": self.receiver.max_attributes_per_span,
             "writer.max_batch_rows": self.writer.max_batch_rows,
             "writer.max_wait_s": self.writer.max_wait_s,
             "writer.max_pending_rows": self.writer.max_pending_rows,
@@ -139,6 +172,7 @@ class Config:
         if not self.receiver.default_tenant:
             raise ConfigError("receiver.default_tenant: must not be empty")
         self._validate_pricing()
+        self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
 
@@ -156,6 +190,50 @@ class Config:
             build_price_table(self.pricing)
         except PriceTableError as exc:
             raise ConfigError(str(exc)) from None
+    def _validate_access(self) -> None:
+        from spanhouse.collector import auth
+
+        auth.check_tenant("receiver.default_tenant", self.receiver.default_tenant)
+        keys = auth.KeyRing.from_config(self.auth)
+        grpc = self.receiver.grpc
+        host = grpc.endpoint.rpartition(":")[0]
+        if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
+            raise ConfigError(
+                f"receiver.grpc.endpoint: refusing to listen on {grpc.endpoint} without authentication: anyone "
+                "who can reach that address could write spans. Configure API keys (auth.keys or auth.keys_file, "
+                "see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly with "
+                "auth.allow_unauthenticated: true (--allow-unauthenticated)")
+        if bool(grpc.tls_cert_file) != bool(grpc.tls_key_file):
+            missing = "tls_key_file" if grpc.tls_cert_file else "tls_cert_file"
+            raise ConfigError(f"receiver.grpc.{missing}: TLS needs both tls_cert_file and tls_key_file")
+        if grpc.tls_client_ca_file and not grpc.tls_cert_file:
+            raise ConfigError("receiver.grpc.tls_client_ca_file: client certificates need TLS: "
+                              "also set tls_cert_file and tls_key_file")
+        if grpc.tls_cert_file:
+            _check_tls_files(grpc)
+
+
+def _check_tls_files(grpc: GrpcConfig) -> None:
+    """Load the PEM files as TLS would, so a bad file stops start-up naming the key."""
+    import ssl
+
+    for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        path = getattr(grpc, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"receiver.grpc.{key}: no such file {path!r}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(grpc.tls_cert_file, grpc.tls_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"receiver.grpc.tls_cert_file/tls_key_file: cannot load the certificate and key "
+                          f"({grpc.tls_cert_file}, {grpc.tls_key_file}): expected PEM files where the key "
+                          f"belongs to the certificate ({exc})") from None
+    if grpc.tls_client_ca_file:
+        try:
+            context.load_verify_locations(cafile=grpc.tls_client_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"receiver.grpc.tls_client_ca_file: cannot load CA certificates from "
+                              f"{grpc.tls_client_ca_file} ({exc})") from None
 
 
 def _check_endpoint(key: str, value: str) -> None:

@@ -113,10 +113,11 @@ class Collector:
                 sync_model_prices(self.store, price.table)
             sink = ClickHouseSink(self.store)
         writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows)
-        self.pipeline = Pipeline(Decoder(cfg.receiver.max_attribute_value_length), processors, writer)
+        decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
+                          cfg.receiver.max_attributes_per_span)
+        self.pipeline = Pipeline(decoder, processors, writer)
         try:
-            self.receiver = GrpcReceiver(self.pipeline, cfg.receiver.grpc.endpoint, cfg.receiver.grpc.max_recv_msg_size_mib,
-                                         cfg.receiver.grpc.max_workers, cfg.receiver.default_tenant)
+            self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
             if cfg.query.endpoint and self.store is not None:
                 self.query_server = QueryServer(self, cfg.query.endpoint)

@@ -3,10 +3,15 @@
 While a collector owns an embedded store, no other process can open it, so the
 query goes to the collector's loopback query endpoint. With no collector
 running, the store is opened directly. A ClickHouse server is always direct.
+
+A collector with API keys needs one on its query endpoint: `SPANHOUSE_API_KEY`
+is sent as `Authorization: Bearer <key>`. A tenant key sees that tenant's rows
+only; an admin key, or opening the store directly, sees every tenant.
 """
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 
@@ -22,13 +27,21 @@ class _NoCollector(Exception):
     pass
 
 
+API_KEY_ENV = "SPANHOUSE_API_KEY"
+
+
 def _post(cfg: Config, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
     if not cfg.query.endpoint:
         raise _NoCollector("query.endpoint is disabled")
     url = f"http://{cfg.query.endpoint}{path}"
     reason_prefix = f"{cfg.query.endpoint}: "
+    headers = {}
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=timeout_s) as resp:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
         raise QueryError(exc.read().decode("utf-8", "replace").strip()) from None

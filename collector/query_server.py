@@ -6,6 +6,11 @@ query`, `spanhouse demo`) reach the data through the collector:
     POST /query?format=JSONCompact   body: one SQL statement  -> the formatted result
     POST /flush                       write everything accepted so far
     GET  /health, GET /stats          liveness, the collector's counters as JSON
+
+With API keys configured (auth.keys), every path but /health needs
+`Authorization: Bearer <key>`: an admin key may run any read-only statement
+and read /stats; any other key runs SELECTs confined to its tenant's rows
+(see tenant_query).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+from spanhouse.collector.auth import AuthError, KeyRing, Principal
+from spanhouse.collector.tenant_query import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
     from spanhouse.collector.pipeline import Collector
@@ -39,8 +47,8 @@ class NotReadOnly(ValueError):
     pass
 
 
-def check_read_only(store: Store, sql: str) -> None:
-    """Raise NotReadOnly unless `sql` is exactly one statement that only reads."""
+def check_read_only(store: Store, sql: str) -> tuple[str, str]:
+    """Raise NotReadOnly unless `sql` is exactly one statement that only reads; else its (AST, formatted SQL)."""
     # formatQuery refuses multi-statements without running anything; EXPLAIN AST
     # of a single statement names its kind, again without running it.
     formatted = None
@@ -50,7 +58,8 @@ def check_read_only(store: Store, sql: str) -> None:
         if "Multi-statements" in str(exc):
             raise NotReadOnly("send one SQL statement at a time") from None
         # any other parse error is reported by EXPLAIN below, without this wrapper query in it
-    kind = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode().split(" ", 1)[0]
+    ast = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode()
+    kind = ast.split(" ", 1)[0]
     if not kind.startswith(READ_ONLY_STATEMENTS):
         raise NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
                           f"the collector; this is a {kind.strip()}. Stop the collector to change the store.")
@@ -60,6 +69,7 @@ def check_read_only(store: Store, sql: str) -> None:
     if _INTO_OUTFILE.search(_QUOTED.sub("", formatted)):
         raise NotReadOnly("INTO OUTFILE would write a file on the collector's host; "
                           "drop it and use `spanhouse query --format csv|json > FILE` instead")
+    return ast, formatted
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -75,26 +85,57 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _caller(self) -> Principal | None:
+        """The authenticated caller (an all-seeing one without keys), or None after replying 401."""
+        keys = self.server.keys
+        if keys is None:
+            return Principal("", admin=True)
+        try:
+            return keys.authenticate(self.headers.get("Authorization"))
+        except AuthError as exc:
+            log.warning("refused query endpoint call to %s: %s", urlsplit(self.path).path, exc)
+            body = f"{exc} (set SPANHOUSE_API_KEY for `spanhouse query`)\n".encode()
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            self.send_header("WWW-Authenticate", "Bearer")
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         path = urlsplit(self.path).path
         if path == "/health":
             self._reply(HTTPStatus.OK, b"ok\n")
         elif path == "/stats":
-            assert self.server.collector.pipeline is not None
-            body = json.dumps(self.server.collector.pipeline.counters(), indent=2).encode()
+            caller = self._caller()
+            if caller is None:
+                return
+            if not caller.admin:
+                self._reply(HTTPStatus.FORBIDDEN, b"the collector's counters need an admin key\n")
+                return
+            collector = self.server.collector
+            assert collector.pipeline is not None
+            counters = collector.pipeline.counters()
+            if collector.receiver is not None:
+                counters.update({f"receiver_{k}": v for k, v in collector.receiver.counters().items()})
+            body = json.dumps(counters, indent=2).encode()
             self._reply(HTTPStatus.OK, body, "application/json")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query, POST /flush, GET /health, GET /stats\n")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         parts = urlsplit(self.path)
+        if parts.path not in ("/flush", "/query"):
+            self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query\n")
+            return
+        caller = self._caller()
+        if caller is None:
+            return
         if parts.path == "/flush":
             ok = self.server.collector.flush(timeout_s=60.0)
             self._reply(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
                         b"flushed\n" if ok else b"flush did not finish in 60s\n")
-            return
-        if parts.path != "/query":
-            self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query\n")
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length <= 0 or length > MAX_SQL_BYTES:
@@ -107,9 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         store = self.server.collector.store
         try:
-            check_read_only(store, sql)
-            body = store.raw_query(sql, fmt)
-        except NotReadOnly as exc:
+            ast, formatted = check_read_only(store, sql)
+            if caller.admin:
+                body = store.raw_query(sql, fmt)
+            else:
+                scope = self.server.scope
+                scope.check(ast, formatted)
+                body = store.raw_query(sql, fmt, settings=scope.settings(caller.tenant))
+        except (NotReadOnly, NotAllowed) as exc:
             self._reply(HTTPStatus.FORBIDDEN, f"{exc}\n".encode())
             return
         except Exception as exc:  # ClickHouse's own message is what the user needs
@@ -121,6 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     collector: Collector
+    keys: KeyRing | None
+    scope: TenantScope
 
 
 class QueryServer:
@@ -133,6 +181,9 @@ class QueryServer:
         except OSError as exc:
             raise OSError(f"cannot listen for queries on {endpoint}: {exc.strerror}") from None
         self._server.collector = collector
+        keys = KeyRing.from_config(collector.config.auth)
+        self._server.keys = keys if keys else None
+        self._server.scope = TenantScope(collector.store)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="spanhouse-query", daemon=True)
 

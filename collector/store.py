@@ -117,9 +117,9 @@ class Store:
         with self.lock:
             return self.client.query(sql, parameters=parameters).result_rows
 
-    def raw_query(self, sql: str, fmt: str) -> bytes:
+    def raw_query(self, sql: str, fmt: str, settings: dict[str, Any] | None = None) -> bytes:
         with self.lock:
-            return self.client.raw_query(sql, fmt=fmt)
+            return self.client.raw_query(sql, fmt=fmt, settings=settings)
 
     def insert(self, table: str, data: list[list[Any]], column_names: list[str]) -> None:
         with self.lock:

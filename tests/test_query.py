@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from spanhouse.collector import cli
 
+from access_harness import export, span_request
 from collector_harness import RunningCollector, free_port, start_collector
 from test_cli import CollectorProcess, http_post, run_cli
 
-EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
 def send_spans(endpoint: str, service: str, count: int) -> None:
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    kv = resource_spans.resource.attributes.add()
-    kv.key, kv.value.string_value = "service.name", service
-    scope = resource_spans.scope_spans.add()
-    for i in range(count):
-        span = scope.spans.add()
-        span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), f"span-{i}"
-        span.start_time_unix_nano = time.time_ns()
-        span.end_time_unix_nano = span.start_time_unix_nano + 1000
-    with grpc.insecure_channel(endpoint) as channel:
-        export = channel.unary_unary(EXPORT, request_serializer=ExportTraceServiceRequest.SerializeToString,
-                                     response_deserializer=ExportTraceServiceResponse.FromString)
-        response = export(request, timeout=30)
+    response = export(endpoint, span_request(service, count))
     assert not response.HasField("partial_success")
 
 

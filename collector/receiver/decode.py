@@ -105,8 +105,11 @@ def _as_text(value: Any, which: str | None) -> str | None:
 class Decoder:
     """Turns serialized ExportTraceServiceRequest messages into SpanBatches."""
 
-    def __init__(self, max_attribute_value_length: int = 1 << 20) -> None:
+    def __init__(self, max_attribute_value_length: int = 1 << 20, max_spans_per_request: int = 100_000,
+                 max_attributes_per_span: int = 1024) -> None:
         self.max_value_length = max_attribute_value_length
+        self.max_spans = max_spans_per_request
+        self.max_attributes = max_attributes_per_span
 
     def decode_bytes(self, data: bytes, tenant: str) -> DecodeResult:
         try:
@@ -167,6 +170,8 @@ class Decoder:
         c_ln_state = columns["Links.TraceState"].append
         c_ln_attrs = columns["Links.Attributes"].append
         attributes = self._attributes
+        max_spans = self.max_spans
+        max_attributes = self.max_attributes
         size = 0
         for r_index, resource_spans in enumerate(request.resource_spans):
             res_attrs = attributes(resource_spans.resource.attributes, result)
@@ -177,6 +182,10 @@ class Decoder:
                 scope_version = scope.version
                 for p_index, span in enumerate(scope_spans.spans):
                     problem = _id_problem(span)
+                    if problem is None and len(span.attributes) > max_attributes:
+                        problem = f"more than receiver.max_attributes_per_span ({max_attributes}) attributes"
+                    if problem is None and size >= max_spans:
+                        problem = f"request holds more than receiver.max_spans_per_request ({max_spans}) spans"
                     if problem is not None:
                         result.reject(problem, f"resource_spans[{r_index}].scope_spans[{s_index}].spans[{p_index}]")
                         continue
