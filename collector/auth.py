@@ -97,7 +97,7 @@ class KeyRing:
     def authenticate(self, authorization: str | None) -> Principal:
         """The Principal for an `authorization` value (`Bearer <key>`), or AuthError saying what is wrong."""
         if authorization is None:
-            raise AuthError("missing API key: send the metadata `authorization: Bearer <API key>`")
+            raise AuthError("missing API key: send `authorization: Bearer <API key>`")
         scheme, _, key = authorization.strip().partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:

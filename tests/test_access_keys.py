@@ -75,7 +75,7 @@ def test_wrong_key_with_the_sdk_exporter_fails_and_stores_nothing(keyed: Running
 
 
 @pytest.mark.parametrize("metadata, reason", [
-    (None, "missing API key: send the metadata `authorization: Bearer <API key>`"),
+    (None, "missing API key: send `authorization: Bearer <API key>`"),
     ((("authorization", "Bearer shk_not-a-configured-key"),), "API key not recognised"),
     ((("authorization", f"Bearer {ACME.key}x"),), "API key not recognised"),
     ((("authorization", ACME.key),), "malformed authorization: expected `Bearer <API key>`"),

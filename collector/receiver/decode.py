@@ -173,6 +173,7 @@ class Decoder:
         max_spans = self.max_spans
         max_attributes = self.max_attributes
         size = 0
+        seen = 0  # spans of the request so far, stored or not: the limit counts the request, not what is kept
         for r_index, resource_spans in enumerate(request.resource_spans):
             res_attrs = attributes(resource_spans.resource.attributes, result)
             service = res_attrs.get("service.name", "")
@@ -181,10 +182,11 @@ class Decoder:
                 scope_name = scope.name
                 scope_version = scope.version
                 for p_index, span in enumerate(scope_spans.spans):
+                    seen += 1
                     problem = _id_problem(span)
                     if problem is None and len(span.attributes) > max_attributes:
                         problem = f"more than receiver.max_attributes_per_span ({max_attributes}) attributes"
-                    if problem is None and size >= max_spans:
+                    if problem is None and seen > max_spans:
                         problem = f"request holds more than receiver.max_spans_per_request ({max_spans}) spans"
                     if problem is not None:
                         result.reject(problem, f"resource_spans[{r_index}].scope_spans[{s_index}].spans[{p_index}]")
