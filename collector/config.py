@@ -176,7 +176,6 @@ class Config:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
 
-
     def _validate_pricing(self) -> None:
         from spanhouse.collector.pricing import PriceTableError, build_price_table
 
@@ -190,6 +189,7 @@ class Config:
             build_price_table(self.pricing)
         except PriceTableError as exc:
             raise ConfigError(str(exc)) from None
+
     def _validate_access(self) -> None:
         from spanhouse.collector import auth
 
