@@ -80,9 +80,25 @@ class AuthConfig:
 class WriterConfig:
     max_batch_rows: int = 20000
     max_wait_s: float = 1.0
-    # Spans accepted but not yet written; above this the receiver answers UNAVAILABLE.
+    # Spans kept in memory until written; beyond it they wait only in the spool (or, without one,
+    # the receiver answers UNAVAILABLE).
     max_pending_rows: int = 200000
     shutdown_timeout_s: float = 30.0
+    # Backoff between insert attempts: doubles from retry_initial_s up to retry_max_s, with jitter.
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+
+
+@dataclass
+class SpoolConfig:
+    # Append-only disk log of every acknowledged batch until the store has it (see docs/durability.md).
+    enabled: bool = True
+    # "" = a `spool` folder inside the embedded store's directory, or ./spanhouse-spool for a server URL.
+    directory: str = ""
+    # At this size new requests get UNAVAILABLE until the store catches up.
+    max_size_mib: int = 1024
+    # fsync every record before answering OK: survives power loss too, at a cost per request.
+    fsync: bool = False
 
 
 @dataclass
@@ -131,6 +147,7 @@ class Config:
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     writer: WriterConfig = field(default_factory=WriterConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
@@ -156,6 +173,9 @@ class Config:
             "writer.max_wait_s": self.writer.max_wait_s,
             "writer.max_pending_rows": self.writer.max_pending_rows,
             "writer.shutdown_timeout_s": self.writer.shutdown_timeout_s,
+            "writer.retry_initial_s": self.writer.retry_initial_s,
+            "writer.retry_max_s": self.writer.retry_max_s,
+            "spool.max_size_mib": self.spool.max_size_mib,
         }
         for key, value in positive.items():
             if value <= 0:
@@ -165,6 +185,9 @@ class Config:
                 f"writer.max_pending_rows ({self.writer.max_pending_rows}) must be at least "
                 f"writer.max_batch_rows ({self.writer.max_batch_rows})"
             )
+        if self.writer.retry_max_s < self.writer.retry_initial_s:
+            raise ConfigError(f"writer.retry_max_s ({self.writer.retry_max_s}) must be at least "
+                              f"writer.retry_initial_s ({self.writer.retry_initial_s})")
         for key in ("spans_days", "genai_calls_days", "rollups_days"):
             if getattr(self.retention, key) < 0:
                 raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
@@ -234,6 +257,18 @@ def _check_tls_files(grpc: GrpcConfig) -> None:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"receiver.grpc.tls_client_ca_file: cannot load CA certificates from "
                               f"{grpc.tls_client_ca_file} ({exc})") from None
+
+
+def spool_directory(config: Config) -> Path:
+    """Where the spool lives: spool.directory, else beside the data in the embedded store's directory."""
+    from spanhouse.collector.store import StoreLocation
+
+    if config.spool.directory:
+        return Path(config.spool.directory).expanduser().resolve()
+    location = StoreLocation.parse(config.store.url)
+    if location.path is not None:
+        return location.path / "spool"
+    return Path("spanhouse-spool").resolve()
 
 
 def _check_endpoint(key: str, value: str) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.config import Config
+from spanhouse.collector.config import Config, spool_directory
 from spanhouse.collector.processors import Processor
 from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.processors.price import PriceProcessor
@@ -79,12 +80,16 @@ class Pipeline:
 class Collector:
     """A running collector: store, pipeline, OTLP/gRPC receiver and the local query endpoint."""
 
-    def __init__(self, config: Config, sink: Sink | None = None) -> None:
+    def __init__(self, config: Config, sink: Sink | None = None,
+                 sink_factory: Callable[[Any], Sink] | None = None) -> None:
+        """`sink` replaces the store entirely; `sink_factory(store)` builds the sink over the opened store."""
         self.config = config
         self.store: Any = None
         self.receiver: Any = None
         self.query_server: Any = None
+        self.spool: Any = None
         self._sink = sink
+        self._sink_factory = sink_factory or ClickHouseSink
         self.pipeline: Pipeline | None = None
         self._stopped = threading.Event()
 
@@ -111,8 +116,18 @@ class Collector:
             price = next((p for p in processors if isinstance(p, PriceProcessor)), None)
             if price is not None:
                 sync_model_prices(self.store, price.table)
-            sink = ClickHouseSink(self.store)
-        writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows)
+            sink = self._sink_factory(self.store)
+        if cfg.spool.enabled:
+            from spanhouse.collector.writer.spool import Spool, SpoolError
+
+            try:
+                self.spool = Spool(spool_directory(cfg), cfg.spool.max_size_mib * 1024 * 1024, cfg.spool.fsync)
+            except SpoolError:
+                if self.store is not None:
+                    self.store.close()
+                raise
+        writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows,
+                                cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
         self.pipeline = Pipeline(decoder, processors, writer)

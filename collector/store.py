@@ -121,9 +121,10 @@ class Store:
         with self.lock:
             return self.client.raw_query(sql, fmt=fmt, settings=settings)
 
-    def insert(self, table: str, data: list[list[Any]], column_names: list[str]) -> None:
+    def insert(self, table: str, data: list[list[Any]], column_names: list[str],
+               settings: dict[str, Any] | None = None) -> None:
         with self.lock:
-            self.client.insert(table, data, column_names=column_names, column_oriented=True)
+            self.client.insert(table, data, column_names=column_names, column_oriented=True, settings=settings)
 
     # --- schema -----------------------------------------------------------------
 

@@ -33,7 +33,8 @@ class RunningCollector:
         return self.collector.store.query_rows(sql, parameters)
 
 
-def start_collector(data_dir: Path, **overrides: Any) -> RunningCollector:
+def start_collector(data_dir: Path, sink_factory: Any = None, **overrides: Any) -> RunningCollector:
+    """A started collector on `data_dir`; `sink_factory(store)` may wrap the ClickHouse sink (fault tests)."""
     grpc_port, query_port = free_port(), free_port()
     tree: dict[str, Any] = {
         "store": {"url": f"chdb://{data_dir}"},
@@ -44,6 +45,6 @@ def start_collector(data_dir: Path, **overrides: Any) -> RunningCollector:
     for section, values in overrides.items():
         tree.setdefault(section, {}).update(values)
     cfg = config_mod.load(None, environ={}, overrides=tree)
-    collector = Collector(cfg)
+    collector = Collector(cfg, sink_factory=sink_factory)
     collector.start()
     return RunningCollector(collector, f"127.0.0.1:{collector.grpc_port}", cfg.query.endpoint, cfg.store.url)

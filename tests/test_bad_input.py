@@ -291,6 +291,7 @@ def test_writer_full_is_unavailable_and_nothing_is_lost_once_the_sink_recovers(t
         "receiver": {"grpc": {"endpoint": f"127.0.0.1:{free_port()}"}},
         "query": {"endpoint": ""},
         "writer": {"max_batch_rows": 3, "max_pending_rows": 3, "max_wait_s": 0.05},
+        "spool": {"enabled": False},  # memory is the only buffer: its bound is the backpressure
     })
     sink = InMemorySink()
     sink.fail_next = 1_000_000

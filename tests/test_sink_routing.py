@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanhouse.collector.batch import WRITE_CALL, WRITE_SPAN, SpanBatch
@@ -13,14 +10,6 @@ from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.receiver.decode import Decoder
 from spanhouse.collector.store import Store
 from spanhouse.collector.writer import ClickHouseSink
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"chdb://{tmp_path / 'store'}")
-    opened.migrate()
-    yield opened
-    opened.close()
 
 
 def four_spans() -> SpanBatch:

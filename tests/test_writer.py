@@ -28,8 +28,8 @@ class SignallingSink(InMemorySink):
         self.written = threading.Condition()
         self.write_times: list[float] = []
 
-    def write(self, batch: SpanBatch) -> None:
-        super().write(batch)
+    def write(self, batch: SpanBatch, token: str | None = None) -> None:
+        super().write(batch, token)
         with self.written:
             self.write_times.append(time.monotonic())
             self.written.notify_all()

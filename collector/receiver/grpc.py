@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("spanhouse.receiver.grpc")
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+
+
+def _retry_info(delay_s: float) -> bytes:
+    info = RetryInfo()
+    info.retry_delay.FromNanoseconds(int(delay_s * 1e9))
+    return info.SerializeToString()
 
 
 class ListenError(RuntimeError):
@@ -110,6 +120,8 @@ class GrpcReceiver:
         except RequestDecodeError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except WriterFull as exc:
+            # OTLP exporters retry UNAVAILABLE, waiting at least the RetryInfo delay.
+            context.set_trailing_metadata(((RETRY_INFO_KEY, _retry_info(exc.retry_after_s)),))
             context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is busy, retry later: {exc}")
         response = ExportTraceServiceResponse()
         if result.rejected_spans or result.problems:

@@ -1,12 +1,21 @@
 """BatchingWriter: accepts batches from receiver threads, writes merged batches from one thread.
 
 A batch is flushed when the buffered rows reach `max_batch_rows` or the oldest
-buffered span has waited `max_wait_s`. Memory is bounded by `max_pending_rows`:
-past it `submit` raises WriterFull and the receiver tells the client to retry.
+buffered span has waited `max_wait_s`.
 
-A failed insert is kept at the head of the queue and retried with exponential
-backoff and jitter; while it fails, pending rows grow until backpressure starts.
-Spans still unwritten when shutdown's deadline passes are reported as lost.
+With a spool (the collector's default), `submit` returns only after the batch
+is appended to the spool, so an acknowledged span survives a crash; up to
+`max_pending_rows` spans are also kept in memory, beyond that they are read
+back from the spool when their turn comes. When the spool is full or its disk
+fails, `submit` raises WriterFull and the receiver tells the client to retry.
+Without a spool, memory is the only buffer and `max_pending_rows` its bound.
+
+Inserts go in spool order, one at a time, each with a deduplication token that
+is recorded in the spool before the insert starts: a retried insert, or one
+replayed after a crash, carries the same token and the store keeps one copy.
+A failed insert is retried with exponential backoff and jitter until it
+succeeds or shutdown's deadline passes; what is unwritten then stays in the
+spool for the next start (or, without a spool, is reported lost).
 """
 
 from __future__ import annotations
@@ -15,68 +24,131 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections import deque
 
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
+from spanhouse.collector.writer.spool import Position, Spool, SpoolError, encode
 
 log = logging.getLogger("spanhouse.writer")
 
 
 class WriterFull(RuntimeError):
-    """The writer holds `max_pending_rows` already; the caller should answer 'retry later'."""
+    """The writer cannot take the batch now; the caller should answer 'retry later' (after `retry_after_s`)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class _Entry:
+    __slots__ = ("batch", "rows", "start", "end")
+
+    def __init__(self, batch: SpanBatch | None, rows: int, start: Position | None, end: Position | None) -> None:
+        self.batch = batch  # None: only in the spool, read back when written
+        self.rows = rows
+        self.start = start
+        self.end = end
 
 
 class BatchingWriter:
     def __init__(self, sink: Sink, max_batch_rows: int = 20000, max_wait_s: float = 1.0,
-                 max_pending_rows: int = 200000, retry_initial_s: float = 0.2, retry_max_s: float = 10.0) -> None:
+                 max_pending_rows: int = 200000, retry_initial_s: float = 0.2, retry_max_s: float = 10.0,
+                 spool: Spool | None = None) -> None:
         self.sink = sink
+        self.spool = spool
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
         self.max_pending_rows = max_pending_rows
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._queue: deque[SpanBatch] = deque()
-        self._queued_rows = 0
+        self._queue: deque[_Entry] = deque()
+        self._queued_rows = 0  # all queued spans, in memory or only in the spool
+        self._memory_rows = 0  # spans held in memory, queued or being written
         self._inflight_rows = 0
         self._oldest: float | None = None
         self._cond = threading.Condition()
+        self._append_lock = threading.Lock()
         self._stopping = False
         self._deadline = float("inf")
         self._flush_requested = 0
         self._flushed = 0
+        self._replay: tuple[int, str] | None = None  # (entries, token) of an insert a crash interrupted
+        self._spool_failing = False
         self.spans_written_total = 0
         self.batches_written_total = 0
         self.write_errors_total = 0
         self.spans_lost_total = 0
+        self.spans_left_in_spool = 0
+        self.spans_refused_total = 0
+        if spool is not None and spool.recovered:
+            for record in spool.recovered:
+                self._queue.append(_Entry(None, record.rows, record.start, record.end))
+                self._queued_rows += record.rows
+            intent = spool.recovered_intent
+            if intent is not None:
+                self._replay = (sum(1 for r in spool.recovered if r.end <= intent.end), intent.token)
+            self._oldest = time.monotonic() - max_wait_s  # due at once
         self._thread = threading.Thread(target=self._run, name="spanhouse-writer", daemon=True)
         self._thread.start()
 
     # --- called by receiver threads ---------------------------------------------
 
     def submit(self, batch: SpanBatch) -> None:
-        """Take ownership of `batch`; raises WriterFull when memory is at its bound."""
+        """Take ownership of `batch` (spooled before this returns); raises WriterFull when it cannot."""
         if not batch.size:
             return
-        with self._cond:
-            if self._stopping:
-                raise WriterFull("collector is shutting down")
-            if self._queued_rows + self._inflight_rows + batch.size > self.max_pending_rows:
-                raise WriterFull(
-                    f"{self._queued_rows + self._inflight_rows} spans are waiting to be written "
-                    f"(writer.max_pending_rows={self.max_pending_rows})"
-                )
-            self._queue.append(batch)
-            self._queued_rows += batch.size
-            if self._oldest is None:
-                # The writer thread may be waiting with no deadline: wake it to start the age clock.
-                self._oldest = time.monotonic()
-                self._cond.notify_all()
-            elif self._queued_rows >= self.max_batch_rows:
-                self._cond.notify_all()
+        if self._stopping:
+            raise WriterFull("collector is shutting down")
+        if self.spool is None:
+            with self._cond:
+                self._check_memory(batch.size)
+                self._enqueue(_Entry(batch, batch.size, None, None), in_memory=True)
+            return
+        payload = encode(batch)
+        # Queue order must be spool order: a commit moves the cursor past everything before it.
+        with self._append_lock:
+            try:
+                start, end = self.spool.append(payload, batch.size)
+            except SpoolError as exc:
+                with self._cond:
+                    self.spans_refused_total += batch.size
+                    if not self._spool_failing:
+                        log.error("refusing spans until the spool can take them: %s", exc)
+                        self._spool_failing = True
+                raise WriterFull(str(exc), retry_after_s=min(self.retry_max_s, 5.0)) from None
+            with self._cond:
+                if self._spool_failing:
+                    log.info("spool accepts spans again")
+                    self._spool_failing = False
+                # Past the memory bound the batch stays only in the spool (read back when its turn comes).
+                keep = self._memory_rows + batch.size <= self.max_pending_rows
+                self._enqueue(_Entry(batch if keep else None, batch.size, start, end), in_memory=keep)
+
+    def _check_memory(self, rows: int) -> None:
+        if self._stopping:
+            raise WriterFull("collector is shutting down")
+        if self._memory_rows + rows > self.max_pending_rows:
+            self.spans_refused_total += rows
+            raise WriterFull(f"{self._memory_rows} spans are waiting to be written "
+                             f"(writer.max_pending_rows={self.max_pending_rows})")
+
+    def _enqueue(self, entry: _Entry, in_memory: bool) -> None:
+        self._queue.append(entry)
+        self._queued_rows += entry.rows
+        if in_memory:
+            self._memory_rows += entry.rows
+        if self._oldest is None:
+            # The writer thread may be waiting with no deadline: wake it to start the age clock.
+            self._oldest = time.monotonic()
+            self._cond.notify_all()
+        elif self._queued_rows >= self.max_batch_rows:
+            self._cond.notify_all()
 
     @property
     def pending_rows(self) -> int:
+        """Spans accepted and not yet written (in memory or only in the spool)."""
         with self._cond:
             return self._queued_rows + self._inflight_rows
 
@@ -95,50 +167,74 @@ class BatchingWriter:
             return True
 
     def close(self, timeout_s: float = 30.0) -> int:
-        """Stop accepting, write what is pending within `timeout_s`; returns spans left unwritten."""
+        """Stop accepting, write what is pending within `timeout_s`; returns spans lost.
+
+        With a spool nothing accepted is lost: what is unwritten at the deadline stays
+        in the spool (counted in `spans_left_in_spool`) and is written at the next start.
+        """
         with self._cond:
             self._stopping = True
             self._deadline = time.monotonic() + timeout_s
             self._cond.notify_all()
         self._thread.join(timeout_s + 1.0)
         with self._cond:
-            lost = self._queued_rows + self._inflight_rows
-            if lost:
-                self.spans_lost_total += lost
-                log.error("shutdown: %d accepted spans could not be written and are lost", lost)
-            return lost
+            unwritten = self._queued_rows + self._inflight_rows
+            if self.spool is not None:
+                self.spool.close()
+                self.spans_left_in_spool = unwritten
+                if unwritten:
+                    log.warning("shutdown: %d accepted spans are not written yet; they stay in the spool %s "
+                                "and are written when the collector starts again", unwritten, self.spool.directory)
+                return 0
+            if unwritten:
+                self.spans_lost_total += unwritten
+                log.error("shutdown: %d accepted spans could not be written and are lost", unwritten)
+            return unwritten
 
     def counters(self) -> dict[str, int]:
-        return {
+        out = {
             "spans_written_total": self.spans_written_total,
             "batches_written_total": self.batches_written_total,
             "write_errors_total": self.write_errors_total,
             "spans_lost_total": self.spans_lost_total,
+            "spans_refused_total": self.spans_refused_total,
             "spans_pending": self.pending_rows,
+            "spans_in_memory": self._memory_rows,
+            "spans_left_in_spool": self.spans_left_in_spool,
         }
+        if self.spool is not None:
+            out.update(self.spool.counters())
+        return out
 
     # --- the writer thread -------------------------------------------------------
 
     def _due(self) -> bool:
         if not self._queue:
             return False
-        if self._stopping or self._flush_requested > self._flushed:
+        if self._stopping or self._flush_requested > self._flushed or self._replay is not None:
             return True
         if self._queued_rows >= self.max_batch_rows:
             return True
         return self._oldest is not None and time.monotonic() - self._oldest >= self.max_wait_s
 
-    def _take(self) -> SpanBatch:
-        parts: list[SpanBatch] = []
+    def _take(self) -> tuple[list[_Entry], str]:
+        entries: list[_Entry] = []
         rows = 0
-        while self._queue and (not parts or rows + self._queue[0].size <= self.max_batch_rows):
-            part = self._queue.popleft()
-            parts.append(part)
-            rows += part.size
+        if self._replay is not None:
+            count, token = self._replay
+            self._replay = None
+            for _ in range(min(count, len(self._queue))):
+                entries.append(self._queue.popleft())
+                rows += entries[-1].rows
+        else:
+            token = uuid.uuid4().hex
+            while self._queue and (not entries or rows + self._queue[0].rows <= self.max_batch_rows):
+                entries.append(self._queue.popleft())
+                rows += entries[-1].rows
         self._queued_rows -= rows
         self._inflight_rows = rows
         self._oldest = time.monotonic() if self._queue else None
-        return SpanBatch.concat(parts)
+        return entries, token
 
     def _run(self) -> None:
         while True:
@@ -152,29 +248,44 @@ class BatchingWriter:
                         return
                     wait = None if self._oldest is None else max(0.0, self.max_wait_s - (time.monotonic() - self._oldest))
                     self._cond.wait(wait)
-                batch = self._take()
-            if self._write_with_retry(batch):
-                with self._cond:
+                entries, token = self._take()
+            written = self._write_entries(entries, token)
+            with self._cond:
+                if written:
                     self._inflight_rows = 0
-                    self.spans_written_total += batch.size
+                    self._memory_rows -= sum(e.rows for e in entries if e.batch is not None)
+                    self.spans_written_total += sum(e.rows for e in entries)
                     self.batches_written_total += 1
                     self._cond.notify_all()
-            else:
-                with self._cond:  # deadline passed during shutdown: keep the count honest
-                    self._queue.appendleft(batch)
-                    self._queued_rows += batch.size
+                else:  # deadline passed during shutdown: keep the count honest
+                    self._queue.extendleft(reversed(entries))
+                    self._queued_rows += self._inflight_rows
                     self._inflight_rows = 0
                     return
 
-    def _write_with_retry(self, batch: SpanBatch) -> bool:
+    def _write_entries(self, entries: list[_Entry], token: str) -> bool:
         delay = self.retry_initial_s
+        batch: SpanBatch | None = None
+        began = False
         while True:
             try:
-                self.sink.write(batch)
+                if batch is None:
+                    batch = SpanBatch.concat([e.batch if e.batch is not None else self._read(e) for e in entries])
+                if self.spool is not None and not began:
+                    last = entries[-1].end
+                    assert last is not None
+                    self.spool.begin(last, token)
+                    began = True
+                self.sink.write(batch, token)
+                if self.spool is not None:
+                    last = entries[-1].end
+                    assert last is not None
+                    self.spool.commit(last)
                 return True
-            except Exception as exc:  # any store failure is retried; shutdown's deadline bounds it
+            except Exception as exc:  # any failure is retried; shutdown's deadline bounds it
                 self.write_errors_total += 1
-                log.warning("insert of %d spans failed, retrying in %.1fs: %s", batch.size, delay, exc)
+                rows = sum(e.rows for e in entries)
+                log.warning("insert of %d spans failed, retrying in %.1fs: %s", rows, delay, exc)
             with self._cond:
                 if self._stopping and time.monotonic() >= self._deadline:
                     return False
@@ -182,3 +293,7 @@ class BatchingWriter:
                 if self._stopping and time.monotonic() >= self._deadline:
                     return False
             delay = min(delay * 2, self.retry_max_s)
+
+    def _read(self, entry: _Entry) -> SpanBatch:
+        assert self.spool is not None and entry.start is not None
+        return self.spool.read(entry.start)

@@ -22,8 +22,11 @@ GENAI_CALLS_COLUMNS: tuple[str, ...] = (
 
 
 class Sink(Protocol):
-    def write(self, batch: SpanBatch) -> None:
-        """Store the whole batch or raise; a raise means nothing may be assumed stored."""
+    def write(self, batch: SpanBatch, token: str | None = None) -> None:
+        """Store the whole batch or raise; a raise means nothing may be assumed stored.
+
+        `token` identifies the batch: writing it again with the same token must not store a second copy.
+        """
         ...
 
 
@@ -31,14 +34,17 @@ class ClickHouseSink:
     """Column-oriented inserts: GenAI spans into genai_calls, spans into spans, as the routing columns say.
 
     Without routing columns (no sampler), every GenAI span goes to genai_calls and every span to spans.
+    Each insert carries `insert_deduplication_token`; the tables keep a deduplication window
+    (migration 006), so a retried batch is stored once in them and in the views they feed.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write(self, batch: SpanBatch) -> None:
+    def write(self, batch: SpanBatch, token: str | None = None) -> None:
         if not batch.size:
             return
+        settings = {"insert_deduplication_token": token} if token else None
         calls_mask: list[Any] = batch.column("Operation")
         if WRITE_CALL in batch.columns:
             calls_mask = [bool(op) and wanted for op, wanted in zip(calls_mask, batch[WRITE_CALL])]
@@ -48,7 +54,7 @@ class ClickHouseSink:
             calls = [batch.column(c) for c in GENAI_CALLS_COLUMNS]
             if genai != batch.size:
                 calls = [list(compress(values, calls_mask)) for values in calls]
-            self.store.insert("genai_calls", calls, list(GENAI_CALLS_COLUMNS))
+            self.store.insert("genai_calls", calls, list(GENAI_CALLS_COLUMNS), settings)
         spans = [batch.column(c) for c in SPANS_COLUMNS]
         if WRITE_SPAN in batch.columns:
             spans_mask = batch[WRITE_SPAN]
@@ -57,22 +63,30 @@ class ClickHouseSink:
                 return
             if kept != batch.size:
                 spans = [list(compress(values, spans_mask)) for values in spans]
-        self.store.insert("spans", spans, list(SPANS_COLUMNS))
+        self.store.insert("spans", spans, list(SPANS_COLUMNS), settings)
 
 
 class InMemorySink:
-    """Keeps written batches in memory: the fake beside the seam, for tests of other stages."""
+    """Keeps written batches in memory: the fake beside the seam, for tests of other stages.
+
+    Like the ClickHouse tables, it keeps one copy of a batch written twice with the same token.
+    """
 
     def __init__(self) -> None:
         self.batches: list[SpanBatch] = []
+        self.tokens: set[str] = set()
         self._lock = threading.Lock()
         self.fail_next: int = 0
 
-    def write(self, batch: SpanBatch) -> None:
+    def write(self, batch: SpanBatch, token: str | None = None) -> None:
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
                 raise ConnectionError("InMemorySink told to fail")
+            if token is not None:
+                if token in self.tokens:
+                    return
+                self.tokens.add(token)
             self.batches.append(batch)
 
     def rows(self) -> SpanBatch:
