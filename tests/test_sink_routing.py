@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanhouse.collector.batch import WRITE_CALL, WRITE_SPAN, SpanBatch
