@@ -12,6 +12,7 @@ from spanhouse.collector.config import Config, spool_directory
 from spanhouse.collector.processors import Processor
 from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.processors.price import PriceProcessor
+from spanhouse.collector.processors.redact import RedactProcessor
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult
 from spanhouse.collector.writer import BatchingWriter, ClickHouseSink
 from spanhouse.collector.writer.clickhouse import Sink
@@ -23,7 +24,7 @@ def default_processors(config: Config) -> list[Processor]:
     """The processors in ARCHITECTURE.md order (normalize -> redact -> price -> sample)."""
     from spanhouse.collector.pricing import build_price_table
 
-    processors: list[Processor] = [NormalizeProcessor()]
+    processors: list[Processor] = [NormalizeProcessor(), RedactProcessor(config.redaction)]
     if config.pricing.enabled:
         processors.append(PriceProcessor(build_price_table(config.pricing), config.pricing.operations))
     return processors

@@ -54,6 +54,14 @@ def test_every_key_of_a_full_file_is_read() -> None:
                                    "input": 2.75, "output": 11.0, "cache_read": 1.375, "cache_write": 2.75,
                                    "source": "contract 42"}],
                     "model_aliases": {"prod-chat": "gpt-4o"}, "operations": ["chat", "embeddings"]},
+        "redaction": {"enabled": False, "action": "hash",
+                      "detector_actions": {"email": "placeholder", "private_key": "drop"},
+                      "disabled_detectors": ["ipv4", "ipv6"],
+                      "rules": [{"name": "employee_id", "pattern": "EMP-\\d{6}", "action": "placeholder",
+                                 "placeholder": "<EMP>", "credential": True, "case_insensitive": True}],
+                      "hash_key": "test-hash-key-0123456789", "allow_keys": ["gen_ai.*"],
+                      "drop_keys": ["enduser.*"], "mask_keys": ["*.password"], "mask_keys_action": "drop",
+                      "max_value_bytes": 65536},
         "log_level": "debug",
     }
 

@@ -1,0 +1,386 @@
+"""redact: PII and credentials out of every stored string, before pricing, sampling and storage.
+
+Per span, all attribute values (span, event and link attributes), event names
+and link trace states are joined into one block and scanned once by the
+multi-pattern engine; only values a trigger fired on are confirmed and
+rewritten in Python. Resource attributes are shared by the spans of one
+resource and are redacted once per resource. The plain string columns
+(SpanName, StatusMessage, ServiceName, the typed GenAI columns that normalize
+copied from attributes, ...) are redacted once per distinct value in the batch.
+
+A span that had anything redacted carries `spanhouse.redaction.count` and
+`spanhouse.redaction.rules` (rule names, never values).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from bisect import bisect_right
+from itertools import accumulate
+from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.config import RedactionConfig
+from spanhouse.collector.processors.redaction.detectors import BUILTIN
+from spanhouse.collector.processors.redaction.engine import (
+    ALLOW_KEYS_RULE,
+    DROP_KEYS_RULE,
+    MASK_KEYS_RULE,
+    Dropped,
+    Findings,
+    KeyRules,
+    Redactor,
+    Rule,
+    Scanner,
+    Trigger,
+    glob_regex,
+)
+
+COUNT_ATTRIBUTE = "spanhouse.redaction.count"
+RULES_ATTRIBUTE = "spanhouse.redaction.rules"
+
+# String columns that are not attribute maps. Each typed column names the
+# attribute normalize copied it from, so key rules reach the copy too.
+COLUMN_SOURCES: dict[str, str | None] = {
+    "SpanName": None,
+    "StatusMessage": None,
+    "TraceState": None,
+    "ScopeName": None,
+    "ScopeVersion": None,
+    "ServiceName": "service.name",
+    "Operation": "gen_ai.operation.name",
+    "Provider": "gen_ai.provider.name",
+    "RequestModel": "gen_ai.request.model",
+    "ResponseModel": "gen_ai.response.model",
+    "ResponseId": "gen_ai.response.id",
+    "ToolName": "gen_ai.tool.name",
+    "ToolCallId": "gen_ai.tool.call.id",
+    "AgentName": "gen_ai.agent.name",
+    "AgentId": "gen_ai.agent.id",
+    "ConversationId": "gen_ai.conversation.id",
+    "ErrorType": "error.type",
+}
+# Columns holding a list of strings per span.
+LIST_COLUMNS = ("Events.Name", "Links.TraceState", "FinishReasons")
+# Resource attributes describe the process, so the allow-list leaves them alone.
+_RESOURCE = "resource"
+
+
+class RedactProcessor:
+    name = "redact"
+
+    def __init__(self, config: RedactionConfig, use_hyperscan: bool = True) -> None:
+        self.enabled = config.enabled
+        rules: list[Rule] = []
+        triggers: list[Trigger] = []
+        disabled = set(config.disabled_detectors)
+        self.credential_rules: set[str] = {MASK_KEYS_RULE}
+        for det in BUILTIN:
+            if det.name in disabled:
+                continue
+            action = config.detector_actions.get(det.name, config.action)
+            rules.append(Rule(det.name, det.pattern, action, f"<{det.name.upper()}>", det.credential, det.validate))
+            triggers.append(Trigger(det.trigger, caseless=det.trigger_caseless))
+            if det.credential:
+                self.credential_rules.add(det.name)
+        for user in config.rules:
+            pattern = re.compile(user.pattern, re.I if user.case_insensitive else 0)
+            rules.append(Rule(user.name, pattern, user.action or config.action,
+                              user.placeholder or f"<{user.name.upper()}>", user.credential))
+            triggers.append(Trigger(user.pattern, caseless=user.case_insensitive, prefilter=True))
+            if user.credential:
+                self.credential_rules.add(user.name)
+        self.rule_count = len(rules)
+        # A key rule can also hit a key inside JSON content: these triggers make sure the value is walked.
+        for glob in list(config.drop_keys) + list(config.mask_keys):
+            triggers.append(Trigger(f'"{glob_regex(glob, for_json_key=True)}"\\s*:', caseless=True))
+        self.keys = KeyRules(config.allow_keys, config.drop_keys, config.mask_keys)
+        try:
+            self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
+        except Exception as exc:  # hyperscan.error: a user pattern it cannot compile even as a prefilter
+            from spanhouse.collector.config import ConfigError
+
+            raise ConfigError(f"redaction.rules: a pattern cannot be compiled for scanning: {exc}") from None
+        hash_key = config.hash_key.encode() if config.hash_key else None
+        self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes)
+        self.max_value_bytes = config.max_value_bytes
+        self._lock = threading.Lock()
+        self._hits: dict[str, int] = {r.name: 0 for r in rules}
+        self._hits.update({MASK_KEYS_RULE: 0, DROP_KEYS_RULE: 0, ALLOW_KEYS_RULE: 0})
+        self.spans_redacted_total = 0
+        self.credential_hits_total = 0
+        self.values_truncated_total = 0
+        self.bytes_cut_total = 0
+        self._column_verdicts = {
+            column: self.keys.verdict(source, allow_list_applies=source != "service.name")
+            for column, source in COLUMN_SOURCES.items() if source is not None
+        }
+
+    @property
+    def engine(self) -> str:
+        return self.scanner.engine
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            out = {
+                "spans_redacted_total": self.spans_redacted_total,
+                "credential_hits_total": self.credential_hits_total,
+                "values_truncated_total": self.values_truncated_total,
+                "bytes_cut_total": self.bytes_cut_total,
+            }
+            out.update({f"hits_{name}_total": n for name, n in self._hits.items()})
+        return out
+
+    # -- the batch ----------------------------------------------------------------------------------
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        if not self.enabled or not batch.size:
+            return batch
+        findings: dict[int, Findings] = {}
+        self._span_maps(batch, findings)
+        self._resources(batch, findings)
+        self._columns(batch, findings)
+        if findings:
+            self._record(batch, findings)
+        return batch
+
+    def _span_maps(self, batch: SpanBatch, findings: dict[int, Findings]) -> None:
+        span_attrs = batch["SpanAttributes"]
+        ev_attrs, ev_names = batch["Events.Attributes"], batch["Events.Name"]
+        ln_attrs, ln_states = batch["Links.Attributes"], batch["Links.TraceState"]
+        keys = self.keys
+        verdicts, flagged = keys._verdicts, keys.flagged
+        scan = self.scanner.scan
+        cap = self.max_value_bytes
+        for i, attrs in enumerate(span_attrs):
+            if not verdicts.keys() >= attrs.keys():
+                keys.learn(attrs)
+            flag = not flagged.isdisjoint(attrs)
+            parts = list(attrs.values())
+            events = ev_attrs[i]
+            if events:
+                flag = self._gather(events, parts) or flag
+                parts.extend(ev_names[i])
+            links = ln_attrs[i]
+            if links:
+                flag = self._gather(links, parts) or flag
+                parts.extend(ln_states[i])
+            if not parts:
+                continue
+            data = "\n".join(parts).encode("utf-8", "surrogatepass")
+            hits = scan(data)
+            if hits or flag or (cap and len(data) > cap):
+                found = Findings()
+                self._redact_span(batch, i, parts, data, hits, found)
+                if found.changes:
+                    findings[i] = found
+
+    def _gather(self, maps: list[dict[str, str]], parts: list[str]) -> bool:
+        """Append the values of event or link attribute maps to `parts`; True if a key rule applies."""
+        keys = self.keys
+        verdicts, flagged = keys._verdicts, keys.flagged
+        flag = False
+        for attrs in maps:
+            if not verdicts.keys() >= attrs.keys():
+                keys.learn(attrs)
+            if not flag:
+                flag = not flagged.isdisjoint(attrs)
+            parts.extend(attrs.values())
+        return flag
+
+    def _part_rules(self, parts: list[str], data: bytes, hits: list[tuple[int, int]]) -> dict[int, set[int]]:
+        """Which rules may match in which part, from the end offsets of trigger hits in `data`."""
+        if not hits:
+            return {}
+        if len(data) == sum(map(len, parts)) + len(parts) - 1:  # ASCII: bytes == characters
+            lengths = [len(p) + 1 for p in parts]
+        else:
+            lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in parts]
+        starts = [0, *accumulate(lengths)]
+        out: dict[int, set[int]] = {}
+        for rule_id, end in hits:
+            index = bisect_right(starts, end - 1) - 1
+            out.setdefault(index, set()).add(rule_id)
+        return out
+
+    def _rules_of(self, part_rules: dict[int, set[int]], index: int) -> frozenset[int] | None:
+        ids = part_rules.get(index)
+        if ids is None:
+            return None
+        return frozenset(r for r in ids if r < self.rule_count)
+
+    def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, set[int]], found: Findings,
+                    allow_list_applies: bool) -> dict[str, str]:
+        keys, redactor, cap = self.keys, self.redactor, self.max_value_bytes
+        out: dict[str, str] = {}
+        changed = False
+        for j, (key, value) in enumerate(attrs.items()):
+            verdict = keys.verdict(key, allow_list_applies)
+            if verdict == KeyRules.DROP_KEY or verdict == KeyRules.NOT_ALLOWED:
+                found.add(DROP_KEYS_RULE if verdict == KeyRules.DROP_KEY else ALLOW_KEYS_RULE)
+                changed = True
+                continue
+            try:
+                if verdict == KeyRules.MASK:
+                    if value:
+                        found.add(MASK_KEYS_RULE)
+                        value = redactor.masked(value)
+                        changed = True
+                else:
+                    ids = self._rules_of(part_rules, base + j)
+                    if ids is not None or (cap and len(value) * 4 > cap):
+                        new = redactor.redact_value(value, ids or frozenset(), found)
+                        if new is not value:
+                            value = new
+                            changed = True
+            except Dropped as dropped:
+                found.add(str(dropped))
+                changed = True
+                continue
+            out[key] = value
+        return out if changed else attrs
+
+    def _redact_list(self, values: list[str], base: int, part_rules: dict[int, set[int]],
+                     found: Findings) -> list[str]:
+        out = list(values)
+        for j, value in enumerate(values):
+            ids = self._rules_of(part_rules, base + j)
+            if ids is not None or (self.max_value_bytes and len(value) * 4 > self.max_value_bytes):
+                out[j] = self._redact_string(value, ids or frozenset(), found)
+        return out
+
+    def _redact_string(self, value: str, ids: frozenset[int], found: Findings) -> str:
+        try:
+            return self.redactor.redact_value(value, ids, found)
+        except Dropped as dropped:
+            found.add(str(dropped))
+            return ""
+
+    def _redact_span(self, batch: SpanBatch, i: int, parts: list[str], data: bytes,
+                     hits: list[tuple[int, int]], found: Findings) -> None:
+        part_rules = self._part_rules(parts, data, hits)
+        attrs = batch["SpanAttributes"][i]
+        batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True)
+        pos = len(attrs)
+        for maps_name, list_name in (("Events.Attributes", "Events.Name"), ("Links.Attributes", "Links.TraceState")):
+            maps = batch[maps_name][i]
+            if not maps:
+                continue
+            redacted = []
+            for attrs in maps:
+                redacted.append(self._redact_map(attrs, pos, part_rules, found, True))
+                pos += len(attrs)
+            batch[maps_name][i] = redacted
+            values = batch[list_name][i]
+            batch[list_name][i] = self._redact_list(values, pos, part_rules, found)
+            pos += len(values)
+
+    def _resources(self, batch: SpanBatch, findings: dict[int, Findings]) -> None:
+        column = batch["ResourceAttributes"]
+        done: dict[int, tuple[dict[str, str], Findings | None]] = {}
+        keys = self.keys
+        for i, res in enumerate(column):
+            result = done.get(id(res))
+            if result is None:
+                keys.learn(res)
+                parts = list(res.values())
+                data = "\n".join(parts).encode("utf-8", "surrogatepass")
+                hits = self.scanner.scan(data) if parts else []
+                flag = any(keys.verdict(k, allow_list_applies=False) != KeyRules.KEEP for k in res)
+                found: Findings | None = None
+                new = res
+                if hits or flag or (self.max_value_bytes and len(data) > self.max_value_bytes):
+                    found = Findings()
+                    new = self._redact_map(res, 0, self._part_rules(parts, data, hits), found, False)
+                    if not found.changes:
+                        found = None
+                result = done[id(res)] = (new, found)
+            new, found = result
+            if found is not None:
+                column[i] = new
+                findings.setdefault(i, Findings()).merge(found)
+
+    def _columns(self, batch: SpanBatch, findings: dict[int, Findings]) -> None:
+        present = [name for name in COLUMN_SOURCES if name in batch.columns]
+        # Copies of attributes the key rules remove.
+        for name in present:
+            verdict = self._column_verdicts.get(name, KeyRules.KEEP)
+            if verdict == KeyRules.KEEP:
+                continue
+            values = batch[name]
+            rule = {KeyRules.MASK: MASK_KEYS_RULE, KeyRules.DROP_KEY: DROP_KEYS_RULE}.get(verdict, ALLOW_KEYS_RULE)
+            for i, value in enumerate(values):
+                if value:
+                    if verdict == KeyRules.MASK:
+                        try:
+                            values[i] = self.redactor.masked(value)
+                        except Dropped:
+                            values[i] = ""
+                    else:
+                        values[i] = ""
+                    findings.setdefault(i, Findings()).add(rule)
+        unique: set[str] = set()
+        for name in present:
+            unique.update(batch[name])
+        if "FinishReasons" in batch.columns:
+            for reasons in batch["FinishReasons"]:
+                unique.update(reasons)
+        unique.discard("")
+        if not unique:
+            return
+        texts = list(unique)
+        data = "\n".join(texts).encode("utf-8", "surrogatepass")
+        part_rules = self._part_rules(texts, data, self.scanner.scan(data))
+        cap = self.max_value_bytes
+        if cap:
+            for j, text in enumerate(texts):
+                if len(text) * 4 > cap:
+                    part_rules.setdefault(j, set())
+        if not part_rules:
+            return
+        replaced: dict[str, tuple[str, Findings]] = {}
+        for j in part_rules:
+            found = Findings()
+            new = self._redact_string(texts[j], self._rules_of(part_rules, j) or frozenset(), found)
+            if found.changes:
+                replaced[texts[j]] = (new, found)
+        if not replaced:
+            return
+        for name in present:
+            values = batch[name]
+            for i, value in enumerate(values):
+                hit = replaced.get(value)
+                if hit is not None:
+                    values[i] = hit[0]
+                    findings.setdefault(i, Findings()).merge(hit[1])
+        if "FinishReasons" in batch.columns:
+            lists = batch["FinishReasons"]
+            for i, reasons in enumerate(lists):
+                if any(r in replaced for r in reasons):
+                    lists[i] = [replaced[r][0] if r in replaced else r for r in reasons]
+                    for r in reasons:
+                        if r in replaced:
+                            findings.setdefault(i, Findings()).merge(replaced[r][1])
+
+    def _record(self, batch: SpanBatch, findings: dict[int, Findings]) -> None:
+        span_attrs = batch["SpanAttributes"]
+        totals: dict[str, int] = {}
+        truncated = cut = 0
+        for i, found in findings.items():
+            attrs = span_attrs[i]
+            if found.count:
+                attrs = dict(attrs)
+                attrs[COUNT_ATTRIBUTE] = str(found.count)
+                attrs[RULES_ATTRIBUTE] = ",".join(sorted(found.rules))
+                span_attrs[i] = attrs
+            for rule, n in found.rules.items():
+                totals[rule] = totals.get(rule, 0) + n
+            truncated += found.truncated
+            cut += found.bytes_cut
+        credential = sum(n for rule, n in totals.items() if rule in self.credential_rules)
+        with self._lock:
+            self.spans_redacted_total += len(findings)
+            self.credential_hits_total += credential
+            self.values_truncated_total += truncated
+            self.bytes_cut_total += cut
+            for rule, n in totals.items():
+                self._hits[rule] = self._hits.get(rule, 0) + n
+

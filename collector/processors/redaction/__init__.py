@@ -1,0 +1,1 @@
+"""Redaction of PII and credentials: built-in detectors and the engine behind the redact processor."""

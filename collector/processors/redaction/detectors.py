@@ -1,0 +1,235 @@
+"""Built-in detectors: what PII and credentials look like, and how to confirm a candidate.
+
+Each detector has two expressions. `trigger` is a cheap, lookaround-free
+superset that the multi-pattern engine (Hyperscan) runs over every value; it
+only says "this value may hold one". `pattern` is the exact Python expression
+run on the values a trigger fired on; a `validate` function (Luhn, IBAN mod-97,
+address parsing, digit counts) then confirms each candidate. When `pattern` has
+a group named `v`, only that group is replaced (the password of a URL, the token
+after `Bearer`), so the text around it stays readable.
+
+Expressions never consume `"` or `\\`, so a match can never cross the quoting of
+a JSON string it was found in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    trigger: str  # Hyperscan syntax, matched against UTF-8 bytes
+    pattern: re.Pattern[str]
+    credential: bool = False
+    validate: Callable[[str], bool] | None = None
+    trigger_caseless: bool = False
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def luhn_ok(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# Issuer prefixes of the card networks (Visa, Mastercard, Amex, Discover, JCB,
+# Diners, UnionPay, Maestro, Mir): a Luhn-valid run of digits that starts
+# otherwise is far more often an id or a timestamp than a card.
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6[0245]|50|5[6-8]|220")
+
+
+def _card_ok(text: str) -> bool:
+    seps = {ch for ch in text if not ch.isdigit()}
+    if len(seps) > 1:
+        return False
+    number = _digits(text)
+    if not 13 <= len(number) <= 19 or not _CARD_PREFIX.match(number):
+        return False
+    if seps:
+        # Grouped numbers come in groups of 4 (or the Amex 4-6-5 layout).
+        groups = [len(g) for g in text.split(seps.pop())]
+        if groups not in ([4, 6, 5], [4, 6, 4]) and any(g != 4 for g in groups[:-1]):
+            return False
+    return luhn_ok(number)
+
+
+_IBAN_LENGTH = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27,
+    "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24,
+    "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+
+def iban_ok(text: str) -> bool:
+    iban = text.replace(" ", "").upper()
+    if _IBAN_LENGTH.get(iban[:2]) != len(iban):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _phone_ok(text: str) -> bool:
+    n = len(_digits(text))
+    if text.startswith("+"):
+        return 8 <= n <= 15
+    if text.startswith("0"):
+        return 10 <= n <= 11
+    return n == 10
+
+
+def _ipv4_ok(text: str) -> bool:
+    # Loopback and the unspecified address identify nobody.
+    return not (text.startswith("127.") or text == "0.0.0.0")
+
+
+def _ipv6_ok(text: str) -> bool:
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_H = r"[0-9A-Fa-f]{1,4}"
+
+BUILTIN: tuple[Detector, ...] = (
+    Detector(
+        "private_key",
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY",
+        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+                   r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)"),
+        credential=True,
+    ),
+    Detector(
+        "jwt",
+        r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4}",
+        re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+        credential=True,
+    ),
+    Detector(
+        "anthropic_api_key",
+        r"sk-ant-[A-Za-z0-9_-]{16}",
+        re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{16,}"),
+        credential=True,
+    ),
+    Detector(
+        "openai_api_key",
+        r"sk-[A-Za-z0-9_-]{20}",
+        re.compile(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
+        credential=True,
+    ),
+    Detector(
+        "aws_access_key_id",
+        r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|A3T[A-Z0-9])[A-Z0-9]{16}",
+        re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        credential=True,
+    ),
+    Detector(
+        "github_token",
+        r"(?:gh[pousr]_[A-Za-z0-9]{30}|github_pat_[A-Za-z0-9_]{22})",
+        re.compile(r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+        credential=True,
+    ),
+    Detector(
+        "gitlab_token",
+        r"gl(?:pat|dt|rt|ptt|cbt|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20}",
+        re.compile(r"(?<![\w-])gl(?:pat|dt|rt|ptt|cbt|ft|imt|oas|soat|agent)-[A-Za-z0-9_-]{20,}"),
+        credential=True,
+    ),
+    Detector(
+        "slack_token",
+        r"(?:xox[abposre]-[A-Za-z0-9-]{10}|xapp-\d-[A-Za-z0-9-]{10}|hooks\.slack\.com/services/T)",
+        re.compile(r"(?<![\w-])(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
+                   r"|https://hooks\.slack\.com/services/T[A-Za-z0-9_/]+)"),
+        credential=True,
+    ),
+    Detector(
+        "bearer_token",
+        r"bearer\s+[A-Za-z0-9._~+/=-]{8}",
+        re.compile(r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9._~+/-]{8,}=*)"),
+        credential=True,
+        trigger_caseless=True,
+    ),
+    Detector(
+        "url_password",
+        r"[A-Za-z][A-Za-z0-9+.-]*:(?:\\?/){2}[^\s/@:\"\\]*:[^\s/@\"\\]+@",
+        re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:\\?/){2}[^\s/@:\"'\\]*:(?P<v>[^\s/@\"'\\]+)@"),
+        credential=True,
+    ),
+    Detector(
+        "connection_string_password",
+        r"(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?[^\s;\"'&,]",
+        re.compile(r"(?i)(?<![A-Za-z])(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?(?P<v>[^\s;\"'&,\\]+)"),
+        credential=True,
+        trigger_caseless=True,
+    ),
+    Detector(
+        "email",
+        r"@[A-Za-z0-9-]+\.[A-Za-z]",
+        re.compile(r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                   r"[A-Za-z]{2,24}(?![\w-])"),
+    ),
+    Detector(
+        "iban",
+        r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}",
+        re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"),
+        validate=iban_ok,
+    ),
+    Detector(
+        "credit_card",
+        r"\d(?:[ -]?\d){12}",
+        re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)"),
+        validate=_card_ok,
+    ),
+    Detector(
+        "us_ssn",
+        r"\d{3}-\d{2}-\d{4}",
+        re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+    ),
+    Detector(
+        "phone",
+        r"(?:\+\d{1,3}[ .(-]{0,2}\d{1,4}[ .)-]{0,2}\d{2}|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[ .-]\d{3}[ .-]\d{4}"
+        r"|0\d{1,4}[ -]\d{2}[ -]?\d{2})",
+        re.compile(
+            r"(?<![\w+.-])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,4}){1,5}(?![\w-]|[.,]\d)"
+            r"|(?<![\w(.-])\(\d{3}\) ?\d{3}[ .-]\d{4}(?![\w-]|[.,]\d)"
+            r"|(?<![\w.-])[2-9]\d{2}([ .-])\d{3}\1\d{4}(?![\w-]|[.,]\d)"
+            r"|(?<![\w.+-])0\d{1,4}([ -])\d{2,8}(?:\2\d{2,4}){0,3}(?![\w-]|[.,]\d)"
+        ),
+        validate=_phone_ok,
+    ),
+    Detector(
+        "ipv6",
+        r"(?:[0-9A-Fa-f]{1,4}:){3}[0-9A-Fa-f]{0,4}|[0-9A-Fa-f]{0,4}::[0-9A-Fa-f]{1,4}",
+        re.compile(rf"(?<![\w:.])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
+        validate=_ipv6_ok,
+    ),
+    Detector(
+        "ipv4",
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
+        re.compile(rf"(?<![\w.]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\.?\d|\.\w)"),
+        validate=_ipv4_ok,
+    ),
+)
+
+BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)

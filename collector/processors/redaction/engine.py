@@ -1,0 +1,348 @@
+"""The redaction engine: find candidates in many values at once, confirm them, replace them.
+
+`Scanner` runs every rule's trigger over a block of UTF-8 text in one pass
+(Hyperscan; Python's `re` when Hyperscan is not installed) and reports which
+rule fired where. `Redactor` confirms candidates with the exact expressions and
+validators, only in the values a trigger fired on, and applies each rule's
+action. JSON values (message content, tool arguments) are parsed and redacted
+leaf by leaf, so they stay valid JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+try:
+    import hyperscan
+except ImportError:  # pragma: no cover - platforms without a hyperscan wheel
+    hyperscan = None
+
+PLACEHOLDER = "placeholder"
+HASH = "hash"
+DROP = "drop"
+ACTIONS = (PLACEHOLDER, HASH, DROP)
+
+KEY_RULE_PLACEHOLDER = "<REDACTED>"
+MASK_KEYS_RULE = "mask_keys"
+DROP_KEYS_RULE = "drop_keys"
+ALLOW_KEYS_RULE = "allow_keys"
+
+# Nesting depth up to which JSON inside JSON strings (tool arguments) is parsed again.
+_MAX_JSON_DEPTH = 4
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Dropped(Exception):
+    """A rule with the drop action matched: the whole value goes."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    pattern: re.Pattern[str]
+    action: str
+    placeholder: str
+    credential: bool = False
+    validate: Callable[[str], bool] | None = None
+
+    @property
+    def group(self) -> str | int:
+        return "v" if "v" in self.pattern.groupindex else 0
+
+
+@dataclass(frozen=True)
+class Trigger:
+    expression: str
+    caseless: bool = False
+    # Hyperscan prefilter mode: an approximation for constructs it cannot run
+    # (lookarounds, back-references); the exact expression confirms anyway.
+    prefilter: bool = False
+
+
+class Scanner:
+    """Reports (trigger id, end offset) for every place a trigger matches in a block of bytes."""
+
+    def __init__(self, triggers: list[Trigger], use_hyperscan: bool = True) -> None:
+        self.triggers = triggers
+        self.engine = "hyperscan" if use_hyperscan and hyperscan is not None else "re"
+        self._local = threading.local()
+        if self.engine == "hyperscan":
+            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            flags = []
+            for t in triggers:
+                f = 0
+                if t.caseless:
+                    f |= hyperscan.HS_FLAG_CASELESS
+                if t.prefilter:
+                    f |= hyperscan.HS_FLAG_PREFILTER
+                flags.append(f)
+            self._db.compile(expressions=[t.expression.encode() for t in triggers],
+                             ids=list(range(len(triggers))), elements=len(triggers), flags=flags)
+        else:
+            self._res = [re.compile(t.expression.encode(), re.I if t.caseless else 0) for t in triggers]
+
+    def scan(self, data: bytes) -> list[tuple[int, int]]:
+        hits: list[tuple[int, int]] = []
+        if self.engine == "hyperscan":
+            scratch = getattr(self._local, "scratch", None)
+            if scratch is None:  # a scratch space serves one thread at a time
+                scratch = self._local.scratch = hyperscan.Scratch(self._db)
+            self._db.scan(data, match_event_handler=_on_match, context=hits, scratch=scratch)
+        else:
+            for rule_id, expr in enumerate(self._res):
+                hits.extend((rule_id, m.end()) for m in expr.finditer(data))
+        return hits
+
+
+def _on_match(rule_id: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
+    hits.append((rule_id, end))
+
+
+def glob_regex(glob: str, for_json_key: bool = False) -> str:
+    """`*.password` -> a regular expression; `*` and `?` never cross a JSON string's quotes."""
+    any_char = r'[^"\\]' if for_json_key else "."
+    out = []
+    for ch in glob:
+        if ch == "*":
+            out.append(any_char + "*")
+        elif ch == "?":
+            out.append(any_char)
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+class KeyRules:
+    """Attribute keys whose values are always removed (mask), dropped, or outside the allow-list."""
+
+    KEEP, MASK, DROP_KEY, NOT_ALLOWED = 0, 1, 2, 3
+    _CACHE_LIMIT = 100_000
+
+    def __init__(self, allow: list[str], drop: list[str], mask: list[str]) -> None:
+        def compile_all(globs: list[str]) -> re.Pattern[str] | None:
+            if not globs:
+                return None
+            return re.compile("|".join(f"(?:{glob_regex(g)})" for g in globs), re.I | re.S)
+
+        self._allow = compile_all(allow)
+        self._drop = compile_all(drop)
+        self._mask = compile_all(mask)
+        self.allow_mode = bool(allow)
+        self.globs = list(drop) + list(mask)
+        self._verdicts: dict[str, int] = {}
+        # Keys with a verdict other than KEEP; `attrs.keys() & flagged` finds them in one C call.
+        self.flagged: set[str] = set()
+
+    def verdict(self, key: str, allow_list_applies: bool = True) -> int:
+        v = self._verdicts.get(key)
+        if v is None:
+            if self._drop is not None and self._drop.fullmatch(key):
+                v = self.DROP_KEY
+            elif self._mask is not None and self._mask.fullmatch(key):
+                v = self.MASK
+            elif self._allow is not None and not self._allow.fullmatch(key):
+                v = self.NOT_ALLOWED
+            else:
+                v = self.KEEP
+            if len(self._verdicts) >= self._CACHE_LIMIT:
+                self._verdicts.clear()
+                self.flagged.clear()
+            self._verdicts[key] = v
+            if v != self.KEEP:
+                self.flagged.add(key)
+        if v == self.NOT_ALLOWED and not allow_list_applies:
+            return self.KEEP
+        return v
+
+    def learn(self, keys: Iterable[str]) -> None:
+        """Classify keys not seen before, so that `flagged` is complete for them."""
+        verdicts = self._verdicts
+        for key in keys:
+            if key not in verdicts:
+                self.verdict(key)
+
+    def known(self, keys: Iterable[str]) -> bool:
+        return self._verdicts.keys() >= keys  # type: ignore[operator]
+
+
+class Findings:
+    """What was redacted in one span: rule name -> hits."""
+
+    __slots__ = ("rules", "count", "truncated", "bytes_cut")
+
+    def __init__(self) -> None:
+        self.rules: dict[str, int] = {}
+        self.count = 0
+        self.truncated = 0
+        self.bytes_cut = 0
+
+    @property
+    def changes(self) -> int:
+        return self.count + self.truncated
+
+    def merge(self, other: Findings) -> None:
+        for rule, n in other.rules.items():
+            self.rules[rule] = self.rules.get(rule, 0) + n
+        self.count += other.count
+        self.truncated += other.truncated
+        self.bytes_cut += other.bytes_cut
+
+    def add(self, rule: str, n: int = 1) -> None:
+        self.rules[rule] = self.rules.get(rule, 0) + n
+        self.count += n
+
+
+class Redactor:
+    """Confirms candidates and applies actions to single values (plain text or JSON)."""
+
+    def __init__(self, rules: list[Rule], keys: KeyRules, key_action: str, hash_key: bytes | None,
+                 max_value_bytes: int) -> None:
+        self.rules = rules
+        self.keys = keys
+        self.key_action = key_action
+        self.hash_key = hash_key
+        self.max_value_bytes = max_value_bytes
+        self.all_rule_ids = frozenset(range(len(rules)))
+
+    # -- replacements -------------------------------------------------------------------------------
+    def hashed(self, label: str, value: str) -> str:
+        assert self.hash_key is not None
+        digest = hmac.new(self.hash_key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return f"<{label}:{digest[:16]}>"
+
+    def _replacement(self, rule: Rule, value: str) -> str:
+        if rule.action == HASH:
+            return self.hashed(rule.placeholder.strip("<>"), value)
+        if rule.action == DROP:
+            raise Dropped(rule.name)
+        return rule.placeholder
+
+    def masked(self, value: str) -> str:
+        """The value of a key matched by `mask_keys`."""
+        if self.key_action == HASH:
+            return self.hashed("REDACTED", value)
+        if self.key_action == DROP:
+            raise Dropped(MASK_KEYS_RULE)
+        return KEY_RULE_PLACEHOLDER
+
+    # -- plain text ---------------------------------------------------------------------------------
+    def redact_text(self, text: str, rule_ids: Iterable[int], found: Findings) -> str:
+        """`text` with every confirmed match of the given rules replaced. Raises Dropped."""
+        spans: list[tuple[int, int, int]] = []
+        rules = self.rules
+        for rule_id in rule_ids:
+            rule = rules[rule_id]
+            group = rule.group
+            for m in rule.pattern.finditer(text):
+                if rule.validate is not None and not rule.validate(m.group(0)):
+                    continue
+                start, end = m.span(group)
+                if end > start:
+                    spans.append((start, end, rule_id))
+        if not spans:
+            return text
+        if len(spans) > 1:
+            # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
+            spans.sort(key=lambda s: (s[2], s[0], s[0] - s[1]))
+            kept: list[tuple[int, int, int]] = []
+            for span in spans:
+                if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
+                    kept.append(span)
+            spans = sorted(kept)
+        out: list[str] = []
+        pos = 0
+        for start, end, rule_id in spans:
+            rule = rules[rule_id]
+            out.append(text[pos:start])
+            out.append(self._replacement(rule, text[start:end]))
+            found.add(rule.name)
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    # -- JSON ---------------------------------------------------------------------------------------
+    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int) -> object:
+        if isinstance(node, str):
+            return self._leaf(node, rule_ids, found, depth)
+        if isinstance(node, dict):
+            out: dict[str, object] = {}
+            keys = self.keys
+            for key, value in node.items():
+                verdict = keys.verdict(key, allow_list_applies=False)
+                if verdict == KeyRules.DROP_KEY:
+                    found.add(DROP_KEYS_RULE)
+                    continue
+                if verdict == KeyRules.MASK and value is not None and value != "":
+                    found.add(MASK_KEYS_RULE)
+                    out[self._leaf(key, rule_ids, found, depth)] = self.masked(
+                        value if isinstance(value, str) else _to_json(value))
+                    continue
+                out[self._leaf(key, rule_ids, found, depth)] = self._walk(value, rule_ids, found, depth)
+            return out
+        if isinstance(node, list):
+            return [self._walk(v, rule_ids, found, depth) for v in node]
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= 10_000_000:
+            text = str(node)
+            redacted = self.redact_text(text, rule_ids, found)
+            return node if redacted == text else redacted
+        return node
+
+    def _leaf(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int) -> str:
+        if depth < _MAX_JSON_DEPTH and _looks_like_json(text):
+            redacted = self._redact_json(text, rule_ids, found, depth + 1)
+            if redacted is not None:
+                return redacted
+        if rule_ids:
+            text = self.redact_text(text, rule_ids, found)
+        if self.max_value_bytes:
+            text = self.cap(text, found)
+        return text
+
+    def _redact_json(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int) -> str | None:
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(parsed, (dict, list)):
+            return None
+        before = found.changes
+        result = self._walk(parsed, rule_ids, found, depth)
+        if found.changes == before:
+            return text  # nothing changed: keep the producer's formatting
+        return _to_json(result)
+
+    # -- one attribute value ------------------------------------------------------------------------
+    def redact_value(self, text: str, rule_ids: frozenset[int], found: Findings) -> str:
+        """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped."""
+        return self._leaf(text, rule_ids, found, 0)
+
+    def cap(self, text: str, found: Findings) -> str:
+        limit = self.max_value_bytes
+        if len(text) <= limit // 4:
+            return text
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) <= limit:
+            return text
+        kept = data[:limit].decode("utf-8", "ignore")
+        cut = len(data) - len(kept.encode("utf-8", "surrogatepass"))
+        found.truncated += 1
+        found.bytes_cut += cut
+        return f"{kept}...[cut {cut} bytes]"
+
+
+def _looks_like_json(text: str) -> bool:
+    if not text:
+        return False
+    first = text[0]
+    if first in "{[":
+        return True
+    if first in " \t\r\n":
+        stripped = text.lstrip()
+        return bool(stripped) and stripped[0] in "{["
+    return False
