@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanhouse.collector import cli
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
+from spanhouse.collector.receiver import grpc as grpc_receiver
 
 from access_harness import Key, auth_overrides, export, span_request
 from collector_harness import RunningCollector, start_collector
@@ -115,7 +116,8 @@ def test_refusals_are_counted_in_stats(keyed: RunningCollector) -> None:
 
 
 def test_keys_never_reach_the_logs(keyed: RunningCollector, caplog: pytest.LogCaptureFixture,
-                                   capfd: pytest.CaptureFixture[str]) -> None:
+                                   capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grpc_receiver, "REFUSAL_LOG_INTERVAL_S", 0.0)  # log every refusal here
     wrong = "shk_wrong-key-that-must-not-be-logged"
     with caplog.at_level(logging.DEBUG):
         export(keyed.grpc_endpoint, span_request("logged-ok", 1), metadata=ACME.metadata)
@@ -130,6 +132,23 @@ def test_keys_never_reach_the_logs(keyed: RunningCollector, caplog: pytest.LogCa
     assert "refused OTLP export" in caplog.text  # the refusals were logged...
     for secret in (wrong, ACME.key, ACME.key[4:], wrong[4:]):
         assert secret not in logged  # ...without the keys
+
+
+def test_a_flood_of_refusals_is_counted_but_logged_once_per_reason(
+        keyed: RunningCollector, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grpc_receiver, "REFUSAL_LOG_INTERVAL_S", 3600.0)
+    receiver = keyed.collector.receiver
+    monkeypatch.setattr(receiver, "_refusals_logged_at", {})
+    before = receiver.unauthenticated_total
+    with caplog.at_level(logging.WARNING, logger="spanhouse.receiver.grpc"):
+        for i in range(20):
+            with pytest.raises(grpc.RpcError):
+                export(keyed.grpc_endpoint, span_request("flood", 1),
+                       metadata=(("authorization", f"Bearer shk_flood-{i}"),) if i % 2 else None)
+    assert receiver.unauthenticated_total == before + 20
+    lines = [r.getMessage() for r in caplog.records if "refused OTLP export" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert any("missing API key" in line for line in lines) and any("not recognised" in line for line in lines)
 
 
 # --- configuration -------------------------------------------------------------------------------------
@@ -241,3 +260,20 @@ def test_hash_key_cli_prints_the_digest_the_config_expects(monkeypatch: pytest.M
 
     ring = KeyRing.from_config(load({"auth": {"keys": [{"tenant": "t1", "key_sha256": lines["key_sha256"]}]}}).auth)
     assert ring.authenticate(f"Bearer {lines['key'].strip()}").tenant == "t1"
+
+
+def test_spanhouse_demo_takes_the_key_from_the_otel_and_spanhouse_variables(
+        keyed: RunningCollector, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def by_tenant() -> dict[str, int]:
+        return dict(keyed.query("SELECT TenantId, count() FROM spans GROUP BY TenantId"))
+
+    before = by_tenant()
+    monkeypatch.setenv("SPANHOUSE_STORE__URL", keyed.store_url)
+    monkeypatch.setenv("SPANHOUSE_QUERY__ENDPOINT", keyed.query_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer {GLOBEX.key}")
+    monkeypatch.setenv("SPANHOUSE_API_KEY", GLOBEX.key)
+    assert cli.main(["demo", "--endpoint", keyed.grpc_endpoint, "--traces", "3"]) == 0
+    sent = int(capsys.readouterr().out.split("sent ", 1)[1].split(" spans", 1)[0])
+    after = by_tenant()
+    assert after["globex"] == before.get("globex", 0) + sent
+    assert {t: n for t, n in after.items() if t != "globex"} == {t: n for t, n in before.items() if t != "globex"}

@@ -184,9 +184,12 @@ class Decoder:
                 for p_index, span in enumerate(scope_spans.spans):
                     seen += 1
                     problem = _id_problem(span)
-                    if problem is None and len(span.attributes) > max_attributes:
+                    span_attrs = span.attributes  # one container wrapper for the check and the decode
+                    if problem is not None:
+                        pass
+                    elif len(span_attrs) > max_attributes:
                         problem = f"more than receiver.max_attributes_per_span ({max_attributes}) attributes"
-                    if problem is None and seen > max_spans:
+                    elif seen > max_spans:
                         problem = f"request holds more than receiver.max_spans_per_request ({max_spans}) spans"
                     if problem is not None:
                         result.reject(problem, f"resource_spans[{r_index}].scope_spans[{s_index}].spans[{p_index}]")
@@ -206,7 +209,7 @@ class Decoder:
                     c_res(res_attrs)
                     c_scope(scope_name)
                     c_scope_v(scope_version)
-                    c_attrs(attributes(span.attributes, result))
+                    c_attrs(attributes(span_attrs, result))
                     c_dur(end - start if end > start else 0)
                     code = span.status.code
                     c_status(STATUS_CODES[code] if 0 <= code < 3 else "Unset")

@@ -12,6 +12,8 @@ configured, the port speaks TLS only.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("spanhouse.receiver.grpc")
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+# A misconfigured client retries fast; one log line per reason per interval is enough to notice it.
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 
 RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
@@ -57,6 +61,8 @@ class GrpcReceiver:
         self.keys = keys if keys else None
         self.credentials = credentials
         self.unauthenticated_total = 0
+        self._refusals_lock = threading.Lock()
+        self._refusals_logged_at: dict[str, float] = {}  # reason -> last time it was logged
         max_bytes = max_recv_msg_size_mib * 1024 * 1024
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spanhouse-grpc"),
@@ -102,6 +108,19 @@ class GrpcReceiver:
         """Stop accepting calls; calls in progress get `grace_s` to finish."""
         self._server.stop(grace_s).wait()
 
+    def _refused(self, peer: str, reason: str) -> None:
+        """Count a refused call; log it, at most once per REFUSAL_LOG_INTERVAL_S for each reason."""
+        now = time.monotonic()
+        with self._refusals_lock:
+            self.unauthenticated_total += 1
+            last = self._refusals_logged_at.get(reason)
+            if last is not None and now - last < REFUSAL_LOG_INTERVAL_S:
+                return
+            self._refusals_logged_at[reason] = now
+            total = self.unauthenticated_total
+        log.warning("refused OTLP export from %s: %s (%d refused calls so far; this reason is logged at most "
+                    "every %.0f s)", peer, reason, total, REFUSAL_LOG_INTERVAL_S)
+
     def counters(self) -> dict[str, int]:
         return {"unauthenticated_total": self.unauthenticated_total}
 
@@ -111,8 +130,7 @@ class GrpcReceiver:
             try:
                 principal = self.keys.authenticate_metadata(context.invocation_metadata())
             except AuthError as exc:
-                self.unauthenticated_total += 1
-                log.warning("refused OTLP export from %s: %s", context.peer(), exc)
+                self._refused(context.peer(), str(exc))
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             tenant = principal.tenant
         try:
