@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -19,68 +13,7 @@ from spanhouse.collector import cli
 from spanhouse.collector.store import Store
 
 from collector_harness import free_port
-
-READY = re.compile(r"^spanhouse collector: OTLP/gRPC on (\S+):(\d+), store ")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without SPANHOUSE_* settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPANHOUSE_")}
-    env.update(extra)
-    return env
-
-
-class CollectorProcess:
-    """`spanhouse collector` in a child process; ready once it printed its listen line."""
-
-    def __init__(self, store_dir: Path, query_endpoint: str = "", env: dict[str, str] | None = None,
-                 ready_timeout_s: float = 60.0) -> None:
-        self.store_url = f"chdb://{store_dir}"
-        self.query_endpoint = query_endpoint
-        self.stderr_path = store_dir.parent / f"collector-{id(self)}.stderr"
-        self._stderr: IO[bytes] = open(self.stderr_path, "wb")  # a file: a full pipe would block the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", self.store_url,
-             "--grpc", "127.0.0.1:0", "--query-endpoint", query_endpoint],
-            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=clean_env(**(env or {})),
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.grpc_endpoint = self._wait_ready(ready_timeout_s)
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _wait_ready(self, timeout_s: float) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout_s)
-            except queue.Empty:
-                self.stop()
-                raise AssertionError(f"collector not ready within {timeout_s}s: {self.stderr()}") from None
-            if line is None:
-                self.proc.wait(10)
-                raise AssertionError(f"collector exited with {self.proc.returncode}: {self.stderr()}")
-            match = READY.match(line)
-            if match:
-                return f"{match.group(1)}:{match.group(2)}"
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def terminate(self, timeout_s: float = 60.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-        self._stderr.close()
-
+from collector_process import CollectorProcess, clean_env
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "spanhouse.collector.cli", *args], capture_output=True, text=True,

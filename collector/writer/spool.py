@@ -327,7 +327,8 @@ class Spool:
             self._cursor.store(end, None)
             if end == (self._active, self._sizes[self._active]) and end[1]:
                 self._rotate()  # all written: start a new segment so the full one can go
-            for seg in [s for s in self._sizes if s < end[0] and s != self._active]:
+            consumed = [s for s in self._sizes if s != self._active and (s < end[0] or end == (s, self._sizes[s]))]
+            for seg in consumed:
                 del self._sizes[seg]
                 fd = self._read_fds.pop(seg, None)
                 if fd is not None:
