@@ -7,6 +7,7 @@ attribute instead of parsing environment variables on every call.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 # Newer GenAI instrumentations accept these modes; any that puts content on spans counts as on.
 _CAPTURE_MODES = frozenset({"span_only", "span_and_event"})
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,16 @@ def _max_bytes() -> int:
     try:
         value = int(raw)
     except ValueError:
-        # A bad cap must not break the application; fall back to the default.
+        value = 0
+    if value <= 0:
+        # A bad cap must not stop the application: say so (once per value) and keep the default.
+        if raw not in _warned:
+            _warned.add(raw)
+            logging.getLogger("spanhouse.instrumentation").warning(
+                "%s=%r is not a positive whole number of bytes; using the default, %d",
+                ENV_CAPTURE_MAX_BYTES, raw, DEFAULT_CAPTURE_MAX_BYTES)
         return DEFAULT_CAPTURE_MAX_BYTES
-    return value if value > 0 else DEFAULT_CAPTURE_MAX_BYTES
+    return value
 
 
 def read() -> Settings:

@@ -25,8 +25,10 @@ def cap(text: str, max_bytes: int) -> str:
     encoded = text.encode("utf-8")
     if len(encoded) <= max_bytes:
         return text
-    room = max(max_bytes - len(TRUNCATION_MARKER), 0)
     # errors="ignore" drops a multi-byte character cut in half at the boundary.
+    if max_bytes <= len(TRUNCATION_MARKER):
+        return encoded[:max_bytes].decode("utf-8", errors="ignore")  # no room for the marker as well
+    room = max_bytes - len(TRUNCATION_MARKER)
     return encoded[:room].decode("utf-8", errors="ignore") + TRUNCATION_MARKER
 
 

@@ -163,8 +163,9 @@ def test_context_span_processor_stamps_third_party_genai_spans(telemetry: Any) -
     assert sc.CONVERSATION_ID not in spans["GET /"].attributes
 
 
-def test_kill_switch_makes_helpers_noops(telemetry: Any) -> None:
-    set_env(**{_config.ENV_ENABLED: "false"})
+@pytest.mark.parametrize("env", [{_config.ENV_ENABLED: "false"}, {_config.ENV_SDK_DISABLED: "true"}])
+def test_kill_switch_makes_helpers_noops(telemetry: Any, env: dict[str, str]) -> None:
+    set_env(**env)
 
     def plain(x: int) -> int:
         return x

@@ -156,3 +156,18 @@ def test_sdk_native_spans_nest_under_ours(telemetry: Any, fake_server: Any) -> N
     native = [s for name, s in spans.items() if name != "chat claude-x"]
     assert native, spans.keys()
     assert all(s.parent is not None and s.parent.span_id == ours.context.span_id for s in native)
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream_helper"])
+def test_metrics_count_cached_tokens_as_input(telemetry: Any, anthropic_client: anthropic.Anthropic,
+                                              mode: str) -> None:
+    _sync_call(anthropic_client, mode, "claude-x")
+    (duration,) = telemetry.metric_points(sc.METRIC_OPERATION_DURATION)
+    assert duration.count == 1
+    assert tuple(duration.explicit_bounds) == sc.DURATION_BUCKETS_S
+    assert duration.attributes[sc.PROVIDER_NAME] == "anthropic"
+    assert duration.attributes[sc.RESPONSE_MODEL] == "claude-x-2025-01-01"
+    tokens = {p.attributes[sc.TOKEN_TYPE]: p for p in telemetry.metric_points(sc.METRIC_TOKEN_USAGE)}
+    assert tokens["input"].sum == EXPECTED_INPUT
+    assert tokens["output"].sum == ANTHROPIC_USAGE["output_tokens"]
+    assert tuple(tokens["output"].explicit_bounds) == sc.TOKEN_USAGE_BUCKETS

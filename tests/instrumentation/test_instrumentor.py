@@ -58,6 +58,22 @@ def test_uninstrument_restores_the_original_functions() -> None:
     assert all(a is b for a, b in zip(before, after, strict=True))
 
 
+def test_no_spans_after_uninstrument(openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic) -> None:
+    tel = make_telemetry()
+    OpenAIInstrumentor().instrument(tracer_provider=tel.tracer_provider)
+    AnthropicInstrumentor().instrument(tracer_provider=tel.tracer_provider)
+    openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    OpenAIInstrumentor().uninstrument()
+    AnthropicInstrumentor().uninstrument()
+    result = openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with anthropic_client.messages.stream(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "hi"}]) \
+            as stream:
+        assert type(stream).__module__.startswith("anthropic")  # the SDK's own object, no proxy left around it
+        stream.until_done()
+    assert result.choices[0].message.content == "Hello there!"
+    assert [s.name for s in tel.spans()] == ["chat gpt-4o"]
+
+
 @pytest.mark.parametrize("env", [
     {_config.ENV_ENABLED: "false"},
     {_config.ENV_SDK_DISABLED: "true"},
@@ -99,12 +115,29 @@ def test_instrumentation_bug_never_breaks_the_call(telemetry: Any, openai_client
     assert len(telemetry.spans()) == 3  # spans still end, just without response attributes
 
 
-def test_captured_content_is_capped_with_marker(telemetry: Any, openai_client: openai.OpenAI) -> None:
-    set_env(**{_config.ENV_CAPTURE_CONTENT: "true", _config.ENV_CAPTURE_MAX_BYTES: "64"})
-    openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "é" * 500}])
+@pytest.mark.parametrize(("cap", "limit"), [("64", 64), (None, 4096)], ids=["configured", "default-4KiB"])
+def test_captured_content_is_capped_with_marker(telemetry: Any, openai_client: openai.OpenAI, cap: str | None,
+                                                limit: int) -> None:
+    set_env(**{_config.ENV_CAPTURE_CONTENT: "true", _config.ENV_CAPTURE_MAX_BYTES: cap})
+    openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "é" * 5000}])
     value = telemetry.span().attributes[sc.INPUT_MESSAGES]
-    assert len(value.encode()) <= 64
+    assert limit - 2 <= len(value.encode()) <= limit  # a 2-byte character may not fit whole
     assert value.endswith(_content.TRUNCATION_MARKER)
+
+
+@pytest.mark.parametrize("raw", ["lots", "-5", "0", "1.5"])
+def test_bad_capture_cap_warns_and_keeps_the_default(telemetry: Any, openai_client: openai.OpenAI, raw: str,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(_config, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
+        set_env(**{_config.ENV_CAPTURE_CONTENT: "true", _config.ENV_CAPTURE_MAX_BYTES: raw})
+        _config.refresh()  # read again (as every instrument() does): still one warning
+    warnings = [r.getMessage() for r in caplog.records if _config.ENV_CAPTURE_MAX_BYTES in r.getMessage()]
+    assert len(warnings) == 1 and repr(raw) in warnings[0]
+    assert _config.SETTINGS.capture_max_bytes == _config.DEFAULT_CAPTURE_MAX_BYTES
+    openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x" * 9000}])
+    assert len(telemetry.span().attributes[sc.INPUT_MESSAGES]) == _config.DEFAULT_CAPTURE_MAX_BYTES
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -115,11 +148,15 @@ def test_capture_flag_values(raw: str, expected: bool) -> None:
     assert _config.SETTINGS.capture_content is expected
 
 
-@pytest.mark.parametrize(("text", "limit"), [("abc", 10), ("x" * 100, 20), ("日本語" * 20, 17)])
+@pytest.mark.parametrize(("text", "limit"), [("abc", 10), ("x" * 100, 20), ("日本語" * 20, 17), ("x" * 100, 5),
+                                             ("日本語", 4)])
 def test_cap_keeps_valid_utf8_within_limit(text: str, limit: int) -> None:
     capped = _content.cap(text, limit)
     assert len(capped.encode()) <= limit
-    assert capped == text or capped.endswith(_content.TRUNCATION_MARKER)
+    if limit > len(_content.TRUNCATION_MARKER):
+        assert capped == text or capped.endswith(_content.TRUNCATION_MARKER)
+    else:  # too small for the marker: a plain prefix
+        assert text.startswith(capped)
 
 
 def test_content_not_captured_by_default(telemetry: Any, anthropic_client: anthropic.Anthropic) -> None:
