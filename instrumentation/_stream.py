@@ -12,7 +12,7 @@ from typing import Any
 
 import wrapt
 
-from ._telemetry import Accumulator, Call, log_once
+from ._telemetry import Accumulator, Call, _clock, log_once
 
 
 class _StreamState:
@@ -25,7 +25,9 @@ class _StreamState:
         self.accumulator = accumulator
 
     def observe(self, item: Any) -> None:
-        self.call.mark_chunk()
+        call = self.call
+        if call.first_chunk is None:  # Call.mark_chunk, inlined: this runs for every chunk
+            call.first_chunk = _clock()
         try:
             self.accumulator.observe(item)
         except Exception as exc:  # noqa: BLE001 - a bad chunk must not break the user's loop

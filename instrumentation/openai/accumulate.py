@@ -44,8 +44,13 @@ class ChatStreamAccumulator:
         usage = field(chunk, "usage")
         if usage is not None:
             self.usage = usage
-        for delta_choice in items(field(chunk, "choices")):
-            index = integer(field(delta_choice, "index")) or 0
+        choices = field(chunk, "choices")
+        if not isinstance(choices, list):  # what the SDK gives; anything else has no choices to read
+            return
+        for delta_choice in choices:
+            index = field(delta_choice, "index")
+            if type(index) is not int:
+                index = 0
             choice = self.choices.get(index)
             if choice is None:
                 choice = self.choices[index] = _Choice()
