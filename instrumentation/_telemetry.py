@@ -9,6 +9,7 @@ user's own exceptions are re-raised untouched.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import timeit
 from collections.abc import Callable, Mapping
@@ -184,8 +185,41 @@ def server_attributes(instance: Any) -> Attributes:
     return {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}
 
 
-def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, Any]) -> Any:
-    """End a non-stream call with its response, or hand a stream to a proxy that ends it later."""
+# What `client.<resource>.with_raw_response.<method>(...)` returns: the HTTP response, body already read,
+# with a parse() that caches what it builds, so parsing it here costs the user's own parse() nothing.
+_RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
+
+
+def _parsed(result: Any) -> Any:
+    """The SDK object behind a raw response (None when only an async parse is offered), else `result`."""
+    if type(result).__name__ not in _RAW_RESPONSE_TYPES:
+        return result
+    parse = getattr(result, "parse", None)
+    if parse is None or inspect.iscoroutinefunction(parse):
+        return None
+    return parse()
+
+
+async def _async_parsed(call: Call, result: Any, kwargs: Mapping[str, Any]) -> Any:
+    """The SDK object behind an async raw response, from its (cached) async parse(); None for anything else."""
+    if kwargs.get("stream") or type(result).__name__ not in _RAW_RESPONSE_TYPES:
+        return None
+    parse = getattr(result, "parse", None)
+    if not inspect.iscoroutinefunction(parse):
+        return None
+    try:
+        return await parse()
+    except Exception as exc:  # noqa: BLE001 - the user's own parse() will meet the same problem
+        log_once(f"{call.telemetry.provider}.{call.operation.name}.parse", exc)
+        return None
+
+
+def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, Any],
+           response: Any = None) -> Any:
+    """End a non-stream call with its response, or hand a stream to a proxy that ends it later.
+
+    `response` is the parsed SDK object when the caller already has it (an async raw response).
+    """
     from ._stream import AsyncStreamProxy, SyncStreamProxy  # here to keep the import graph acyclic
 
     try:
@@ -195,8 +229,10 @@ def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, A
                 return AsyncStreamProxy(result, call, accumulator)
             if hasattr(result, "__iter__"):
                 return SyncStreamProxy(result, call, accumulator)
-        outputs = (lambda: operation.output_messages(result)) if operation.output_messages else None
-        call.end(operation.response_attributes(result), outputs)
+        if response is None and not kwargs.get("stream"):  # a raw streaming response stays unread
+            response = _parsed(result)
+        outputs = (lambda: operation.output_messages(response)) if operation.output_messages else None
+        call.end(operation.response_attributes(response), outputs)
     except Exception as exc:  # noqa: BLE001
         log_once(f"{call.telemetry.provider}.{operation.name}.finish", exc)
         call.end()
@@ -240,6 +276,6 @@ def async_traced(telemetry: Telemetry, operation: Operation) -> Callable[..., An
             raise
         finally:
             otel_context.detach(token)
-        return finish(call, operation, result, kwargs)
+        return finish(call, operation, result, kwargs, await _async_parsed(call, result, kwargs))
 
     return wrapper

@@ -171,3 +171,25 @@ def test_metrics_count_cached_tokens_as_input(telemetry: Any, anthropic_client: 
     assert tokens["input"].sum == EXPECTED_INPUT
     assert tokens["output"].sum == ANTHROPIC_USAGE["output_tokens"]
     assert tuple(tokens["output"].explicit_bounds) == sc.TOKEN_USAGE_BUCKETS
+
+
+def test_with_raw_response_is_traced_and_untouched(telemetry: Any, anthropic_client: anthropic.Anthropic) -> None:
+    raw = anthropic_client.messages.with_raw_response.create(model="claude-x", max_tokens=10, messages=MESSAGES)
+    assert raw.headers["request-id"] == "req_1"
+    assert raw.parse().content[0].text == "Hello there!"
+    attrs = telemetry.span().attributes
+    assert attrs[sc.RESPONSE_ID] == "msg_1"
+    assert attrs[sc.USAGE_INPUT_TOKENS] == EXPECTED_INPUT
+
+
+def test_async_with_raw_response_is_traced(telemetry: Any, async_anthropic_client: anthropic.AsyncAnthropic) -> None:
+    # Its parse() is a coroutine; it caches what it builds, so the user's own parse() gets the same object.
+    async def run() -> str:
+        raw = await async_anthropic_client.messages.with_raw_response.create(model="claude-x", max_tokens=10,
+                                                                             messages=MESSAGES)
+        return (await raw.parse()).content[0].text
+
+    assert asyncio.run(run()) == "Hello there!"
+    attrs = telemetry.span().attributes
+    assert attrs[sc.RESPONSE_ID] == "msg_1"
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == ANTHROPIC_USAGE["output_tokens"]

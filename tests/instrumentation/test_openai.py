@@ -220,3 +220,29 @@ def test_metrics_recorded_with_convention_attributes(telemetry: Any, openai_clie
     tokens = {p.attributes[sc.TOKEN_TYPE]: p for p in telemetry.metric_points(sc.METRIC_TOKEN_USAGE)}
     assert tokens["input"].sum == 120 and tokens["output"].sum == 8
     assert tuple(tokens["input"].explicit_bounds) == sc.TOKEN_USAGE_BUCKETS
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_with_raw_response_is_traced_and_untouched(telemetry: Any, openai_client: openai.OpenAI,
+                                                   async_openai_client: openai.AsyncOpenAI, use_async: bool) -> None:
+    # Frameworks (LangChain among them) call the raw-response variant and parse it themselves.
+    if use_async:
+        raw = asyncio.run(async_openai_client.chat.completions.with_raw_response.create(model="gpt-4o",
+                                                                                        messages=MESSAGES))
+    else:
+        raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.headers["request-id"] == "req_1"
+    assert raw.parse().choices[0].message.content == "Hello there!"
+    attrs = telemetry.span().attributes
+    assert attrs[sc.RESPONSE_ID] == "chatcmpl-1"
+    assert attrs[sc.USAGE_INPUT_TOKENS] == OPENAI_USAGE["prompt_tokens"]
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+def test_raw_streaming_response_is_left_unread(telemetry: Any, openai_client: openai.OpenAI) -> None:
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    span = telemetry.span()  # ended when the call returned
+    assert span.attributes[sc.REQUEST_STREAM] is True
+    assert sc.RESPONSE_ID not in span.attributes
+    chunks = list(raw.parse())  # the user's stream is whole
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello there!"
