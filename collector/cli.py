@@ -178,6 +178,82 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_sql(cfg: Config) -> Any:
+    from spanhouse.collector import query_client
+
+    return lambda sql: _parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))
+
+
+def _print_report(args: argparse.Namespace, names: list[str], rows: list[list[Any]]) -> None:
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(dict(zip(names, row)), ensure_ascii=False))
+    else:
+        print(format_table(names, rows))
+
+
+def _run_report(args: argparse.Namespace, report: Any) -> int:
+    from datetime import UTC, datetime
+
+    from spanhouse.collector import query_client, reports
+
+    cfg = _load_config(args)
+    try:
+        if not hasattr(args, "since"):
+            return report(_report_sql(cfg), None, None)
+        now = datetime.now(UTC)
+        since = reports.parse_time("--since", args.since, now)
+        until = reports.parse_time("--until", args.until, now) if args.until else now
+        if since >= until:
+            raise reports.ReportError(f"--since ({since:%Y-%m-%d %H:%M:%S}) must be before --until "
+                                      f"({until:%Y-%m-%d %H:%M:%S})")
+        return report(_report_sql(cfg), since, until)
+    except reports.ReportError as exc:
+        print(f"spanhouse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except query_client.QueryError as exc:
+        print(f"spanhouse {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from spanhouse.collector import reports
+
+    def report(run_sql: Any, since: Any, until: Any) -> int:
+        names, rows = reports.usage(run_sql, args.by, since, until, tenant=args.tenant or "")
+        _print_report(args, names, rows)
+        return 0
+
+    return _run_report(args, report)
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    from spanhouse.collector import reports
+
+    def report(run_sql: Any, since: Any, until: Any) -> int:
+        min_duration_ms = reports.parse_duration_s("--min-duration", args.min_duration) * 1e3 \
+            if args.min_duration else 0.0
+        names, rows = reports.traces(
+            run_sql, since, until, tenant=args.tenant or "", service=args.service or "", model=args.model or "",
+            tool=args.tool or "", errors_only=args.errors, min_cost=args.min_cost, min_duration_ms=min_duration_ms,
+            sort=args.sort, limit=args.limit)
+        _print_report(args, names, rows)
+        return 0
+
+    return _run_report(args, report)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from spanhouse.collector import reports
+
+    def report(run_sql: Any, _since: Any, _until: Any) -> int:
+        text = reports.trace_tree(run_sql, args.trace_id)
+        print(text)
+        return 0 if not text.endswith("no spans found") else 1
+
+    return _run_report(args, report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanhouse", description="OpenTelemetry GenAI pipeline into ClickHouse.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +288,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hash-key", help="print the key_sha256 of an API key read from standard input")
     p.add_argument("--generate", action="store_true", help="make a new random key and print it with its hash")
     p.set_defaults(func=cmd_hash_key)
+
+    def window(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", default="24h", metavar="WHEN",
+                       help="start of the time range: a duration back from now (24h, 7d) or an ISO time (default 24h)")
+        p.add_argument("--until", metavar="WHEN", help="end of the time range (default now)")
+        p.add_argument("--tenant", metavar="ID", help="only this tenant")
+        p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = sub.add_parser("usage", help="calls, errors, tokens, cost and p50/p95/p99 latency per model, service, "
+                                     "tenant or tool")
+    common(p)
+    window(p)
+    p.add_argument("--by", choices=("model", "service", "tenant", "tool"), default="model")
+    p.set_defaults(func=cmd_usage)
+
+    p = sub.add_parser("traces", help="traces in a time range, filtered, most expensive first")
+    common(p)
+    window(p)
+    p.add_argument("--service", metavar="NAME", help="traces with a GenAI span from this service")
+    p.add_argument("--model", metavar="NAME", help="traces that called this model (as stored, e.g. gpt-4o-2024-08-06)")
+    p.add_argument("--tool", metavar="NAME", help="traces that ran this tool")
+    p.add_argument("--errors", action="store_true", help="only traces with a failed GenAI span")
+    p.add_argument("--min-cost", type=float, default=0.0, metavar="USD", help="only traces costing at least this")
+    p.add_argument("--min-duration", metavar="DURATION", help="only traces lasting at least this (500ms, 2s, 1m)")
+    p.add_argument("--sort", choices=("cost", "duration", "start"), default="cost")
+    p.add_argument("--limit", type=int, default=20, metavar="N")
+    p.set_defaults(func=cmd_traces)
+
+    p = sub.add_parser("trace", help="one trace as a tree with duration, tokens and cost per span")
+    common(p)
+    p.add_argument("trace_id", metavar="TRACE_ID", help="32 hex digits")
+    p.set_defaults(func=cmd_trace)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -99,5 +100,44 @@ def test_costs_reach_calls_spans_rollups_and_trace_costs(tmp_path: Path) -> None
         assert (llm_calls, unpriced, input_tokens, tools) == (3, 1, 2000 + 1000 + 50, ["search"])
         stats = running.collector.pipeline.counters()
         assert stats["price_calls_priced_total"] == 2 and stats["price_calls_unknown_model_total"] == 1
+    finally:
+        running.collector.stop()
+
+
+def test_costs_recomputed_in_sql_match_the_collector(tmp_path: Path) -> None:
+    from spanhouse.collector.queries import render
+
+    running = start_collector(tmp_path / "store")
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://{running.grpc_endpoint}", insecure=True)))
+        tracer = provider.get_tracer("pricing.tests")
+        calls = [("openai", "gpt-4o", "gpt-4o-2024-08-06", 5000, 1000, 0, 300),
+                 ("openai", "gpt-4o", "gpt-4o-2024-05-13", 800, 0, 0, 50),
+                 ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 250_000, 20_000, 10_000, 900),
+                 ("deepseek", "deepseek-chat", "", 3000, 2000, 0, 100)]
+        for provider_name, model, response, inp, read, write, out in calls:
+            span = tracer.start_span(f"chat {model}", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider_name,
+                "gen_ai.request.model": model, "gen_ai.usage.input_tokens": inp, "gen_ai.usage.output_tokens": out,
+                "gen_ai.usage.cache_read.input_tokens": read, "gen_ai.usage.cache_creation.input_tokens": write,
+                **({"gen_ai.response.model": response} if response else {})})
+            span.end()
+        provider.shutdown()
+        running.flush()
+        now = dt.datetime.now(dt.UTC)
+        rows = running.query(render("recompute_costs", since=now - dt.timedelta(hours=1),
+                                    until=now + dt.timedelta(hours=1)))
+        assert len(rows) == len(calls)
+        by_model = {r[1]: r for r in rows}
+        assert by_model["gpt-4o-2024-05-13"][2] == "gpt-4o-2024-05-13"
+        assert by_model["gpt-4o-2024-08-06"][2] == "gpt-4o"
+        for _span, _model, _priced_as, _ts, stored, recomputed in rows:
+            assert stored is not None and recomputed == pytest.approx(stored, rel=1e-12)
     finally:
         running.collector.stop()

@@ -1,0 +1,181 @@
+"""What `spanhouse usage`, `spanhouse traces` and `spanhouse trace ID` print.
+
+Each report renders a packaged query (schemas/queries/), runs it through a
+`run_sql` callable (the collector's query endpoint or the store itself) and
+formats the rows. Nothing here opens a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+
+from spanhouse.collector.queries import render
+
+RunSql = Callable[[str], tuple[list[str], list[list[Any]]]]
+
+GROUP_COLUMNS = {"model": "Model", "service": "ServiceName", "tenant": "TenantId"}
+SORT_COLUMNS = {"cost": "cost_usd", "duration": "duration_ms", "start": "start"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class ReportError(ValueError):
+    """A bad option value; the message names the option."""
+
+
+def parse_duration_s(option: str, text: str) -> float:
+    """'24h', '90m', '1.5s', '250ms', '7d', '2w' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ReportError(f"{option}: expected a duration such as 250ms, 30s, 15m, 24h, 7d, got {text!r}")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def parse_time(option: str, text: str, now: dt.datetime) -> dt.datetime:
+    """A duration back from `now` ('24h') or an ISO date/time ('2025-11-01', '2025-11-01T12:00Z'), in UTC."""
+    if _DURATION.match(text):
+        return now - dt.timedelta(seconds=parse_duration_s(option, text))
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"{option}: expected a duration back from now (24h, 7d) or an ISO time "
+                          f"(2025-11-01T12:00Z), got {text!r}") from None
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def _usd(value: Any) -> str:
+    return "" if value is None else f"{float(value):.6f}"
+
+
+def usage(run_sql: RunSql, by: str, since: dt.datetime, until: dt.datetime, tenant: str = "") -> \
+        tuple[list[str], list[list[Any]]]:
+    """Calls, errors, tokens, cost and p50/p95/p99 latency per model, service, tenant or tool."""
+    if by == "tool":
+        _, rows = run_sql(render("latency_by_tool", since=since, until=until, tenant=tenant))
+        names = ["tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"]
+        return names, [[key or "(none)", _int(calls), _int(errors), *(ms or [None] * 3)]
+                       for key, calls, errors, ms in rows]
+    if by not in GROUP_COLUMNS:
+        raise ReportError(f"--by: expected one of model, service, tenant, tool, got {by!r}")
+    _, rows = run_sql(render("usage", group_by=GROUP_COLUMNS[by], since=since, until=until, tenant=tenant))
+    names = [by, "calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "unpriced",
+             "p50_ms", "p95_ms", "p99_ms"]
+    out = []
+    for key, calls, errors, inp, cached, output, cost, unpriced, ms in rows:
+        out.append([key or "(none)", _int(calls), _int(errors), _int(inp), _int(cached), _int(output),
+                    None if cost is None else round(float(cost), 6), _int(unpriced), *(ms or [None] * 3)])
+    return names, out
+
+
+def traces(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
+           model: str = "", tool: str = "", errors_only: bool = False, min_cost: float = 0.0,
+           min_duration_ms: float = 0.0, sort: str = "cost", limit: int = 20) -> tuple[list[str], list[list[Any]]]:
+    """Traces started in [since, until) matching every filter, most expensive (or slowest, newest) first."""
+    if sort not in SORT_COLUMNS:
+        raise ReportError(f"--sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
+    if limit <= 0:
+        raise ReportError(f"--limit: must be at least 1, got {limit}")
+    if min_cost < 0 or min_duration_ms < 0:
+        raise ReportError("--min-cost and --min-duration must not be negative")
+    sql = render("traces", since=since, until=until, tenant=tenant, service=service, model=model, tool=tool,
+                 errors_only=int(errors_only), min_cost=min_cost, min_duration_ms=min_duration_ms,
+                 order_by=SORT_COLUMNS[sort], limit=limit)
+    _, rows = run_sql(sql)
+    names = ["trace_id", "tenant", "start", "duration_ms", "llm_calls", "errors", "tokens", "cost_usd", "services",
+             "models"]
+    out = []
+    for trace_id, tenant_id, start, duration, calls, errs, tokens, cost, services, models, _tools in rows:
+        out.append([trace_id, tenant_id, str(start)[:23], float(duration), _int(calls), _int(errs), _int(tokens),
+                    round(float(cost), 6), ",".join(sorted(services)), ",".join(sorted(models))])
+    return names, out
+
+
+def trace_tree(run_sql: RunSql, trace_id: str) -> str:
+    """The spans of one trace as an indented tree with duration, tokens and cost per span."""
+    trace_id = trace_id.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+        raise ReportError(f"trace id: expected 32 hex digits, got {trace_id!r}")
+    names, rows = run_sql(render("trace_spans", trace_id=trace_id))
+    if not rows:
+        return f"trace {trace_id}: no spans found"
+    spans = [dict(zip(names, row)) for row in rows]
+    ids = {s["SpanId"] for s in spans}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for span in spans:
+        parent = span["ParentSpanId"]
+        if parent and parent in ids and parent != span["SpanId"]:
+            children.setdefault(parent, []).append(span)
+        else:
+            roots.append(span)
+    costs = [float(s["CostTotal"]) for s in spans if s["CostTotal"] is not None]
+    unpriced = sum(1 for s in spans if s["CostTotal"] is None and s["Operation"] in _BILLED and _has_usage(s))
+    starts = [_ns(s["Timestamp"]) for s in spans]
+    ends = [start + _int(s["Duration"]) for start, s in zip(starts, spans)]
+    tokens = sum(_int(s["InputTokens"]) + _int(s["OutputTokens"]) for s in spans if s["Operation"] in _BILLED)
+    header = (f"trace {trace_id}: {len(spans)} spans, {(max(ends) - min(starts)) / 1e6:.1f} ms, "
+              f"{tokens} tokens, cost ${sum(costs):.6f}"
+              + (f" ({unpriced} call{'s' if unpriced != 1 else ''} without a price)" if unpriced else ""))
+    lines = [header]
+    seen: set[str] = set()
+
+    def walk(span: dict[str, Any], prefix: str, last: bool, top: bool) -> None:
+        if span["SpanId"] in seen:  # a cycle in bad data must not loop forever
+            return
+        seen.add(span["SpanId"])
+        branch = "" if top else ("└─ " if last else "├─ ")
+        lines.append(prefix + branch + _describe(span))
+        kids = sorted(children.get(span["SpanId"], []), key=lambda s: (_ns(s["Timestamp"]), s["SpanId"]))
+        inner = prefix + ("" if top else ("   " if last else "│  "))
+        for i, kid in enumerate(kids):
+            walk(kid, inner, i == len(kids) - 1, False)
+
+    order = sorted(spans, key=lambda s: (_ns(s["Timestamp"]), s["SpanId"]))
+    for root in (s for s in order if s in roots):
+        walk(root, "", True, True)
+    for span in order:  # spans whose parents form a cycle have no root: print them rather than lose them
+        if span["SpanId"] not in seen:
+            walk(span, "", True, True)
+    return "\n".join(lines)
+
+
+_BILLED = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+
+def _has_usage(span: dict[str, Any]) -> bool:
+    return span["InputTokens"] is not None or span["OutputTokens"] is not None
+
+
+def _ns(timestamp: Any) -> int:
+    """'2025-11-23 10:00:00.123456789' (UTC) -> ns since the epoch."""
+    text = str(timestamp)
+    whole, _, fraction = text.partition(".")
+    seconds = dt.datetime.fromisoformat(whole).replace(tzinfo=dt.UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def _describe(span: dict[str, Any]) -> str:
+    parts = [span["SpanName"] or "(unnamed)"]
+    if span["ServiceName"]:
+        parts.append(f"[{span['ServiceName']}]")
+    if span["Model"] and span["Model"] not in span["SpanName"]:
+        parts.append(span["Model"])
+    parts.append(f"{_int(span['Duration']) / 1e6:.1f} ms")
+    if _has_usage(span):
+        cached = _int(span["CacheReadTokens"])
+        parts.append(f"{_int(span['InputTokens'])} in" + (f" ({cached} cached)" if cached else "")
+                     + f" / {_int(span['OutputTokens'])} out tokens")
+    if span["CostTotal"] is not None:
+        parts.append(f"${float(span['CostTotal']):.6f}")
+    elif span["Operation"] in _BILLED and _has_usage(span):
+        parts.append("cost unknown")
+    if span["StatusCode"] in ("Error", "STATUS_CODE_ERROR"):
+        parts.append("ERROR")
+    return "  ".join(parts)

@@ -1,0 +1,29 @@
+-- Traces that started in the time range, from trace_costs, filtered by tenant,
+-- service, model, tool ('' = any), errors, minimum cost and duration, ordered by
+-- {order_by}: cost_usd for the N most expensive traces, duration_ms for the N
+-- slowest, start for the newest. What `spanhouse traces` runs.
+SELECT
+    TraceId AS trace_id,
+    TenantId AS tenant,
+    min(Start) AS start,
+    round(dateDiff('microsecond', min(Start), max(End)) / 1e3, 3) AS duration_ms,
+    sum(LlmCalls) AS llm_calls,
+    sum(Errors) AS errors,
+    sum(InputTokens) + sum(OutputTokens) AS tokens,
+    round(sum(CostTotal), 6) AS cost_usd,
+    groupUniqArrayArray(Services) AS services,
+    groupUniqArrayArray(Models) AS models,
+    groupUniqArrayArray(Tools) AS tools
+FROM trace_costs
+WHERE Day >= toDate({since:DateTime64(3)}) AND Day <= toDate({until:DateTime64(3)})
+  AND ({tenant:String} = '' OR TenantId = {tenant:String})
+GROUP BY TenantId, TraceId
+HAVING start >= {since:DateTime64(3)} AND start < {until:DateTime64(3)}
+   AND ({service:String} = '' OR has(services, {service:String}))
+   AND ({model:String} = '' OR has(models, {model:String}))
+   AND ({tool:String} = '' OR has(tools, {tool:String}))
+   AND (NOT {errors_only:UInt8} OR errors > 0)
+   AND sum(CostTotal) >= {min_cost:Float64}
+   AND duration_ms >= {min_duration_ms:Float64}
+ORDER BY {order_by:Identifier} DESC, trace_id
+LIMIT {limit:UInt32};
