@@ -47,8 +47,8 @@ class NotReadOnly(ValueError):
     pass
 
 
-def check_read_only(store: Store, sql: str) -> tuple[str, str]:
-    """Raise NotReadOnly unless `sql` is exactly one statement that only reads; else its (AST, formatted SQL)."""
+def check_read_only(store: Store, sql: str) -> tuple[list[str], str]:
+    """Raise NotReadOnly unless `sql` is exactly one statement that only reads; else its (AST rows, formatted SQL)."""
     # formatQuery refuses multi-statements without running anything; EXPLAIN AST
     # of a single statement names its kind, again without running it.
     formatted = None
@@ -58,8 +58,8 @@ def check_read_only(store: Store, sql: str) -> tuple[str, str]:
         if "Multi-statements" in str(exc):
             raise NotReadOnly("send one SQL statement at a time") from None
         # any other parse error is reported by EXPLAIN below, without this wrapper query in it
-    ast = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode()
-    kind = ast.split(" ", 1)[0]
+    ast = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode().splitlines()
+    kind = ast[0].split(" ", 1)[0] if ast else ""
     if not kind.startswith(READ_ONLY_STATEMENTS):
         raise NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
                           f"the collector; this is a {kind.strip()}. Stop the collector to change the store.")

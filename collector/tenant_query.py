@@ -39,7 +39,9 @@ _DENIED_FUNCTIONS = {"file", "catboostevaluate", "modelevaluate", "getclienthttp
 _IN_FUNCTIONS = {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"")
 _PREWHERE = re.compile(r"\bPREWHERE\b", re.IGNORECASE)
-_LABEL = re.compile(r"^(\S+)(?: (\S+))?")
+_CHILDREN = re.compile(r" \(children (\d+)\)$")
+# In formatQuerySingleLine output, a quoted name holding a newline or other control character shows an escape.
+_STRING_OR_NAME = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`")
 
 
 class NotAllowed(ValueError):
@@ -53,23 +55,43 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
-def parse_ast(text: str) -> list[_Node]:
-    """`EXPLAIN AST` output (one node per line, one space of indent per level) -> top-level nodes."""
+def parse_ast(rows: list[str]) -> list[_Node]:
+    """`EXPLAIN AST` rows (one node per row, one space of indent per level) -> top-level nodes.
+
+    The rows are ClickHouse's text split on newlines, so a name with a newline in it would read as more
+    nodes. Such names are refused before this (see `_ESCAPED_NAME`); as a second guard, every node must
+    have exactly the number of children its row declares, which added rows would break.
+    """
     roots: list[_Node] = []
     stack: list[_Node] = []
-    for line in text.splitlines():
-        if not line.strip():
+    declared: list[tuple[_Node, int]] = []
+    for row in rows:
+        if not row.strip():
             continue
-        depth = len(line) - len(line.lstrip(" "))
+        label = row.lstrip(" ")
+        depth = len(row) - len(label)
         if depth > len(stack):
             raise NotAllowed("the statement's syntax tree could not be checked; simplify the statement")
-        match = _LABEL.match(line.lstrip(" "))
-        assert match is not None
-        node = _Node(match.group(1), match.group(2) or "")
+        kind, _, rest = label.partition(" ")
+        count = _CHILDREN.search(label)
+        node = _Node(kind, rest)
+        declared.append((node, int(count.group(1)) if count else 0))
         del stack[depth:]
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
+    if len(roots) != 1 or any(len(node.children) != count for node, count in declared):
+        raise NotAllowed("the statement's syntax tree could not be checked; simplify the statement")
     return roots
+
+
+def _function_name(node: _Node) -> str:
+    """`merge (alias r) (children 1)` -> `merge`."""
+    return node.name.split(None, 1)[0].lower() if node.name.strip() else ""
+
+
+def _is_one_of(node: _Node, names: set[str]) -> bool:
+    """True when a TableIdentifier's text is exactly one of `names`, with or without an alias."""
+    return any(node.name == name or node.name.startswith(f"{name} (alias ") for name in names)
 
 
 class TenantScope:
@@ -97,30 +119,35 @@ class TenantScope:
                 self._table_functions = {name for (name,) in rows}
             return self._tables
 
-    def check(self, ast_text: str, formatted_sql: str) -> None:
+    def check(self, ast_rows: list[str], formatted_sql: str) -> None:
         """Raise NotAllowed unless the statement reads only tenant tables, in ways the filter covers."""
         tables = self.tables()
         ((database,),) = self.store.query_rows("SELECT currentDatabase()")
         allowed = tables | {f"{database}.{name}" for name in tables}
         if _PREWHERE.search(_QUOTED.sub("", formatted_sql)):
             raise NotAllowed("PREWHERE is not available to tenant keys; use WHERE")
-        roots = parse_ast(ast_text)
+        if any(m.group().startswith("`") and "\\" in m.group() for m in _STRING_OR_NAME.finditer(formatted_sql)):
+            raise NotAllowed("names with escapes or control characters (newlines, tabs) are not available to "
+                             "tenant keys")
+        roots = parse_ast(ast_rows)
         if not roots or roots[0].kind not in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
             raise NotAllowed("tenant keys may run SELECT statements only")
         listing = ", ".join(sorted(tables))
         for node, parent in _walk(roots):
-            if node.kind == "TableIdentifier" and node.name not in allowed:
-                raise NotAllowed(f"tenant keys may read only these tables: {listing}; not {node.name!r} "
+            if node.kind == "TableIdentifier" and not _is_one_of(node, allowed):
+                shown = node.name.split(" (alias ", 1)[0]
+                raise NotAllowed(f"tenant keys may read only these tables: {listing}; not {shown!r} "
                                  "(names of WITH subqueries cannot be used as tables either: inline them)")
             if node.kind == "Set":
                 raise NotAllowed("a SETTINGS clause is not available to tenant keys")
             if node.kind == "Function":
-                name = node.name.lower()
+                name = _function_name(node)
+                shown = node.name.split(None, 1)[0] if name else node.name
                 if (parent is not None and parent.kind == "TableExpression") or name in self._table_functions:
-                    raise NotAllowed(f"table function {node.name}() is not available to tenant keys; "
+                    raise NotAllowed(f"table function {shown}() is not available to tenant keys; "
                                      f"read the tables {listing}")
                 if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
-                    raise NotAllowed(f"function {node.name}() is not available to tenant keys")
+                    raise NotAllowed(f"function {shown}() is not available to tenant keys")
                 if name in _IN_FUNCTIONS and _in_reads_a_table(node):
                     raise NotAllowed("`IN table_name` is not available to tenant keys; "
                                      "write `IN (SELECT ... FROM table_name)`")
@@ -147,4 +174,4 @@ def _in_reads_a_table(node: _Node) -> bool:
     right = args[1]
     if right.kind in ("Subquery", "Literal"):
         return False
-    return not (right.kind == "Function" and right.name.lower() in ("tuple", "array"))
+    return not (right.kind == "Function" and _function_name(right) in ("tuple", "array"))

@@ -9,6 +9,7 @@ import pytest
 
 from spanhouse.collector import query_client
 from spanhouse.collector.config import Config
+from spanhouse.collector.tenant_query import NotAllowed, parse_ast
 
 from access_harness import Key, auth_overrides, export, http, span_request
 from collector_harness import RunningCollector, start_collector
@@ -96,6 +97,10 @@ def test_a_tenant_key_sees_only_its_rows(tenants: RunningCollector, sql: str, ac
     ("EXPLAIN SELECT * FROM spans", "SELECT statements only"),
     ("DESCRIBE TABLE spans", "SELECT statements only"),
     ("SELECT 'x\n TableIdentifier spans' AS a FROM merge(currentDatabase(), '^spans$')", "table function merge()"),
+    # A quoted name with a newline and indentation, shaped to re-parent `system.one` in the syntax tree's text.
+    ("SELECT count() FROM spans WHERE (SpanName, `y\n    ExpressionList`) IN system.one", "names with escapes"),
+    ("SELECT count() FROM spans WHERE (SpanName, \"y\\x0A    ExpressionList\") IN system.one", "names with escapes"),
+    ("SELECT count() FROM `spans\n      TableIdentifier spans`", "names with escapes or control characters"),
     ("INSERT INTO spans (TenantId) VALUES ('acme')", "only read-only statements"),
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
 def test_a_tenant_key_cannot_reach_past_its_rows(tenants: RunningCollector, sql: str, reason: str) -> None:
@@ -103,6 +108,21 @@ def test_a_tenant_key_cannot_reach_past_its_rows(tenants: RunningCollector, sql:
     assert status == 403, body
     assert reason in body
     assert SECRET not in body
+
+
+def test_syntax_tree_rows_added_by_a_name_with_a_newline_are_detected() -> None:
+    # EXPLAIN AST of `... WHERE (x, \`y<newline>    ExpressionList\`) IN system.one`: the name adds a row that
+    # would make `system.one` look like a child of something other than IN's argument list.
+    rows = ["SelectWithUnionQuery (children 1)", " ExpressionList (children 1)", "  SelectQuery (children 2)",
+            "   TablesInSelectQuery (children 1)", "    TablesInSelectQueryElement (children 1)",
+            "     TableExpression (children 1)", "      TableIdentifier spans", "   Function in (children 1)",
+            "    ExpressionList (children 2)", "     Function tuple (children 1)", "      ExpressionList (children 2)",
+            "       Identifier x", "       Identifier y", "    ExpressionList", "     Identifier system.one"]
+    with pytest.raises(NotAllowed, match="could not be checked"):
+        parse_ast(rows)
+    honest = rows[:13] + ["     Identifier system.one"]
+    (root,) = parse_ast(honest)
+    assert root.kind == "SelectWithUnionQuery"
 
 
 def test_tables_a_tenant_may_read_are_those_with_a_tenant_column(tenants: RunningCollector) -> None:
