@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from spanhouse.collector.auth import TENANT_ID
-
-if TYPE_CHECKING:
-    from spanhouse.collector.store import Store
+from spanhouse.collector.store import Store, sql_file
 
 # Settings that keep the tenant filter ahead of everything the caller's SQL evaluates.
 CONFINING_SETTINGS = {
@@ -107,15 +105,9 @@ class TenantScope:
         """Tables with a TenantId column (MergeTree family), as `name`; loaded once."""
         with self._lock:
             if self._tables is None:
-                rows = self.store.query_rows(
-                    "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' "
-                    "AND name IN (SELECT table FROM system.columns WHERE database = currentDatabase() "
-                    "AND name = 'TenantId')")
+                rows = self.store.query_rows(sql_file("admin/tenant_tables.sql"))
                 self._tables = {name for (name,) in rows}
-                # Functions that exist only as table functions: refused wherever they appear.
-                rows = self.store.query_rows(
-                    "SELECT lower(name) FROM system.table_functions "
-                    "WHERE name NOT IN (SELECT name FROM system.functions)")
+                rows = self.store.query_rows(sql_file("admin/table_only_functions.sql"))
                 self._table_functions = {name for (name,) in rows}
             return self._tables
 
@@ -160,7 +152,7 @@ class TenantScope:
         return {**CONFINING_SETTINGS, "additional_table_filters": "{" + filters + "}"}
 
 
-def _walk(nodes: list[_Node], parent: _Node | None = None):  # type: ignore[no-untyped-def]
+def _walk(nodes: list[_Node], parent: _Node | None = None) -> Iterator[tuple[_Node, _Node | None]]:
     for node in nodes:
         yield node, parent
         yield from _walk(node.children, node)
