@@ -331,6 +331,13 @@ def stages(payloads: list[bytes], spans: int, work: Path, max_batch_rows: int) -
     del requests
     normalize = NormalizeProcessor()
     normalize_s, batches = timed(lambda: [normalize.process(b) for b in batches])
+    from spanhouse.collector.config import PricingConfig
+    from spanhouse.collector.pricing import build_price_table
+    from spanhouse.collector.processors.price import PriceProcessor
+
+    pricing = PricingConfig()
+    price = PriceProcessor(build_price_table(pricing), pricing.operations)
+    price_s, batches = timed(lambda: [price.process(b) for b in batches])
 
     merged = [SpanBatch.concat(batches[i:i + max(1, max_batch_rows // SPANS_PER_REQUEST)])
               for i in range(0, len(batches), max(1, max_batch_rows // SPANS_PER_REQUEST))]
@@ -346,7 +353,7 @@ def stages(payloads: list[bytes], spans: int, work: Path, max_batch_rows: int) -
     if stored != spans:
         raise SystemExit(f"FAILED: insert stage wrote {stored} of {spans} spans")
     return {"protobuf parse": spans / parse_s, "decode -> SpanBatch": spans / decode_s,
-            "normalize": spans / normalize_s, "ClickHouse insert": spans / insert_s}
+            "normalize": spans / normalize_s, "price": spans / price_s, "ClickHouse insert": spans / insert_s}
 
 
 def main(argv: list[str] | None = None) -> int:
