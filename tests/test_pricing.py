@@ -228,3 +228,16 @@ def test_builtin_table_covers_every_vendor_and_cites_sources() -> None:
         if e.rates.cache_read is not None:
             assert e.rates.cache_read <= e.rates.input, e
 
+
+
+def test_pricing_can_be_turned_off_and_operations_set_from_the_environment() -> None:
+    from spanhouse.collector.pipeline import default_processors
+
+    off = config_mod.load(None, environ={"SPANHOUSE_PRICING__ENABLED": "false"})
+    assert not any(isinstance(p, PriceProcessor) for p in default_processors(off))
+    on = config_mod.load(None, environ={"SPANHOUSE_PRICING__OPERATIONS": "chat,embeddings"})
+    (price_stage,) = [p for p in default_processors(on) if isinstance(p, PriceProcessor)]
+    assert price_stage.operations == {"chat", "embeddings"}
+    rows, _ = price([{"Operation": "text_completion", "Provider": "openai", "RequestModel": "gpt-3.5-turbo-instruct",
+                      "InputTokens": 10}], on.pricing)
+    assert rows[0]["CostTotal"] is None
