@@ -21,7 +21,7 @@ hits all configurations alike. Every call is timed alone (wall clock and this
 thread's CPU time). The calls are cut into `--rounds` consecutive rounds; a
 configuration's overhead in a round is its median call time minus the
 uninstrumented median call time of the same round, and the figure printed is
-the median over rounds (with the interquartile range over rounds).
+the median over rounds, with a 95% bootstrap interval of that median.
 
 Two transports:
 - `in-process`: an httpx `MockTransport` answers inside the client, so the
@@ -220,7 +220,11 @@ def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup:
 @dataclass(frozen=True)
 class Overhead:
     median_us: float
-    iqr_us: float
+    low_us: float  # 95% bootstrap interval of that median
+    high_us: float
+
+    def cell(self) -> str:
+        return f"{self.median_us:+8.2f} [{self.low_us:+7.1f},{self.high_us:+7.1f}]"
 
 
 def overhead(config: Config, baseline: Config, clock: str, rounds: int) -> Overhead:
@@ -228,30 +232,28 @@ def overhead(config: Config, baseline: Config, clock: str, rounds: int) -> Overh
     size = max(len(mine) // rounds, 1)
     diffs = [(statistics.median(mine[i:i + size]) - statistics.median(base[i:i + size])) / 1000
              for i in range(0, len(mine) - size + 1, size)]
-    if len(diffs) < 2:
-        return Overhead(diffs[0], 0.0)
-    q1, _, q3 = statistics.quantiles(diffs, n=4)
-    return Overhead(statistics.median(diffs), q3 - q1)
+    rng = random.Random(7)
+    resampled = sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(2000))
+    return Overhead(statistics.median(diffs), resampled[50], resampled[1949])
 
 
 def report(title: str, configs: list[Config], rounds: int) -> dict[str, dict[str, Overhead]]:
     base = configs[0]
     table = {clock: {c.name: overhead(c, base, clock, rounds) for c in configs} for clock in ("wall_ns", "cpu_ns")}
     print(f"\n{title}")
-    print(f"  {'configuration':<20}{'wall us/call':>13}{'overhead (IQR)':>20}{'cpu us/call':>13}"
-          f"{'overhead (IQR)':>20}")
+    print(f"  {'configuration':<20}{'wall us/call':>13}  {'overhead [95% CI]':<26}{'cpu us/call':>13}  "
+          f"{'overhead [95% CI]':<26}")
     for config in configs:
         cells = []
         for clock in ("wall_ns", "cpu_ns"):
-            cells.append(f"{statistics.median(getattr(config, clock)) / 1000:>13.1f}")
-            oh = table[clock][config.name]
-            cells.append(" " * 20 if config is base else f"{oh.median_us:>+11.2f} ({oh.iqr_us:5.2f})".rjust(20))
-        print(f"  {config.name:<20}{''.join(cells)}")
+            cells.append(f"{statistics.median(getattr(config, clock)) / 1000:>13.1f}  ")
+            cells.append(" " * 26 if config is base else table[clock][config.name].cell().ljust(26))
+        print(f"  {config.name:<20}{''.join(cells)}".rstrip())
     for clock in ("wall_ns", "cpu_ns"):
         ours, official = table[clock][OURS].median_us, table[clock][OFFICIAL].median_us
         ratio = f"{ours / official:.2f}" if official > 0 else "n/a"
         print(f"  {clock[:-3]:>4}: ours/official = {ratio}    kill switch - uninstrumented = "
-              f"{table[clock][KILLED].median_us:+.2f} us")
+              f"{table[clock][KILLED].cell()} us")
     return table
 
 
@@ -350,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ours, official = cpu[OURS].median_us, cpu[OFFICIAL].median_us
                 summary.append(f"{transport:>10}  {mode:<13}  ours {ours:6.1f} us  official {official:6.1f} us  "
                                f"ours/official {ours / official if official > 0 else float('nan'):4.2f}  "
-                               f"kill switch {cpu[KILLED].median_us:+5.2f} us")
+                               f"kill switch {cpu[KILLED].cell()} us")
 
     print("\nagent helpers with the kill switch set, extra ns per use (best of 7 loops of 200k):")
     for label, extra in helpers_with_kill_switch(200_000):

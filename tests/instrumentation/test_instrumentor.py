@@ -94,25 +94,50 @@ def test_kill_switch_patches_nothing(env: dict[str, str], openai_client: openai.
     assert _originals() == before
 
 
-def test_instrumentation_bug_never_breaks_the_call(telemetry: Any, openai_client: openai.OpenAI,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
-    def broken(response: Any) -> dict[str, Any]:
+class _BrokenAccumulator:
+    def __init__(self, kwargs: Any) -> None:
+        pass
+
+    def observe(self, item: Any) -> None:
         raise RuntimeError("extractor bug")
 
+    def attributes(self) -> dict[str, Any]:
+        return {}
+
+    def output_messages(self) -> None:
+        return None
+
+
+def _broken(*args: Any) -> Any:
+    raise RuntimeError("extractor bug")
+
+
+@pytest.mark.parametrize(("part", "broken", "stream", "spans"), [
+    ("request_attributes", _broken, False, 0),  # no span can start: the call runs untraced
+    ("response_attributes", _broken, False, 3),  # spans still end, without response attributes
+    ("stream_accumulator", _BrokenAccumulator, True, 3),  # every chunk fails to be read; the loop goes on
+])
+def test_instrumentation_bug_never_breaks_the_call(telemetry: Any, openai_client: openai.OpenAI,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture, part: str, broken: Any,
+                                                   stream: bool, spans: int) -> None:
     monkeypatch.setattr(_telemetry, "_logged", set())
-    # Operation is frozen: swap in a copy whose response extractor raises.
-    monkeypatch.setattr(openai_patch, "CHAT", dataclasses.replace(openai_patch.CHAT, response_attributes=broken))
+    # Operation is frozen: swap in a copy with the broken part.
+    monkeypatch.setattr(openai_patch, "CHAT", dataclasses.replace(openai_patch.CHAT, **{part: broken}))
     # Re-instrument so the wrapper is built from the broken operation.
     OpenAIInstrumentor().uninstrument()
     OpenAIInstrumentor().instrument(tracer_provider=telemetry.tracer_provider)
     with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
         for _ in range(3):
-            result = openai_client.chat.completions.create(model="gpt-4o",
+            result = openai_client.chat.completions.create(model="gpt-4o", stream=stream,
                                                            messages=[{"role": "user", "content": "hi"}])
-            assert result.choices[0].message.content == "Hello there!"
+            if stream:
+                text = "".join(c.choices[0].delta.content or "" for c in result if c.choices)
+            else:
+                text = result.choices[0].message.content
+            assert text == "Hello there!"
     assert len([r for r in caplog.records if "extractor bug" in r.getMessage()]) == 1
-    assert len(telemetry.spans()) == 3  # spans still end, just without response attributes
+    assert len(telemetry.spans()) == spans
 
 
 @pytest.mark.parametrize(("cap", "limit"), [("64", 64), (None, 4096)], ids=["configured", "default-4KiB"])
