@@ -269,14 +269,19 @@ def send_all(endpoint: str, payloads: list[bytes], streams: int) -> int:
         finally:
             channel.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(streams)]
+    run_workers(worker, streams, errors)
+    return retries
+
+
+def run_workers(worker: Callable[[], None], count: int, errors: list[BaseException]) -> None:
+    """`count` threads running `worker`; re-raises the first error they appended to `errors`."""
+    threads = [threading.Thread(target=worker) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return retries
 
 
 def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env: dict[str, str]) -> dict[str, Any]:

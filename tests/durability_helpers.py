@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,8 +13,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import ClickHouseSink
+from spanhouse.collector.writer.faults import GatedSink
+
+
+def StoreGate(store: Any) -> GatedSink:  # noqa: N802 - reads as the class it builds
+    """The real ClickHouse sink over `store`, behind a gate a test can close or slow down."""
+    return GatedSink(ClickHouseSink(store))
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -75,47 +79,6 @@ class OkCounter:
 
     def close(self) -> None:
         self.channel.close()
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class StoreGate:
-    """A ClickHouseSink over the real embedded store that can be made unreachable or slow.
-
-    While closed, every insert first opens a TCP connection to a closed loopback port, as a
-    client of a ClickHouse server that is down does, and fails with that ConnectionRefusedError.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.inner = ClickHouseSink(store)
-        self.closed = False
-        self.delay_s = 0.0
-        self.port = closed_port()
-        self.attempts = 0
-        self.inserts = 0
-        self._cond = threading.Condition()
-
-    def write(self, batch: SpanBatch, token: str | None = None) -> None:
-        with self._cond:
-            self.attempts += 1
-            self._cond.notify_all()
-        if self.closed:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
-        if self.delay_s:
-            time.sleep(self.delay_s)  # a slow store: the insert takes this long
-        self.inner.write(batch, token)
-        with self._cond:
-            self.inserts += 1
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[StoreGate], bool], timeout_s: float = 30.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self), timeout_s)
 
 
 def table_counts(query: Callable[[str], list[tuple[Any, ...]]]) -> dict[str, int]:

@@ -22,6 +22,8 @@ from spanhouse.collector import query_client
 
 from collector_harness import RunningCollector, free_port, start_collector
 from collector_process import CollectorProcess
+from spanhouse.collector.writer.faults import GatedSink
+
 from durability_helpers import (
     OkCounter,
     StoreGate,
@@ -39,11 +41,11 @@ class GatedCollectors:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.gate: StoreGate | None = None
+        self.gate: GatedSink | None = None
         self.running: RunningCollector | None = None
 
     def start(self, closed: bool = False, delay_s: float = 0.0, **overrides: Any) -> RunningCollector:
-        def gated(store: Any) -> StoreGate:
+        def gated(store: Any) -> GatedSink:
             self.gate = StoreGate(store)
             self.gate.closed, self.gate.delay_s = closed, delay_s
             return self.gate
