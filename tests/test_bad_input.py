@@ -307,6 +307,9 @@ def test_writer_full_is_unavailable_and_nothing_is_lost_once_the_sink_recovers(t
         assert "retry later" in error.details()
         assert "writer.max_pending_rows=3" in error.details()
 
+        deadline = time.monotonic() + 30.0  # the writer has tried (and failed) at least once
+        while sink.fail_next == 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
         sink.fail_next = 0
         assert collector.flush(30.0)
         client.send(good_request(third, "e"))
