@@ -64,6 +64,8 @@ GENAI_COLUMNS: dict[str, Any] = {
     "AgentId": "",
     "ConversationId": "",
     "ErrorType": "",
+    # Probability the span's trace was kept with (sampling); 1 / SampleRate spans stand for it.
+    "SampleRate": 1.0,
 }
 
 
@@ -74,6 +76,10 @@ GENAI_COLUMNS: dict[str, Any] = {
 WRITE_CALL = "_WriteCall"
 WRITE_SPAN = "_WriteSpan"
 ROUTING_DEFAULTS: dict[str, bool] = {WRITE_CALL: True, WRITE_SPAN: True}
+
+# Never stored either: the OTLP span's `flags` (W3C trace flags in the low byte), for the sampler.
+TRACE_FLAGS = "_TraceFlags"
+HIDDEN_DEFAULTS: dict[str, Any] = {**ROUTING_DEFAULTS, TRACE_FLAGS: 0}
 
 
 class SpanBatch:
@@ -132,7 +138,7 @@ class SpanBatch:
             for part in parts:
                 values = part.columns.get(name)
                 if values is None:
-                    values = [ROUTING_DEFAULTS[name] if name in ROUTING_DEFAULTS else GENAI_COLUMNS[name]] * part.size
+                    values = [HIDDEN_DEFAULTS[name] if name in HIDDEN_DEFAULTS else GENAI_COLUMNS[name]] * part.size
                 merged.extend(values)
             columns[name] = merged
         return SpanBatch(columns, sum(p.size for p in parts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,9 @@ from spanhouse.collector.processors import Processor
 from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.processors.price import PriceProcessor
 from spanhouse.collector.processors.redact import RedactProcessor
+from spanhouse.collector.processors.sampling import SampleProcessor
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult
-from spanhouse.collector.writer import BatchingWriter, ClickHouseSink
+from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFull
 from spanhouse.collector.writer.clickhouse import Sink
 
 log = logging.getLogger("spanhouse.pipeline")
@@ -27,6 +29,7 @@ def default_processors(config: Config) -> list[Processor]:
     processors: list[Processor] = [NormalizeProcessor(), RedactProcessor(config.redaction)]
     if config.pricing.enabled:
         processors.append(PriceProcessor(build_price_table(config.pricing), config.pricing.operations))
+    processors.append(SampleProcessor(config.sampling))
     return processors
 
 
@@ -42,6 +45,10 @@ class Pipeline:
         self.requests_refused_total = 0
         self.spans_accepted_total = 0
         self.spans_rejected_total = 0
+        # Processors that hold spans between requests (the tail sampler): polled by a ticker thread.
+        self._holders = [p for p in processors if getattr(p, "poll_interval_s", 0)]
+        self._ticker: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         for processor in self.processors:
@@ -52,8 +59,9 @@ class Pipeline:
         """Raises RequestDecodeError (bad request) or WriterFull (retry later); else spans are accepted."""
         try:
             result = self.decoder.decode_bytes(data, tenant)
+            accepted = result.batch.size
             batch = self.process(result.batch)
-            self.writer.submit(batch)
+            self._submit(batch)
         except Exception:
             with self._lock:
                 self.requests_total += 1
@@ -61,9 +69,78 @@ class Pipeline:
             raise
         with self._lock:
             self.requests_total += 1
-            self.spans_accepted_total += batch.size
+            self.spans_accepted_total += accepted
             self.spans_rejected_total += result.rejected_spans
         return result
+
+    def _submit(self, batch: SpanBatch) -> None:
+        """Hand `batch` to the writer; if it is full, let holding processors take back what they released."""
+        try:
+            self.writer.submit(batch)
+        except WriterFull:
+            for holder in self._holders:
+                holder.refused(batch)
+            raise
+
+    # --- held spans: released by a ticker, and all of them on flush and shutdown --------
+
+    def start(self) -> None:
+        if self._holders and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="spanhouse-sample-ticker", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        interval = min(h.poll_interval_s for h in self._holders)
+        while not self._ticker_stop.wait(interval):
+            try:
+                self.release_held(everything=False)
+            except WriterFull:
+                pass  # kept by the holder; next tick tries again
+            except Exception:  # the ticker must survive anything; the next tick retries
+                log.exception("releasing held spans failed")
+
+    def release_held(self, everything: bool = False, timeout_s: float = 0.0) -> int:
+        """Submit the spans holding processors have decided (with `everything`, decide all they hold).
+
+        With `timeout_s`, waits for room in the writer up to that long; returns the spans
+        still not handed to the writer. Raises WriterFull when there is no room and no time.
+        """
+        deadline = time.monotonic() + timeout_s
+        left = 0
+        for holder in self._holders:
+            batch = holder.poll(everything)
+            if batch is not None:
+                left += self._submit_released(holder, batch, deadline, wait=timeout_s > 0)
+        return left
+
+    def _submit_released(self, holder: Any, batch: SpanBatch, deadline: float, wait: bool) -> int:
+        """Submit in writer-sized parts, waiting for room until `deadline`; returns spans handed back."""
+        step = self.writer.max_batch_rows
+        start = 0
+        while start < batch.size:
+            part = batch if start == 0 and batch.size <= step else batch.take(range(start, min(start + step, batch.size)))
+            try:
+                self.writer.submit(part)
+                start += part.size
+            except WriterFull:
+                remaining = deadline - time.monotonic()
+                if not wait or remaining <= 0:
+                    rest = batch if start == 0 else batch.take(range(start, batch.size))
+                    holder.refused(rest)
+                    if not wait:
+                        raise
+                    return rest.size
+                self.writer.flush(min(remaining, 1.0))
+        return 0
+
+    def stop_holding(self, timeout_s: float) -> int:
+        """Stop the ticker and decide every held trace now; returns spans that found no room in the writer."""
+        self._ticker_stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if not self._holders:
+            return 0
+        return self.release_held(everything=True, timeout_s=timeout_s)
 
     def counters(self) -> dict[str, int]:
         out = {
@@ -132,6 +209,7 @@ class Collector:
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
         self.pipeline = Pipeline(decoder, processors, writer)
+        self.pipeline.start()
         try:
             self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
@@ -147,8 +225,12 @@ class Collector:
         return self.receiver.port
 
     def flush(self, timeout_s: float = 30.0) -> bool:
+        """Write everything accepted so far, deciding held traces early (as on shutdown)."""
         assert self.pipeline is not None
-        return self.pipeline.writer.flush(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        if self.pipeline.release_held(everything=True, timeout_s=timeout_s):
+            return False
+        return self.pipeline.writer.flush(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> int:
         """Stop receiving, write everything accepted, close the store; returns spans lost."""
@@ -159,7 +241,11 @@ class Collector:
             self.receiver.stop(grace_s=5.0)
         lost = 0
         if self.pipeline is not None:
-            lost = self.pipeline.writer.close(self.config.writer.shutdown_timeout_s)
+            deadline = time.monotonic() + self.config.writer.shutdown_timeout_s
+            lost = self.pipeline.stop_holding(self.config.writer.shutdown_timeout_s)
+            if lost:
+                log.error("shutdown: %d held spans found no room in the writer and are lost", lost)
+            lost += self.pipeline.writer.close(max(0.0, deadline - time.monotonic()))
         if self.query_server is not None:
             self.query_server.stop()
         if self.store is not None:

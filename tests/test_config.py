@@ -56,6 +56,13 @@ def test_every_key_of_a_full_file_is_read() -> None:
                       "hash_key": "test-hash-key-0123456789", "allow_keys": ["gen_ai.*"],
                       "drop_keys": ["enduser.*"], "mask_keys": ["*.password"], "mask_keys_action": "drop",
                       "max_value_bytes": 65536},
+        "sampling": {"rate": 0.25, "tenant_rates": {"team-b": 0.5}, "service_rates": {"checkout": 1.0},
+                     "honor_client_decision": False, "decision_wait_s": 5.0, "keep_errors": True,
+                     "keep_duration_over_ms": 2000.0, "keep_cost_over_usd": 0.5,
+                     "keep_attributes": [{"key": "user.tier", "values": ["enterprise"], "pattern": ""},
+                                         {"key": "http.route", "values": [], "pattern": "^/admin/"}],
+                     "rate_limit_traces_per_s": 20.0, "max_traces_held": 1000, "max_spans_held": 20000,
+                     "decision_cache_s": 30.0, "decision_cache_max_traces": 5000},
         "log_level": "debug",
     }
 

@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanhouse.collector.batch import BASE_COLUMNS, SpanBatch
+from spanhouse.collector.batch import BASE_COLUMNS, TRACE_FLAGS, SpanBatch
 from spanhouse.collector.receiver import lenient
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -145,6 +145,7 @@ class Decoder:
 
     def decode(self, request: ExportTraceServiceRequest, tenant: str) -> DecodeResult:
         columns: dict[str, list[Any]] = {name: [] for name in BASE_COLUMNS}
+        columns[TRACE_FLAGS] = []
         result = DecodeResult(SpanBatch.empty())
         c_tenant = columns["TenantId"].append
         c_ts = columns["Timestamp"].append
@@ -169,6 +170,7 @@ class Decoder:
         c_ln_span = columns["Links.SpanId"].append
         c_ln_state = columns["Links.TraceState"].append
         c_ln_attrs = columns["Links.Attributes"].append
+        c_flags = columns[TRACE_FLAGS].append
         attributes = self._attributes
         max_spans = self.max_spans
         max_attributes = self.max_attributes
@@ -202,6 +204,7 @@ class Decoder:
                     c_span(span.span_id.hex())
                     c_parent(span.parent_span_id.hex())
                     c_state(span.trace_state)
+                    c_flags(span.flags)
                     c_name(span.name)
                     kind = span.kind
                     c_kind(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")

@@ -1,0 +1,333 @@
+"""sample: keeps or drops whole traces' `spans` rows; every GenAI call still reaches genai_calls.
+
+The sampler never decides about genai_calls: each span's call row goes to the
+writer in the batch it arrived in, so usage rollups are exact at any rate.
+Only `spans` rows are sampled, through the routing columns (batch.py):
+
+- head only (a rate below 1, no tail policies, no per-service rates): each
+  span is decided on arrival by its trace id (probability.py), the same way on
+  every collector, so a trace is kept or dropped whole with no state held;
+- tail (any tail policy or per-service rate): a trace's spans are held until
+  its root span arrives or `decision_wait_s` passes, then one decision is made
+  for the whole trace and remembered for `decision_cache_s`, so late spans
+  follow it. Held spans leave in the batch they arrived in with only their
+  call written; when kept they are released later with only their span row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from spanhouse.collector.batch import TRACE_FLAGS, WRITE_CALL, WRITE_SPAN, SpanBatch
+from spanhouse.collector.config import SamplingConfig
+from spanhouse.collector.processors.sampling.policies import (
+    POLICIES,
+    AttributeRule,
+    HeldTrace,
+    RateLimiter,
+    TraceObserver,
+)
+from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
+
+SAMPLE_RATE = "SampleRate"
+_DROP = 0.0  # a decision is the keep probability of the trace; 0 means dropped
+
+
+class SampleProcessor:
+    name = "sample"
+
+    def __init__(self, config: SamplingConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self.rates = Rates(config.rate, config.tenant_rates, config.service_rates)
+        self.honor_client = config.honor_client_decision
+        self.rules = [AttributeRule(rule) for rule in config.keep_attributes]
+        self._observer = TraceObserver(self.rules)
+        self._duration_ns = int(config.keep_duration_over_ms * 1_000_000)
+        self._limiter = RateLimiter(config.rate_limit_traces_per_s, clock()) if config.rate_limit_traces_per_s else None
+        # Per-service rates need the root span's service, so they hold traces like the tail policies do.
+        self.tail = bool(config.keep_errors or self._duration_ns or config.keep_cost_over_usd is not None
+                         or self.rules or self._limiter or config.service_rates)
+        self.active = self.tail or not self.rates.always_one
+        # How often the pipeline should call poll(): a tenth of the wait, within 50 ms .. 1 s.
+        self.poll_interval_s = min(1.0, max(0.05, config.decision_wait_s / 10)) if self.tail else 0.0
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], HeldTrace] = {}  # insertion order = arrival order
+        self._spans_held = 0
+        self._decisions: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._outbox: list[SpanBatch] = []
+        self.kept_by: dict[str, int] = dict.fromkeys(POLICIES, 0)
+        self.traces_dropped_total = 0
+        self.spans_kept_total = 0
+        self.spans_sampled_out_total = 0
+        self.early_decisions_total = 0
+        self.wait_decisions_total = 0
+        self.late_spans_total = 0
+
+    # --- the processor protocol ----------------------------------------------------
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        if not self.active or not batch.size:
+            return batch
+        if not self.tail:
+            return self._head(batch)
+        with self._lock:
+            return self._tail(batch)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            out = {"traces_held": len(self._held), "spans_held": self._spans_held,
+                   "decisions_cached": len(self._decisions)}
+        out.update({f"traces_kept_{policy}_total": n for policy, n in self.kept_by.items()})
+        out.update({
+            "traces_dropped_total": self.traces_dropped_total,
+            "spans_kept_total": self.spans_kept_total,
+            "spans_sampled_out_total": self.spans_sampled_out_total,
+            "early_decisions_total": self.early_decisions_total,
+            "wait_decisions_total": self.wait_decisions_total,
+            "late_spans_total": self.late_spans_total,
+        })
+        return out
+
+    # --- called by the pipeline outside process() -----------------------------------
+
+    def poll(self, everything: bool = False) -> SpanBatch | None:
+        """Decide the traces whose wait has passed (all held traces when `everything`); their kept spans.
+
+        The result carries only span rows (their calls were written on arrival);
+        hand it to the writer, or back through `refused` if the writer is full.
+        """
+        if not self.tail:
+            return None
+        with self._lock:
+            now = self._clock()
+            self._expire_decisions(now)
+            released: list[tuple[HeldTrace, float]] = []
+            deadline = now - self.config.decision_wait_s
+            while self._held:
+                key = next(iter(self._held))
+                held = self._held[key]
+                if not everything and held.first_seen > deadline:
+                    break
+                if everything:
+                    self.early_decisions_total += 1
+                else:
+                    self.wait_decisions_total += 1
+                released.append((held, self._decide_held(key, now)))
+            parts = self._outbox
+            self._outbox = []
+            kept = self._materialize(released)
+            if kept is not None:
+                parts.append(kept)
+        return SpanBatch.concat(parts) if parts else None
+
+    def refused(self, batch: SpanBatch) -> None:
+        """The writer did not take `batch` (a process() or poll() result): undo what would be lost.
+
+        Released spans go back to the outbox for the next poll(); spans this
+        batch's request had put on hold are let go, since the client sends them
+        again. Decisions stay: the retry follows them.
+        """
+        if not self.tail:
+            return
+        with self._lock:
+            write_call = batch.columns.get(WRITE_CALL)
+            released = [i for i, wanted in enumerate(write_call) if not wanted] if write_call is not None else []
+            if released:
+                self._outbox.append(batch.take(released))
+            write_span = batch.columns.get(WRITE_SPAN)
+            if write_span is None:
+                return
+            tenants, traces, span_ids = batch["TenantId"], batch["TraceId"], batch["SpanId"]
+            unheld: dict[tuple[str, str], set[str]] = {}
+            for i, wanted in enumerate(write_span):
+                if not wanted and (write_call is None or write_call[i]):
+                    key = (tenants[i], traces[i])
+                    if key in self._held:
+                        unheld.setdefault(key, set()).add(span_ids[i])
+            for key, ids in unheld.items():
+                self._unhold(key, ids)
+
+    @property
+    def spans_held(self) -> int:
+        with self._lock:
+            return self._spans_held + sum(b.size for b in self._outbox)
+
+    # --- head sampling ---------------------------------------------------------------
+
+    def _head(self, batch: SpanBatch) -> SpanBatch:
+        n = batch.size
+        tenants, traces, states = batch["TenantId"], batch["TraceId"], batch["TraceState"]
+        flags = batch.columns.get(TRACE_FLAGS) or [0] * n
+        honor = self.honor_client
+        ours_by_tenant: dict[str, int] = {}
+        write = [True] * n
+        rates = [1.0] * n
+        dropped = 0
+        for i in range(n):
+            tenant = tenants[i]
+            ours = ours_by_tenant.get(tenant)
+            if ours is None:
+                ours = ours_by_tenant[tenant] = self.rates.threshold_of(tenant, "")
+            th, r = head_threshold(ours, traces[i], states[i], flags[i], honor)
+            if r < th:
+                write[i] = False
+                dropped += 1
+            elif th:
+                rates[i] = probability(th)
+        self.spans_sampled_out_total += dropped
+        self.spans_kept_total += n - dropped
+        if dropped:
+            batch.set_column(WRITE_SPAN, write)
+        batch.set_column(SAMPLE_RATE, rates)
+        return batch
+
+    # --- tail sampling (under self._lock) ----------------------------------------------
+
+    def _tail(self, batch: SpanBatch) -> SpanBatch:
+        now = self._clock()
+        self._expire_decisions(now)
+        n = batch.size
+        tenants, traces = batch["TenantId"], batch["TraceId"]
+        write = [False] * n
+        rates = [1.0] * n
+        decisions = self._decisions
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i in range(n):
+            key = (tenants[i], traces[i])
+            decided = decisions.get(key)
+            if decided is not None:  # a late span: follows its trace's decision
+                self.late_spans_total += 1
+                if decided[0] != _DROP:
+                    write[i] = True
+                    rates[i] = decided[0]
+                continue
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [i]
+            else:
+                group.append(i)
+        columns = batch.columns
+        released: list[tuple[HeldTrace, float]] = []
+        to_hold: list[tuple[HeldTrace, int]] = []
+        hold_indices: list[int] = []
+        for key, indices in groups.items():
+            held = self._held.get(key)
+            if held is None:
+                held = HeldTrace(key[0], key[1], now)
+                self._observer.observe(held, columns, indices)
+                if not held.root_seen:
+                    self._held[key] = held
+            else:
+                self._observer.observe(held, columns, indices)
+            if held.root_seen:
+                rate = self._decide(key, held, now, len(indices))
+                if held.spans:
+                    released.append((held, rate))
+                    del self._held[key]
+                    self._spans_held -= held.spans
+                if rate != _DROP:
+                    for i in indices:
+                        write[i] = True
+                        rates[i] = rate
+            else:
+                to_hold.append((held, len(indices)))
+                hold_indices.extend(indices)
+        if hold_indices:
+            # One copy of the held rows (column references only), sliced per trace.
+            held_rows = batch.take(hold_indices)
+            start = 0
+            for held, count in to_hold:
+                held.chunks.append((held_rows, list(range(start, start + count))))
+                held.spans += count
+                start += count
+            self._spans_held += len(hold_indices)
+        cfg = self.config
+        while self._held and (len(self._held) > cfg.max_traces_held or self._spans_held > cfg.max_spans_held):
+            key = next(iter(self._held))
+            self.early_decisions_total += 1
+            released.append((self._held[key], self._decide_held(key, now)))
+        batch.set_column(WRITE_SPAN, write)
+        batch.set_column(SAMPLE_RATE, rates)
+        kept = self._materialize(released)
+        return batch if kept is None else SpanBatch.concat([batch, kept])
+
+    def _decide_held(self, key: tuple[str, str], now: float) -> float:
+        held = self._held.pop(key)
+        self._spans_held -= held.spans
+        return self._decide(key, held, now, 0)
+
+    def _decide(self, key: tuple[str, str], held: HeldTrace, now: float, arriving: int) -> float:
+        """The trace's keep probability (0: dropped), counted and remembered for late spans."""
+        cfg = self.config
+        if cfg.keep_errors and held.error:
+            policy, rate = "error", 1.0
+        elif self._duration_ns and held.max_duration > self._duration_ns:
+            policy, rate = "duration", 1.0
+        elif cfg.keep_cost_over_usd is not None and held.cost > cfg.keep_cost_over_usd:
+            policy, rate = "cost", 1.0
+        elif held.matched:
+            policy, rate = "attribute", 1.0
+        else:
+            ours = self.rates.threshold_of(held.tenant, held.service)
+            th, r = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
+            rate = probability(th)
+            policy = "probabilistic" if r >= th else ""
+            if self._limiter is not None:
+                q = self._limiter.inclusion()
+                rate = q + (1.0 - q) * rate  # kept by the limit, or else by the probability
+                if self._limiter.take(now):
+                    policy = "rate_limit"
+        spans = held.spans + arriving
+        if policy:
+            self.kept_by[policy] += 1
+            self.spans_kept_total += spans
+        else:
+            rate = _DROP
+            self.traces_dropped_total += 1
+            self.spans_sampled_out_total += spans
+        self._decisions[key] = (rate, now)
+        return rate
+
+    def _expire_decisions(self, now: float) -> None:
+        decisions = self._decisions
+        oldest = now - self.config.decision_cache_s
+        limit = self.config.decision_cache_max_traces
+        while decisions:
+            _, decided_at = next(iter(decisions.values()))
+            if decided_at > oldest and len(decisions) <= limit:
+                break
+            decisions.popitem(last=False)
+
+    def _materialize(self, released: list[tuple[HeldTrace, float]]) -> SpanBatch | None:
+        """Kept traces' held spans as one batch that writes span rows only."""
+        parts: list[SpanBatch] = []
+        for held, rate in released:
+            if rate == _DROP:
+                continue
+            for rows, indices in held.chunks:
+                part = rows.take(indices)
+                part.set_column(WRITE_CALL, [False] * part.size)
+                part.set_column(WRITE_SPAN, [True] * part.size)
+                part.set_column(SAMPLE_RATE, [rate] * part.size)
+                parts.append(part)
+        return SpanBatch.concat(parts) if parts else None
+
+    def _unhold(self, key: tuple[str, str], span_ids: set[str]) -> None:
+        held = self._held[key]
+        chunks: list[tuple[Any, list[int]]] = []
+        for rows, indices in held.chunks:
+            ids = rows["SpanId"]
+            left = [i for i in indices if ids[i] not in span_ids]
+            if left:
+                chunks.append((rows, left))
+            removed = len(indices) - len(left)
+            held.spans -= removed
+            self._spans_held -= removed
+        held.chunks = chunks
+        if not chunks:
+            del self._held[key]
