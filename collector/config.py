@@ -277,7 +277,7 @@ class SamplingConfig:
     rate_limit_traces_per_s: float = 0.0
     # Bounds on held spans; at a bound the oldest traces are decided early.
     max_traces_held: int = 50000
-    max_spans_held: int = 500000
+    max_spans_held: int = 100000
     # Decisions remembered so late spans of a trace follow them.
     decision_cache_s: float = 60.0
     decision_cache_max_traces: int = 200000

@@ -15,6 +15,7 @@ from spanhouse.collector.receiver.decode import Decoder
 # A whole minute an hour ago: inside retention, and every call in one minute bucket.
 T0 = (time.time_ns() // 60_000_000_000 - 60) * 60_000_000_000
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet")
+PROVIDERS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-3-5-sonnet": "anthropic"}
 
 
 @dataclass
@@ -46,7 +47,7 @@ def trace(rng: random.Random, n_children: int = 2, service: str = "chat-api", er
                           start=T0 + rng.randrange(1_000_000, 30_000_000_000),
                           duration_ns=rng.randrange(100_000_000, 5_000_000_000),
                           error=error and c == 0, attributes={
-                              "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                              "gen_ai.operation.name": "chat", "gen_ai.provider.name": PROVIDERS[model],
                               "gen_ai.request.model": model, "gen_ai.response.model": model,
                               "gen_ai.usage.input_tokens": rng.randrange(10, 5000),
                               "gen_ai.usage.output_tokens": rng.randrange(1, 800),

@@ -47,7 +47,8 @@ def test_defaults_pass_batches_through_untouched() -> None:
 
 def test_head_rate_keeps_whole_traces_at_about_the_rate() -> None:
     all_traces = traces(4000)
-    out = [sampler(rate=0.25).process(batch(t)) for t in all_traces]
+    s = sampler(rate=0.25)
+    out = [s.process(batch(t)) for t in all_traces]
     spans = [r for o in out for r in _all_rows(o)]
     decisions: dict[str, set[bool]] = {}
     for r in spans:
@@ -64,12 +65,14 @@ def _all_rows(b: Any) -> list[dict[str, Any]]:
 
 def test_head_decisions_match_across_instances_restarts_and_batches() -> None:
     all_traces = traces(500)
-    first = kept_traces([sampler(rate=0.3).process(batch(t)) for t in all_traces])
+    one = sampler(rate=0.3)
+    first = kept_traces([one.process(batch(t)) for t in all_traces])
     # Another collector, fed the same traces in one batch and in reverse order.
     other = kept_traces([sampler(rate=0.3).process(batch([s for t in reversed(all_traces) for s in t]))])
     assert first == other and 0 < len(first) < 500
     # Consistent across rates too: a trace kept at 10% is kept at 30%.
-    lower = kept_traces([sampler(rate=0.1).process(batch(t)) for t in all_traces])
+    low = sampler(rate=0.1)
+    lower = kept_traces([low.process(batch(t)) for t in all_traces])
     assert lower < first
 
 
@@ -229,8 +232,9 @@ def test_rate_limit_keeps_at_most_n_traces_a_second_then_the_rate_decides() -> N
 
 def test_probabilistic_rest_uses_the_consistent_head_rule() -> None:
     all_traces = traces(300)
-    head = kept_traces([sampler(rate=0.2).process(batch(t)) for t in all_traces])
-    tail = kept_traces([sampler(rate=0.2, keep_errors=True).process(batch(t)) for t in all_traces])
+    head_sampler, tail_sampler = sampler(rate=0.2), sampler(rate=0.2, keep_errors=True)
+    head = kept_traces([head_sampler.process(batch(t)) for t in all_traces])
+    tail = kept_traces([tail_sampler.process(batch(t)) for t in all_traces])
     assert head == tail
 
 

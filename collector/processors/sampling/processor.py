@@ -164,7 +164,7 @@ class SampleProcessor:
         tenants, traces, states = batch["TenantId"], batch["TraceId"], batch["TraceState"]
         flags = batch.columns.get(TRACE_FLAGS) or [0] * n
         honor = self.honor_client
-        ours_by_tenant: dict[str, int] = {}
+        ours_by_tenant: dict[str, tuple[int, float]] = {}
         write = [True] * n
         rates = [1.0] * n
         dropped = 0
@@ -172,13 +172,14 @@ class SampleProcessor:
             tenant = tenants[i]
             ours = ours_by_tenant.get(tenant)
             if ours is None:
-                ours = ours_by_tenant[tenant] = self.rates.threshold_of(tenant, "")
-            th, r = head_threshold(ours, traces[i], states[i], flags[i], honor)
+                ours = ours_by_tenant[tenant] = (self.rates.threshold_of(tenant, ""), self.rates.of(tenant, ""))
+            th, r = head_threshold(ours[0], traces[i], states[i], flags[i], honor)
             if r < th:
                 write[i] = False
                 dropped += 1
-            elif th:
-                rates[i] = probability(th)
+            else:
+                # The configured rate itself when it decided (its threshold only approximates it).
+                rates[i] = ours[1] if th == ours[0] else probability(th)
         self.spans_sampled_out_total += dropped
         self.spans_kept_total += n - dropped
         if dropped:
@@ -205,6 +206,9 @@ class SampleProcessor:
                 if decided[0] != _DROP:
                     write[i] = True
                     rates[i] = decided[0]
+                    self.spans_kept_total += 1
+                else:
+                    self.spans_sampled_out_total += 1
                 continue
             group = groups.get(key)
             if group is None:
@@ -275,7 +279,7 @@ class SampleProcessor:
         else:
             ours = self.rates.threshold_of(held.tenant, held.service)
             th, r = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
-            rate = probability(th)
+            rate = self.rates.of(held.tenant, held.service) if th == ours else probability(th)
             policy = "probabilistic" if r >= th else ""
             if self._limiter is not None:
                 q = self._limiter.inclusion()
