@@ -27,6 +27,7 @@ from spanhouse.collector.processors.redaction.engine import (
     MASK_KEYS_RULE,
     Dropped,
     Findings,
+    Hits,
     KeyRules,
     Redactor,
     Rule,
@@ -78,21 +79,28 @@ class RedactProcessor:
             if det.name in disabled:
                 continue
             action = config.detector_actions.get(det.name, config.action)
-            rules.append(Rule(det.name, det.pattern, action, f"<{det.name.upper()}>", det.credential, det.validate))
-            triggers.append(Trigger(det.trigger, caseless=det.trigger_caseless))
+            rule_id = len(rules)
+            rules.append(Rule(det.name, det.pattern, action, f"<{det.name.upper()}>", det.credential, det.validate,
+                              window=det.name != "private_key"))
+            for expression in (det.trigger,) if isinstance(det.trigger, str) else det.trigger:
+                triggers.append(Trigger(expression, rule_id, caseless=det.trigger_caseless))
             if det.credential:
                 self.credential_rules.add(det.name)
         for user in config.rules:
             pattern = re.compile(user.pattern, re.I if user.case_insensitive else 0)
+            rule_id = len(rules)
             rules.append(Rule(user.name, pattern, user.action or config.action,
                               user.placeholder or f"<{user.name.upper()}>", user.credential))
-            triggers.append(Trigger(user.pattern, caseless=user.case_insensitive, prefilter=True))
+            triggers.append(Trigger(user.pattern, rule_id, caseless=user.case_insensitive, prefilter=True))
             if user.credential:
                 self.credential_rules.add(user.name)
         self.rule_count = len(rules)
         # A key rule can also hit a key inside JSON content: these triggers make sure the value is walked.
         for glob in list(config.drop_keys) + list(config.mask_keys):
-            triggers.append(Trigger(f'"{glob_regex(glob, for_json_key=True)}"\\s*:', caseless=True))
+            # A leading `*` needs no expression: the key's end is what must be found.
+            key = glob_regex(glob.lstrip("*"), for_json_key=True) if glob.startswith("*") else (
+                '"' + glob_regex(glob, for_json_key=True))
+            triggers.append(Trigger(f'{key}"\\s*:', len(rules), caseless=True))
         self.keys = KeyRules(config.allow_keys, config.drop_keys, config.mask_keys)
         try:
             self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
@@ -186,8 +194,8 @@ class RedactProcessor:
             parts.extend(attrs.values())
         return flag
 
-    def _part_rules(self, parts: list[str], data: bytes, hits: list[tuple[int, int]]) -> dict[int, set[int]]:
-        """Which rules may match in which part, from the end offsets of trigger hits in `data`."""
+    def _part_rules(self, parts: list[str], data: bytes, hits: list[tuple[int, int]]) -> dict[int, Hits]:
+        """Which rules may match in which part, and where their triggers ended (offsets within the part)."""
         if not hits:
             return {}
         if len(data) == sum(map(len, parts)) + len(parts) - 1:  # ASCII: bytes == characters
@@ -195,61 +203,86 @@ class RedactProcessor:
         else:
             lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in parts]
         starts = [0, *accumulate(lengths)]
-        out: dict[int, set[int]] = {}
+        out: dict[int, Hits] = {}
         for rule_id, end in hits:
             index = bisect_right(starts, end - 1) - 1
-            out.setdefault(index, set()).add(rule_id)
+            ends = out.setdefault(index, {}).setdefault(rule_id, [])
+            assert ends is not None
+            ends.append(end - starts[index])
         return out
 
-    def _rules_of(self, part_rules: dict[int, set[int]], index: int) -> frozenset[int] | None:
-        ids = part_rules.get(index)
-        if ids is None:
+    def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool] | None:
+        """The rules to confirm in one part (with trigger offsets when the part is ASCII), and
+        whether a key rule may apply inside it; None when no trigger fired in it."""
+        hits = part_rules.get(index)
+        if hits is None:
             return None
-        return frozenset(r for r in ids if r < self.rule_count)
+        json_keys = self.rule_count in hits
+        ascii_text = text.isascii()
+        return {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}, json_keys
 
-    def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, set[int]], found: Findings,
+    def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, Hits], found: Findings,
                     allow_list_applies: bool) -> dict[str, str]:
+        """`attrs` with key rules applied and triggered values confirmed; the same dict if nothing changed.
+
+        Only the keys a rule may concern are looked at: the work is proportional to the hits.
+        """
         keys, redactor, cap = self.keys, self.redactor, self.max_value_bytes
-        out: dict[str, str] = {}
+        end = base + len(attrs)
+        todo = {p - base for p in part_rules if base <= p < end}
+        if cap:
+            todo.update(j for j, v in enumerate(attrs.values()) if len(v) * 4 > cap)
+        flagged = keys.flagged.intersection(attrs)
+        if not todo and not flagged:
+            return attrs
+        out = dict(attrs)
         changed = False
-        for j, (key, value) in enumerate(attrs.items()):
+        for key in flagged:
             verdict = keys.verdict(key, allow_list_applies)
             if verdict == KeyRules.DROP_KEY or verdict == KeyRules.NOT_ALLOWED:
                 found.add(DROP_KEYS_RULE if verdict == KeyRules.DROP_KEY else ALLOW_KEYS_RULE)
+                del out[key]
                 changed = True
-                continue
-            try:
-                if verdict == KeyRules.MASK:
-                    if value:
-                        found.add(MASK_KEYS_RULE)
-                        value = redactor.masked(value)
-                        changed = True
-                else:
-                    ids = self._rules_of(part_rules, base + j)
-                    if ids is not None or (cap and len(value) * 4 > cap):
-                        new = redactor.redact_value(value, ids or frozenset(), found)
-                        if new is not value:
-                            value = new
-                            changed = True
-            except Dropped as dropped:
-                found.add(str(dropped))
+            elif verdict == KeyRules.MASK and out[key]:
+                found.add(MASK_KEYS_RULE)
                 changed = True
-                continue
-            out[key] = value
+                try:
+                    out[key] = redactor.masked(out[key])
+                except Dropped:
+                    del out[key]
+        if todo:
+            items = list(attrs.items())
+            for j in sorted(todo):
+                key, value = items[j]
+                if key in flagged and keys.verdict(key, allow_list_applies) != KeyRules.KEEP:
+                    continue
+                rules = self._rules_of(part_rules, base + j, value)
+                hits, json_keys = rules or ({}, False)
+                try:
+                    new = redactor.redact_value(value, hits, found, json_keys)
+                except Dropped as dropped:
+                    found.add(str(dropped))
+                    del out[key]
+                    changed = True
+                    continue
+                if new is not value:
+                    out[key] = new
+                    changed = True
         return out if changed else attrs
 
-    def _redact_list(self, values: list[str], base: int, part_rules: dict[int, set[int]],
+    def _redact_list(self, values: list[str], base: int, part_rules: dict[int, Hits],
                      found: Findings) -> list[str]:
         out = list(values)
         for j, value in enumerate(values):
-            ids = self._rules_of(part_rules, base + j)
-            if ids is not None or (self.max_value_bytes and len(value) * 4 > self.max_value_bytes):
-                out[j] = self._redact_string(value, ids or frozenset(), found)
+            rules = self._rules_of(part_rules, base + j, value)
+            if rules is not None or (self.max_value_bytes and len(value) * 4 > self.max_value_bytes):
+                out[j] = self._redact_string(value, rules, found)
         return out
 
-    def _redact_string(self, value: str, ids: frozenset[int], found: Findings) -> str:
+    def _redact_string(self, value: str, rules: tuple[Hits, bool] | None, found: Findings) -> str:
+        hits, json_keys = rules or ({}, False)
         try:
-            return self.redactor.redact_value(value, ids, found)
+            return self.redactor.redact_value(value, hits, found, json_keys)
         except Dropped as dropped:
             found.add(str(dropped))
             return ""
@@ -333,13 +366,13 @@ class RedactProcessor:
         if cap:
             for j, text in enumerate(texts):
                 if len(text) * 4 > cap:
-                    part_rules.setdefault(j, set())
+                    part_rules.setdefault(j, {})
         if not part_rules:
             return
         replaced: dict[str, tuple[str, Findings]] = {}
         for j in part_rules:
             found = Findings()
-            new = self._redact_string(texts[j], self._rules_of(part_rules, j) or frozenset(), found)
+            new = self._redact_string(texts[j], self._rules_of(part_rules, j, texts[j]), found)
             if found.changes:
                 replaced[texts[j]] = (new, found)
         if not replaced:

@@ -15,6 +15,7 @@ import hmac
 import json
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -35,7 +36,23 @@ ALLOW_KEYS_RULE = "allow_keys"
 
 # Nesting depth up to which JSON inside JSON strings (tool arguments) is parsed again.
 _MAX_JSON_DEPTH = 4
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+# rule id -> end offsets of its trigger's matches in the value
+Hits = dict[int, list[int] | None]
+
+
+def _windows(ends: list[int], size: int, before: int = 192, after: int = 160) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for end in sorted(ends):
+        lo, hi = max(0, end - before), min(size, end + after)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
 
 
 class Dropped(Exception):
@@ -50,6 +67,8 @@ class Rule:
     placeholder: str
     credential: bool = False
     validate: Callable[[str], bool] | None = None
+    # A match lies close to where its trigger matched (see _windows); else anywhere in the value.
+    window: bool = False
 
     @property
     def group(self) -> str | int:
@@ -59,6 +78,8 @@ class Rule:
 @dataclass(frozen=True)
 class Trigger:
     expression: str
+    # The rule the trigger stands for; one past the last rule for key-pattern triggers.
+    rule_id: int
     caseless: bool = False
     # Hyperscan prefilter mode: an approximation for constructs it cannot run
     # (lookarounds, back-references); the exact expression confirms anyway.
@@ -66,7 +87,7 @@ class Trigger:
 
 
 class Scanner:
-    """Reports (trigger id, end offset) for every place a trigger matches in a block of bytes."""
+    """Reports (rule id, end offset) for every place a trigger matches in a block of bytes."""
 
     def __init__(self, triggers: list[Trigger], use_hyperscan: bool = True) -> None:
         self.triggers = triggers
@@ -83,9 +104,9 @@ class Scanner:
                     f |= hyperscan.HS_FLAG_PREFILTER
                 flags.append(f)
             self._db.compile(expressions=[t.expression.encode() for t in triggers],
-                             ids=list(range(len(triggers))), elements=len(triggers), flags=flags)
+                             ids=[t.rule_id for t in triggers], elements=len(triggers), flags=flags)
         else:
-            self._res = [re.compile(t.expression.encode(), re.I if t.caseless else 0) for t in triggers]
+            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.I if t.caseless else 0)) for t in triggers]
 
     def scan(self, data: bytes) -> list[tuple[int, int]]:
         hits: list[tuple[int, int]] = []
@@ -95,7 +116,7 @@ class Scanner:
                 scratch = self._local.scratch = hyperscan.Scratch(self._db)
             self._db.scan(data, match_event_handler=_on_match, context=hits, scratch=scratch)
         else:
-            for rule_id, expr in enumerate(self._res):
+            for rule_id, expr in self._res:
                 hits.extend((rule_id, m.end()) for m in expr.finditer(data))
         return hits
 
@@ -232,21 +253,30 @@ class Redactor:
         return KEY_RULE_PLACEHOLDER
 
     # -- plain text ---------------------------------------------------------------------------------
-    def redact_text(self, text: str, rule_ids: Iterable[int], found: Findings) -> str:
-        """`text` with every confirmed match of the given rules replaced. Raises Dropped."""
+    def _matches(self, text: str, rule_ids: Iterable[int] | Hits) -> list[tuple[int, int, int]]:
+        """Confirmed, non-overlapping matches (start, end, rule id) of the given rules, in text order.
+
+        With `Hits` (rule id -> end offsets of its trigger in this ASCII text), each rule's
+        exact expression runs only in a window around those offsets: Python's `re` cannot
+        skip ahead to a literal for these expressions, so a whole message costs far more.
+        """
         spans: list[tuple[int, int, int]] = []
         rules = self.rules
-        for rule_id in rule_ids:
+        size = len(text)
+        windows = rule_ids if isinstance(rule_ids, dict) else dict.fromkeys(rule_ids)
+        for rule_id, ends in windows.items():
             rule = rules[rule_id]
             group = rule.group
-            for m in rule.pattern.finditer(text):
-                if rule.validate is not None and not rule.validate(m.group(0)):
-                    continue
-                start, end = m.span(group)
-                if end > start:
-                    spans.append((start, end, rule_id))
-        if not spans:
-            return text
+            ranges = _windows(ends, size) if ends and rule.window else [(0, size)]
+            for lo, hi in ranges:
+                for m in rule.pattern.finditer(text, lo, hi):
+                    if hi < size and m.end() >= hi:
+                        return self._matches(text, list(windows))  # cut by a window: whole text
+                    if rule.validate is not None and not rule.validate(m.group(0)):
+                        continue
+                    start, end = m.span(group)
+                    if end > start:
+                        spans.append((start, end, rule_id))
         if len(spans) > 1:
             # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
             spans.sort(key=lambda s: (s[2], s[0], s[0] - s[1]))
@@ -255,16 +285,46 @@ class Redactor:
                 if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
                     kept.append(span)
             spans = sorted(kept)
+        return spans
+
+    def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings) -> str:
         out: list[str] = []
         pos = 0
         for start, end, rule_id in spans:
-            rule = rules[rule_id]
+            rule = self.rules[rule_id]
             out.append(text[pos:start])
             out.append(self._replacement(rule, text[start:end]))
             found.add(rule.name)
             pos = end
         out.append(text[pos:])
         return "".join(out)
+
+    def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str:
+        """`text` with every confirmed match of the given rules replaced. Raises Dropped."""
+        spans = self._matches(text, rule_ids)
+        return self._apply(text, spans, found) if spans else text
+
+    def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str | None:
+        """Replace matches in the JSON text itself when that is safe; None when it must be parsed.
+
+        Safe: every match lies inside one JSON string, next to no escape sequence, in a
+        string that holds no nested JSON; then a placeholder (no quote, no backslash)
+        keeps the document valid and equal to what redacting the parsed values gives.
+        """
+        if "\\u" in text:  # escaped characters could hide a value from the raw text
+            return None
+        spans = self._matches(text, rule_ids)
+        if not spans:
+            return text
+        strings = [m.span() for m in _JSON_STRING.finditer(text)]
+        starts = [s[0] for s in strings]
+        for start, end, _ in spans:
+            if text[start - 1] == "\\" or '"' in text[start:end] or "\\" in text[start:end]:
+                return None
+            k = bisect_right(starts, start) - 1
+            if k < 0 or end > strings[k][1] - 1 or '\\"' in text[strings[k][0]:strings[k][1]]:
+                return None
+        return self._apply(text, spans, found)
 
     # -- JSON ---------------------------------------------------------------------------------------
     def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int) -> object:
@@ -293,9 +353,9 @@ class Redactor:
             return node if redacted == text else redacted
         return node
 
-    def _leaf(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int) -> str:
+    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int) -> str:
         if depth < _MAX_JSON_DEPTH and _looks_like_json(text):
-            redacted = self._redact_json(text, rule_ids, found, depth + 1)
+            redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1)
             if redacted is not None:
                 return redacted
         if rule_ids:
@@ -318,9 +378,18 @@ class Redactor:
         return _to_json(result)
 
     # -- one attribute value ------------------------------------------------------------------------
-    def redact_value(self, text: str, rule_ids: frozenset[int], found: Findings) -> str:
-        """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped."""
-        return self._leaf(text, rule_ids, found, 0)
+    def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False) -> str:
+        """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped.
+
+        `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
+        `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
+        """
+        if rules and not json_keys and _looks_like_json(text) and not (
+                self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
+            redacted = self._redact_json_text(text, rules, found)
+            if redacted is not None:
+                return redacted
+        return self._leaf(text, rules, found, 0)
 
     def cap(self, text: str, found: Findings) -> str:
         limit = self.max_value_bytes
