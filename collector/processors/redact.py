@@ -109,7 +109,8 @@ class RedactProcessor:
 
             raise ConfigError(f"redaction.rules: a pattern cannot be compiled for scanning: {exc}") from None
         hash_key = config.hash_key.encode() if config.hash_key else None
-        self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes)
+        self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes,
+                                 rescan=self.scanner.hits)
         self.max_value_bytes = config.max_value_bytes
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {r.name: 0 for r in rules}

@@ -167,7 +167,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "bearer_token",
         r"bearer\s+[A-Za-z0-9._~+/=-]{8}",
-        re.compile(r"(?i)\bbearer\s+(?P<v>[A-Za-z0-9._~+/-]{8,}=*)"),
+        re.compile(r"(?ai)\bbearer\s+(?P<v>[A-Za-z0-9._~+/-]{8,}=*)"),
         credential=True,
         trigger_caseless=True,
     ),
@@ -180,7 +180,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "connection_string_password",
         r"(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?[^\s;\"'&,]",
-        re.compile(r"(?i)(?<![A-Za-z])(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?(?P<v>[^\s;\"'&,\\]+)"),
+        re.compile(r"(?ai)(?<![A-Za-z])(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?(?P<v>[^\s;\"'&,\\]+)"),
         credential=True,
         trigger_caseless=True,
     ),
@@ -209,8 +209,8 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "phone",
-        (r"\+\d{1,3}[ .(-]", r"\+\d{8}", r"\(\d{3}\) ?\d{3}[ .-]\d{4}", r"\d{3}[ .-]\d{3}[ .-]\d{4}",
-         r"[\s(:=,;\"'>]0\d{1,4}[ -]\d{2}", r"^0\d{1,4}[ -]\d{2}"),
+        (r"\+\d{1,7}[ .()-]", r"\+\d{8}", r"\(\d{3}\) ?\d{3}[ .-]\d{4}", r"\d{3}[ .-]\d{3}[ .-]\d{4}",
+         r"[^\w.+-]0\d{1,4}[ -]\d{2}", r"^0\d{1,4}[ -]\d{2}"),
         re.compile(
             r"(?<![\w+.-])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,4}){1,5}(?![\w-]|[.,]\d)"
             r"|(?<![\w(.-])\(\d{3}\) ?\d{3}[ .-]\d{4}(?![\w-]|[.,]\d)"
@@ -223,7 +223,7 @@ BUILTIN: tuple[Detector, ...] = (
         "ipv6",
         # Two colons are enough to look closer (a time of day fires it too): a third one in
         # the trigger halves the scan rate.
-        (r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:", r"::[0-9A-Fa-f]{1,4}"),
+        (r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:", r"[0-9A-Fa-f]::", r"::[0-9A-Fa-f]{1,4}"),
         re.compile(rf"(?<![\w:.])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
         validate=_ipv6_ok,
     ),

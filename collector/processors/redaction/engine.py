@@ -36,6 +36,8 @@ ALLOW_KEYS_RULE = "allow_keys"
 
 # Nesting depth up to which JSON inside JSON strings (tool arguments) is parsed again.
 _MAX_JSON_DEPTH = 4
+# What a placeholder or keyed hash looks like: a password group would otherwise match it again.
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*(?::[0-9a-f]{16})?>")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -119,6 +121,31 @@ class Scanner:
             for rule_id, expr in self._res:
                 hits.extend((rule_id, m.end()) for m in expr.finditer(data))
         return hits
+
+
+    def hits(self, text: str) -> Hits:
+        """Rule id -> end offsets of its triggers in `text` (offsets only when `text` is ASCII)."""
+        data = text.encode("utf-8", "surrogatepass")
+        ascii_text = len(data) == len(text)
+        out: Hits = {}
+        for rule_id, end in self.scan(data):
+            ends = out.setdefault(rule_id, [] if ascii_text else None)
+            if ends is not None:
+                ends.append(end)
+        return out
+
+
+def _shrink(rule: Rule, text: str, m: re.Match[str]) -> re.Match[str] | None:
+    """The longest shorter match ending at a space, when the whole one failed validation:
+    `+61 2 9374 4000 555.123.4567` is two phone numbers, not one with 21 digits."""
+    start = m.start()
+    cut = text.rfind(" ", start, m.end())
+    while cut > start:
+        shorter = rule.pattern.fullmatch(text, start, cut)
+        if shorter is not None and rule.validate is not None and rule.validate(shorter.group(0)):
+            return shorter
+        cut = text.rfind(" ", start, cut)
+    return None
 
 
 def _on_match(rule_id: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
@@ -223,8 +250,9 @@ class Redactor:
     """Confirms candidates and applies actions to single values (plain text or JSON)."""
 
     def __init__(self, rules: list[Rule], keys: KeyRules, key_action: str, hash_key: bytes | None,
-                 max_value_bytes: int) -> None:
+                 max_value_bytes: int, rescan: Callable[[str], Hits] | None = None) -> None:
         self.rules = rules
+        self.rescan = rescan
         self.keys = keys
         self.key_action = key_action
         self.hash_key = hash_key
@@ -268,14 +296,20 @@ class Redactor:
             rule = rules[rule_id]
             group = rule.group
             ranges = _windows(ends, size) if ends and rule.window else [(0, size)]
+            search = rule.pattern.search
             for lo, hi in ranges:
-                for m in rule.pattern.finditer(text, lo, hi):
+                pos = lo
+                while (m := search(text, pos, hi)) is not None:
                     if hi < size and m.end() >= hi:
                         return self._matches(text, list(windows))  # cut by a window: whole text
+                    pos = m.end() if m.end() > m.start() else m.end() + 1
                     if rule.validate is not None and not rule.validate(m.group(0)):
-                        continue
+                        m = _shrink(rule, text, m)
+                        if m is None:
+                            continue
+                        pos = m.end()
                     start, end = m.span(group)
-                    if end > start:
+                    if end > start and not _PLACEHOLDER.fullmatch(text, start, end):
                         spans.append((start, end, rule_id))
         if len(spans) > 1:
             # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
@@ -384,6 +418,19 @@ class Redactor:
         `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
         `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
         """
+        out = self._redact_once(text, rules, found, json_keys)
+        # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
+        # hides the key behind the card until the card is gone. Scan again until nothing changes.
+        for _ in range(3):
+            if out == text or self.rescan is None:
+                break
+            hits = {r: ends for r, ends in self.rescan(out).items() if r < len(self.rules)}
+            if not hits:
+                break
+            text, out = out, self._redact_once(out, hits, found, False)
+        return out
+
+    def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool) -> str:
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
             redacted = self._redact_json_text(text, rules, found)

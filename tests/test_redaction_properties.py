@@ -1,0 +1,115 @@
+"""Property tests: after redaction no detector finds anything, and JSON content stays valid JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redaction_helpers import batch_of, span_row
+
+from spanhouse.collector.config import RedactionConfig
+from spanhouse.collector.processors.redact import COUNT_ATTRIBUTE, RULES_ATTRIBUTE, RedactProcessor
+from spanhouse.collector.processors.redaction.engine import Findings
+
+CORPUS = json.loads((Path(__file__).parent / "redaction_corpus" / "corpus.json").read_text())
+VALUES = [p[1] for p in CORPUS["positives"]]
+# Each sensitive value in its context (a password needs its URL, a token its `Bearer`).
+SAMPLES = {p[2].replace("{}", p[1]): p[1] for p in CORPUS["positives"]}
+TRAPS = [t[1] for t in CORPUS["traps"]]
+FAST = RedactProcessor(RedactionConfig())
+PLAIN = RedactProcessor(RedactionConfig(), use_hyperscan=False)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+filler = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24)
+words = st.text("abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=20)
+pieces = st.lists(st.one_of(filler, words, st.sampled_from(VALUES), st.sampled_from(TRAPS)), max_size=8)
+texts = pieces.map("".join)
+spaced = st.lists(st.one_of(words, st.sampled_from(sorted(SAMPLES))), min_size=1, max_size=6).map(" ".join)
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.one_of(texts, spaced, st.integers(), st.sampled_from([4111111111111111, 5555555555554444]),
+              st.booleans(), st.none()),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.one_of(words, st.sampled_from(["password", "api_key", "note"])),
+                                               children, max_size=4)),
+    max_leaves=12,
+)
+
+
+def detected(text: str) -> list[tuple[str, str]]:
+    """What the exact expressions of every detector still find, with no trigger in between."""
+    redactor = FAST.redactor
+    return [(redactor.rules[r].name, text[s:e]) for s, e, r in redactor._matches(text, redactor.all_rule_ids)]
+
+
+def strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *strings_in(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return [str(value)] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+def run(proc: RedactProcessor, attrs: dict[str, str]) -> dict[str, str]:
+    batch = batch_of(span_row(attrs))
+    proc.process(batch)
+    out = dict(batch["SpanAttributes"][0])
+    out.pop(COUNT_ATTRIBUTE, None)
+    out.pop(RULES_ATTRIBUTE, None)
+    return out
+
+
+@SETTINGS
+@given(texts)
+def test_nothing_detectable_remains_in_plain_values(text):
+    out = run(FAST, {"note": text})
+    assert not detected(out.get("note", ""))
+
+
+@SETTINGS
+@given(spaced)
+def test_values_set_apart_by_spaces_are_gone(text):
+    out = run(FAST, {"note": text})["note"]
+    for sample, value in SAMPLES.items():
+        if sample in text:
+            assert value not in out
+
+
+@SETTINGS
+@given(json_values, st.booleans())
+def test_json_content_stays_valid_json_and_clean(value, ascii_only):
+    content = json.dumps([{"role": "user", "parts": [{"type": "text", "content": value}]}], ensure_ascii=ascii_only)
+    out = run(FAST, {"gen_ai.input.messages": content})
+    parsed = json.loads(out["gen_ai.input.messages"])
+    assert len(parsed) == 1 and parsed[0]["role"] == "user"
+    for text in strings_in(parsed):
+        assert not detected(text), text
+        if text.startswith(("{", "[")):
+            try:
+                inner = json.loads(text)
+            except ValueError:
+                continue
+            assert all(not detected(s) for s in strings_in(inner))
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(["a", "b", "gen_ai.input.messages", "db.password"]), texts, max_size=4))
+def test_hyperscan_and_plain_re_engines_agree(attrs):
+    assert run(FAST, attrs) == run(PLAIN, attrs)
+
+
+@SETTINGS
+@given(texts)
+def test_redacting_twice_changes_nothing_more(text):
+    once = run(FAST, {"note": text})
+    assert run(FAST, once) == once
+
+
+def test_findings_name_rules_never_values():
+    found = Findings()
+    FAST.redactor.redact_value("mail bob@example.com card 4111 1111 1111 1111", FAST.redactor.all_rule_ids, found)
+    assert found.rules == {"email": 1, "credit_card": 1}
