@@ -149,6 +149,22 @@ def test_instrumentor_spans_become_typed_genai_calls(dialect: str, app_runs: dic
     assert returncode == 0 and "app done" in stdout, f"{dialect} app failed:\n{stderr[-3000:]}"
     rows = collector.query(
         "SELECT Operation, Provider, RequestModel, ResponseModel, InputTokens, OutputTokens, CacheReadTokens,"
-        " CacheWriteTokens, ReasoningTokens FROM genai_calls WHERE ServiceName = {service:String}"
+        " CacheWriteTokens, ReasoningTokens, CostTotal FROM genai_calls WHERE ServiceName = {service:String}"
         " ORDER BY Provider", {"service": f"dialect-{dialect}"})
-    assert [tuple(r) for r in rows] == EXPECTED[dialect]  # every call once, nothing doubled
+    assert [tuple(r[:-1]) for r in rows] == EXPECTED[dialect]  # every call once, nothing doubled
+    for row in rows:
+        assert row[-1] is not None, f"{row[1]} {row[2]} was not priced"
+        assert row[-1] == pytest.approx(listed_cost(collector, *row[1:3], *row[4:8]), rel=1e-9)
+
+
+def listed_cost(collector: RunningCollector, provider: str, model: str, input_tokens: int, output_tokens: int,
+                cache_read: int | None, cache_write: int | None) -> float:
+    """USD for these tokens at the rates the price table loaded into ClickHouse lists for the model today."""
+    ((input_rate, output_rate, read_rate, write_rate),) = collector.query(
+        "SELECT InputPerMTok, OutputPerMTok, CacheReadPerMTok, CacheWritePerMTok FROM model_prices"
+        " WHERE Provider = {provider:String} AND Model = {model:String} AND EffectiveFrom <= now()"
+        " ORDER BY EffectiveFrom DESC LIMIT 1", {"provider": provider, "model": model})
+    read, write = cache_read or 0, cache_write or 0
+    # Input counts include cached tokens, which are billed once, at their own rates.
+    return ((input_tokens - read - write) * input_rate + output_tokens * output_rate + read * read_rate
+            + write * write_rate) / 1e6
