@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ingest import build_payloads  # noqa: E402
+from ingest import build_payloads
 
 # Current name -> the dialect's name; attributes not listed keep their name.
 DIALECTS: dict[str, dict[str, str]] = {

@@ -25,8 +25,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "instrumentation"))
 
-from collector_harness import RunningCollector, start_collector  # noqa: E402
-from fake_providers import ANTHROPIC_USAGE, OPENAI_USAGE, FakeProviderServer  # noqa: E402
+from collector_harness import RunningCollector, start_collector
+from fake_providers import ANTHROPIC_USAGE, OPENAI_USAGE, FakeProviderServer
 
 APPS = Path(__file__).parent / "dialects"
 APP = APPS / "dialect_app.py"

@@ -132,6 +132,10 @@ _AN1, _AN2 = d.AGENT_NAME_KEYS
 (_AID,) = d.AGENT_ID_KEYS
 _CV1, _CV2 = d.CONVERSATION_ID_KEYS
 _DIALECT_KEYS = d.DIALECT_KEYS
+_OI_PARAMETERS = d.OPENINFERENCE_INVOCATION_PARAMETERS
+_OI_EMBEDDING_PARAMETERS = d.OPENINFERENCE_EMBEDDING_INVOCATION_PARAMETERS
+_OPENLIT_SDK_NAME, _OPENLIT_STREAM, _OPENLIT_TTFT = (
+    d.OPENLIT_SDK_NAME, d.OPENLIT_REQUEST_STREAM, d.OPENLIT_TIME_TO_FIRST_TOKEN)
 _PROVIDERS = d.PROVIDERS
 
 _COLUMNS: tuple[tuple[str, Any], ...] = (
@@ -140,41 +144,6 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("CacheWriteTokens", None), ("ReasoningTokens", None), ("TimeToFirstToken", None), ("ToolName", ""),
     ("ToolCallId", ""), ("AgentName", ""), ("AgentId", ""), ("ConversationId", ""), ("ErrorType", ""),
 )
-
-
-def _fill_from_dialects(get: Any, op: str, legacy: bool, row: list[Any]) -> None:
-    """`row` (values in _COLUMNS order from Provider on) of a span that carries a dialect's names."""
-    system = get(_P1) or get(_P2) or get(_P3) or get(_P4) or ""
-    system = _PROVIDERS.get(system, system)
-    model = get(_RQ1) or get(_RQ2)
-    answered = get(_RS1) or get(_RS2)
-    if model is None or answered is None:
-        named = get(_OM1) or get(_OM2)
-        if model is None:
-            parameters = get(d.OPENINFERENCE_INVOCATION_PARAMETERS) or get(
-                d.OPENINFERENCE_EMBEDDING_INVOCATION_PARAMETERS)
-            model = (_invocation_model(parameters) if parameters else "") or named
-        if answered is None:
-            answered = named
-    tokens_in = _count(get(_IN1) or get(_IN2) or get(_IN3))
-    read = _count(get(_CR1) or get(_CR2) or get(_CR3))
-    write = _count(get(_CW1) or get(_CW2) or get(_CW3) or get(_CW4))
-    if system == "anthropic" and tokens_in is not None and get(d.OPENLIT_SDK_NAME) == "openlit":
-        # OpenLIT passes on Anthropic's input_tokens, which leave out cached tokens; the
-        # conventions' input count includes them (priced once, at their own rate, later on).
-        tokens_in += (read or 0) + (write or 0)
-    first = get(_TTFT)
-    if first is None and get(d.OPENLIT_REQUEST_STREAM) == "true":
-        first = get(d.OPENLIT_TIME_TO_FIRST_TOKEN)
-    if legacy and op == "text_completion" and system == "anthropic":
-        op = "chat"  # OpenLLMetry called Anthropic's Messages API "completion"
-    row[:] = (
-        op, system, model or "", answered or "", get(_RESPONSE_ID, ""), _reasons(get(_FR1) or get(_FR2) or get(_FR3)),
-        tokens_in, _count(get(_OUT1) or get(_OUT2) or get(_OUT3)), read, write,
-        _count(get(_RE1) or get(_RE2) or get(_RE3) or get(_RE4)), _seconds(first),
-        get(_TN1) or get(_TN2) or "", get(_TC1) or get(_TC2) or "", get(_AN1) or get(_AN2) or "",
-        get(_AID, ""), get(_CV1) or get(_CV2) or "",
-    )
 
 
 class NormalizeProcessor:
@@ -196,7 +165,6 @@ class NormalizeProcessor:
          cache_read, cache_write, reasoning, ttft, tool_name, tool_call, agent_name, agent_id, conversation,
          error_type) = columns
         isdisjoint = _DIALECT_KEYS.isdisjoint
-        row: list[Any] = []
         genai = dialect = 0
         for i, attrs in enumerate(batch["SpanAttributes"]):
             get = attrs.get
@@ -238,10 +206,45 @@ class NormalizeProcessor:
                 agent_id[i] = get(_AID, "")
                 conversation[i] = get(_CV1, "")
             else:
+                # Another dialect's names somewhere on the span: each column takes its first name present.
                 dialect += 1
-                _fill_from_dialects(get, op, legacy, row)
-                for values, value in zip(columns, row):
-                    values[i] = value
+                system = get(_P1) or get(_P2) or get(_P3) or get(_P4) or ""
+                system = provider[i] = _PROVIDERS.get(system, system)
+                if legacy and op == "text_completion" and system == "anthropic":
+                    op = "chat"  # OpenLLMetry called Anthropic's Messages API "completion"
+                operation[i] = op
+                model = get(_RQ1) or get(_RQ2)
+                answered = get(_RS1) or get(_RS2)
+                if model is None or answered is None:
+                    named = get(_OM1) or get(_OM2)
+                    if model is None:
+                        parameters = get(_OI_PARAMETERS) or get(_OI_EMBEDDING_PARAMETERS)
+                        model = (_invocation_model(parameters) if parameters else "") or named
+                    if answered is None:
+                        answered = named
+                request_model[i] = model or ""
+                response_model[i] = answered or ""
+                response_id[i] = get(_RESPONSE_ID, "")
+                finish[i] = _reasons(get(_FR1) or get(_FR2) or get(_FR3))
+                tokens = _count(get(_IN1) or get(_IN2) or get(_IN3))
+                read = cache_read[i] = _count(get(_CR1) or get(_CR2) or get(_CR3))
+                write = cache_write[i] = _count(get(_CW1) or get(_CW2) or get(_CW3) or get(_CW4))
+                if system == "anthropic" and tokens is not None and get(_OPENLIT_SDK_NAME) == "openlit":
+                    # OpenLIT passes on Anthropic's input_tokens, which leave out cached tokens; the
+                    # conventions' input count includes them (priced once, at their own rate, later on).
+                    tokens += (read or 0) + (write or 0)
+                input_tokens[i] = tokens
+                output_tokens[i] = _count(get(_OUT1) or get(_OUT2) or get(_OUT3))
+                reasoning[i] = _count(get(_RE1) or get(_RE2) or get(_RE3) or get(_RE4))
+                first = get(_TTFT)
+                if first is None and get(_OPENLIT_STREAM) == "true":
+                    first = get(_OPENLIT_TTFT)  # only a stream's: otherwise OpenLIT records the whole call
+                ttft[i] = _seconds(first)
+                tool_name[i] = get(_TN1) or get(_TN2) or ""
+                tool_call[i] = get(_TC1) or get(_TC2) or ""
+                agent_name[i] = get(_AN1) or get(_AN2) or ""
+                agent_id[i] = get(_AID, "")
+                conversation[i] = get(_CV1) or get(_CV2) or ""
         status = batch.columns.get("StatusCode")
         if status is not None and "Error" in status:
             event_names = batch.columns.get("Events.Name")
