@@ -26,9 +26,9 @@ def _run_app(fake_server: Any, **env: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "OPENAI_BASE_URL": fake_server.openai_base_url, "OPENAI_API_KEY": "test-key",
         "ANTHROPIC_BASE_URL": fake_server.anthropic_base_url, "ANTHROPIC_API_KEY": "test-key",
-        # Only our instrumentors: the official OpenAI one may be installed (bench extra) and would double spans;
+        # Only our instrumentors: the other OpenAI and Anthropic ones (test and bench extras) would double spans;
         # the Anthropic SDK's own spans would too.
-        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,anthropic",
         "ANTHROPIC_OPEN_TELEMETRY": "false",
         "OTEL_SERVICE_NAME": SERVICE,
         "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
