@@ -172,17 +172,33 @@ class Call:
                 self.telemetry.token_usage.record(count, {**point, sc.TOKEN_TYPE: token_type})
 
 
+# The last base URL seen and its attributes: most apps use one client, and reading host and port
+# off an httpx URL costs more than the identity check. The URL objects are immutable.
+_last_server: tuple[Any, Attributes] = (None, {})
+
+
 def server_attributes(instance: Any) -> Attributes:
-    """server.address/port from the client's base URL (a resource holds its client as `_client`)."""
+    """server.address/port from the client's base URL (a resource holds its client as `_client`).
+
+    The dict returned may be shared between calls: read it, never change it.
+    """
+    global _last_server
     client = getattr(instance, "_client", instance)
-    url = getattr(client, "base_url", None)
+    # `_base_url` is where both SDKs keep what their `base_url` property returns; openai's property runs an
+    # import statement on every read, which costs more than the rest of this function.
+    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    last_url, last = _last_server
+    if url is last_url and url is not None:
+        return last
     host = getattr(url, "host", None)
     if not host:
         return {}
     port = getattr(url, "port", None)
     if port is None:
         port = 443 if getattr(url, "scheme", "https") == "https" else 80
-    return {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}
+    attributes = {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}
+    _last_server = (url, attributes)
+    return attributes
 
 
 # What `client.<resource>.with_raw_response.<method>(...)` returns: the HTTP response, body already read,

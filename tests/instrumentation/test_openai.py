@@ -246,3 +246,15 @@ def test_raw_streaming_response_is_left_unread(telemetry: Any, openai_client: op
     assert sc.RESPONSE_ID not in span.attributes
     chunks = list(raw.parse())  # the user's stream is whole
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello there!"
+
+
+def test_server_address_follows_the_clients_base_url(telemetry: Any, fake_server: Any) -> None:
+    first = openai.OpenAI(base_url=fake_server.openai_base_url, api_key="k", max_retries=0)
+    second = openai.OpenAI(base_url=f"http://localhost:{fake_server.port}/v1", api_key="k", max_retries=0)
+    for client in (first, second, first):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    first.base_url = f"http://localhost:{fake_server.port}/v1"  # changed on a live client
+    first.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    hosts = [span.attributes[sc.SERVER_ADDRESS] for span in telemetry.spans()]
+    assert hosts == ["127.0.0.1", "localhost", "127.0.0.1", "localhost"]
+    assert {span.attributes[sc.SERVER_PORT] for span in telemetry.spans()} == {fake_server.port}
