@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,9 +20,11 @@ from collector_harness import start_collector
 LLM_OPS = ("chat", "text_completion", "generate_content", "embeddings")
 
 
-def spanhouse(*args: str, query_endpoint: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SPANHOUSE_")}
+def spanhouse(*args: str, query_endpoint: str = "", api_key: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPANHOUSE_")}
     env["SPANHOUSE_QUERY__ENDPOINT"] = query_endpoint
+    if api_key:
+        env["SPANHOUSE_API_KEY"] = api_key
     return subprocess.run([sys.executable, "-m", "spanhouse.collector.cli", *args], capture_output=True, text=True,
                           env=env, timeout=120)
 
@@ -162,3 +165,44 @@ def test_trace_tree_nests_children_and_prints_orphans_and_cycles_once() -> None:
     assert lines[5].startswith("orphan")
     # Two spans that are each other's parent: both printed, once.
     assert lines[6].startswith("loop-1") and lines[7].startswith("└─ loop-2") and len(lines) == 8
+
+
+def test_reports_with_a_tenant_key_see_only_that_tenant(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from access_harness import Key, auth_overrides, export, http, span_request
+
+    acme, globex = Key.new("acme"), Key.new("globex")
+    running = start_collector(tmp_path / "store", **auth_overrides(acme, globex))
+    try:
+        chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.usage.input_tokens": "1000", "gen_ai.usage.output_tokens": "100"}
+        export(running.grpc_endpoint, span_request("acme-app", 3, chat), metadata=acme.metadata)
+        export(running.grpc_endpoint, span_request("globex-app", 5, chat), metadata=globex.metadata)
+        running.flush()
+        globex_trace = running.query("SELECT any(TraceId) FROM genai_calls WHERE TenantId = 'globex'")[0][0]
+
+        def as_acme(sql: str) -> tuple[list[str], list[list[Any]]]:
+            status, body = http(running.query_endpoint, "/query?format=JSONCompact", sql, key=acme.key)
+            assert status == 200, body
+            doc = json.loads(body)
+            return [m["name"] for m in doc["meta"]], doc["data"]
+
+        now = dt.datetime.now(dt.UTC)
+        since, until = now - dt.timedelta(hours=1), now + dt.timedelta(minutes=1)
+        _, by_service = reports.usage(as_acme, "service", since, until)
+        assert [(r[0], r[1]) for r in by_service] == [("acme-app", 3)]
+        assert by_service[0][6] == pytest.approx(3 * (1000 * 2.50 + 100 * 10.00) / 1e6)
+        _, tools = reports.usage(as_acme, "tool", since, until)
+        assert tools == []
+        _, listed = reports.traces(as_acme, since, until, limit=100)
+        assert len(listed) == 3 and {r[1] for r in listed} == {"acme"}
+        assert reports.trace_tree(as_acme, listed[0][0]).startswith(f"trace {listed[0][0]}: 1 spans")
+        assert reports.trace_tree(as_acme, globex_trace).endswith("no spans found")
+
+        # The command itself, with the key in the environment.
+        result = spanhouse("traces", "--store", running.store_url, "--format", "json",
+                           query_endpoint=running.query_endpoint, api_key=globex.key)
+        assert {r["tenant"] for r in json_rows(result)} == {"globex"} and len(json_rows(result)) == 5
+    finally:
+        running.collector.stop()
