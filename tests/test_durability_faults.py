@@ -280,3 +280,56 @@ def test_a_full_spool_disk_refuses_with_retry_info_never_crashes_and_loses_nothi
         assert_stored_exactly_once(running, client.acknowledged)
     finally:
         client.close()
+
+
+# --- a real OTLP exporter meets backpressure -----------------------------------------------------------
+
+
+def test_the_otel_sdk_exporter_refused_by_a_full_spool_retries_until_its_spans_are_stored(
+        collectors: GatedCollectors) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    running = collectors.start(closed=True, spool={"max_size_mib": 1})
+    client = OkCounter(running.grpc_endpoint)
+    for spans in (100, 1):  # the store is down: fill the spool until it refuses even one span
+        for _ in range(1000):
+            payload, ids = genai_request(spans)
+            if not client.send(payload, ids):
+                break
+    assert "spool.max_size_mib=1" in client.refusals[-1].details()
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-retry"}))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    with provider.get_tracer("durability").start_as_current_span("chat gpt-4o") as span:
+        span.set_attribute("gen_ai.operation.name", "chat")
+    exporter = OTLPSpanExporter(endpoint=running.grpc_endpoint, insecure=True, timeout=30)
+    results: list[SpanExportResult] = []
+    sender = threading.Thread(target=lambda: results.append(exporter.export(finished.get_finished_spans())))
+    pipeline = running.collector.pipeline
+    assert pipeline is not None
+    refused_before = pipeline.counters()["requests_refused_total"]
+    try:
+        sender.start()
+        wait_until(lambda: pipeline.counters()["requests_refused_total"] > refused_before, 30.0,
+                   "the exporter's first attempt to be refused")
+        assert collectors.gate is not None
+        collectors.gate.closed = False  # the store is back: the spool drains and has room again
+        sender.join(60)
+        assert results == [SpanExportResult.SUCCESS]
+        assert running.query("SELECT count() FROM spans WHERE ServiceName = 'sdk-retry'") == [(1,)]
+        assert_stored_exactly_once_by_service(running, client.acknowledged)
+    finally:
+        exporter.shutdown()
+        client.close()
+
+
+def assert_stored_exactly_once_by_service(running: RunningCollector, acknowledged: list[str]) -> None:
+    """Like assert_stored_exactly_once, for the raw client's spans only (service durable-app)."""
+    missing = missing_span_ids(running.query, acknowledged)
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged spans are not stored"
+    assert running.query("SELECT count() FROM spans WHERE ServiceName = 'durable-app'") == [(len(acknowledged),)]

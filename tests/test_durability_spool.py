@@ -69,10 +69,11 @@ def failing_sink() -> InMemorySink:
     return sink
 
 
+@pytest.mark.parametrize("fsync", [False, True])
 def test_spans_unwritten_at_shutdown_stay_in_the_spool_and_are_written_in_order_at_the_next_start(
-        tmp_path: Path, writers: Writers) -> None:
+        tmp_path: Path, writers: Writers, fsync: bool) -> None:
     down = failing_sink()
-    writer = writers.make(down, Spool(tmp_path / "spool", 64 << 20), max_batch_rows=4)
+    writer = writers.make(down, Spool(tmp_path / "spool", 64 << 20, fsync=fsync), max_batch_rows=4)
     sent = [rows(3), rows(2), rows(5), rows(1)]
     for batch in sent:
         writer.submit(batch)

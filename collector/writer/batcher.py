@@ -35,7 +35,11 @@ log = logging.getLogger("spanhouse.writer")
 
 
 class WriterFull(RuntimeError):
-    """The writer cannot take the batch now; the caller should answer 'retry later' (after `retry_after_s`)."""
+    """The writer cannot take the batch now; the caller should answer 'retry later' (after `retry_after_s`).
+
+    OTLP exporters wait exactly the RetryInfo delay between their few attempts within their export
+    timeout (10 s by default), so it stays short: a long one would make them give up after one retry.
+    """
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
@@ -117,7 +121,7 @@ class BatchingWriter:
                     if not self._spool_failing:
                         log.error("refusing spans until the spool can take them: %s", exc)
                         self._spool_failing = True
-                raise WriterFull(str(exc), retry_after_s=min(self.retry_max_s, 5.0)) from None
+                raise WriterFull(str(exc)) from None
             with self._cond:
                 if self._spool_failing:
                     log.info("spool accepts spans again")
