@@ -232,7 +232,7 @@ class CollectorProcess:
         self.grpc = f"127.0.0.1:{free_port()}"
         self.query = f"127.0.0.1:{free_port()}"
         cmd = [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", f"chdb://{store_dir}",
-               "--grpc", self.grpc, "--query-endpoint", self.query]
+               "--grpc", self.grpc, "--http", "", "--query-endpoint", self.query]
         self.log = open(store_dir.parent / "collector.log", "w+")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, "SPANHOUSE_LOG_LEVEL": "warning", **env})

@@ -58,7 +58,7 @@ def collector_main(store_dir: str, grpc_port: int, spool_mib: int, conn: Connect
 
     cfg = config_mod.load(None, overrides={
         "store": {"url": f"chdb://{store_dir}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}},
+        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}, "http": {"endpoint": ""}},
         "query": {"endpoint": ""},
         "spool": {"max_size_mib": spool_mib},
         "writer": {"retry_initial_s": 0.1, "retry_max_s": 1.0},

@@ -24,7 +24,9 @@ def _load_config(args: argparse.Namespace) -> Config:
     if getattr(args, "store", None):
         overrides["store"] = {"url": args.store}
     if getattr(args, "grpc", None):
-        overrides["receiver"] = {"grpc": {"endpoint": args.grpc}}
+        overrides.setdefault("receiver", {})["grpc"] = {"endpoint": args.grpc}
+    if getattr(args, "http", None) is not None:
+        overrides.setdefault("receiver", {})["http"] = {"endpoint": args.http}
     if getattr(args, "query_endpoint", None) is not None:
         overrides["query"] = {"endpoint": args.query_endpoint}
     if getattr(args, "allow_unauthenticated", False):
@@ -63,6 +65,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     host = cfg.receiver.grpc.endpoint.rpartition(":")[0]
     print(f"spanhouse collector: OTLP/gRPC on {host}:{collector.grpc_port}, store {collector.store.location.redacted()}"
+          + (f", OTLP/HTTP on {collector.http_url}" if collector.http_receiver else "")
           + (f", queries on http://127.0.0.1:{collector.query_server.port}" if collector.query_server else ""),
           flush=True)
     if args.demo:
@@ -265,10 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collector", help="run the collector (OTLP/gRPC in, ClickHouse out)")
     common(p)
     p.add_argument("--grpc", metavar="HOST:PORT", help="OTLP/gRPC listen address (default 127.0.0.1:4317)")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="OTLP/HTTP listen address (default 127.0.0.1:4318; \"\" turns it off)")
     p.add_argument("--query-endpoint", metavar="HOST:PORT",
                    help="loopback address for read-only queries from other processes ('' disables)")
     p.add_argument("--allow-unauthenticated", action="store_true",
-                   help="accept OTLP from anyone who can reach a non-loopback --grpc address (no API keys)")
+                   help="accept OTLP from anyone who can reach a non-loopback --grpc/--http address (no API keys)")
     p.add_argument("--demo", action="store_true", help="also send demo GenAI traffic to itself and print a summary")
     p.add_argument("--demo-traces", type=int, default=200, metavar="N", help="traces the demo sends (default 200)")
     p.set_defaults(func=cmd_collector)

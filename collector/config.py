@@ -43,8 +43,22 @@ class GrpcConfig:
 
 
 @dataclass
+class HttpConfig:
+    # OTLP/HTTP (POST /v1/traces, protobuf or JSON); "" disables it.
+    endpoint: str = "127.0.0.1:4318"
+    # Larger request bodies (before or after gzip decompression) get 413.
+    max_request_mib: int = 64
+    # PEM files; with both set the receiver speaks HTTPS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # With this set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca_file: str = ""
+
+
+@dataclass
 class ReceiverConfig:
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     # Longer attribute values are truncated with a marker (reported in partial_success).
     max_attribute_value_length: int = 1 << 20
     # Tenant stamped on spans when no API key maps the caller to another one.
@@ -305,11 +319,14 @@ class Config:
         except StoreError as exc:
             raise ConfigError(f"store.url: {exc}") from None
         _check_endpoint("receiver.grpc.endpoint", self.receiver.grpc.endpoint)
+        if self.receiver.http.endpoint:
+            _check_endpoint("receiver.http.endpoint", self.receiver.http.endpoint)
         if self.query.endpoint:
             _check_endpoint("query.endpoint", self.query.endpoint)
         positive = {
             "receiver.grpc.max_recv_msg_size_mib": self.receiver.grpc.max_recv_msg_size_mib,
             "receiver.grpc.max_workers": self.receiver.grpc.max_workers,
+            "receiver.http.max_request_mib": self.receiver.http.max_request_mib,
             "receiver.max_attribute_value_length": self.receiver.max_attribute_value_length,
             "receiver.max_spans_per_request": self.receiver.max_spans_per_request,
             "receiver.max_attributes_per_span": self.receiver.max_attributes_per_span,
@@ -364,45 +381,52 @@ class Config:
 
         auth.check_tenant("receiver.default_tenant", self.receiver.default_tenant)
         keys = auth.KeyRing.from_config(self.auth)
-        grpc = self.receiver.grpc
-        host = grpc.endpoint.rpartition(":")[0]
-        if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
-            raise ConfigError(
-                f"receiver.grpc.endpoint: refusing to listen on {grpc.endpoint} without authentication: anyone "
-                "who can reach that address could write spans. Configure API keys (auth.keys or auth.keys_file, "
-                "see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly with "
-                "auth.allow_unauthenticated: true (--allow-unauthenticated)")
-        if bool(grpc.tls_cert_file) != bool(grpc.tls_key_file):
-            missing = "tls_key_file" if grpc.tls_cert_file else "tls_cert_file"
-            raise ConfigError(f"receiver.grpc.{missing}: TLS needs both tls_cert_file and tls_key_file")
-        if grpc.tls_client_ca_file and not grpc.tls_cert_file:
-            raise ConfigError("receiver.grpc.tls_client_ca_file: client certificates need TLS: "
-                              "also set tls_cert_file and tls_key_file")
-        if grpc.tls_cert_file:
-            _check_tls_files(grpc)
+        listeners = [("grpc", self.receiver.grpc)]
+        if self.receiver.http.endpoint:
+            listeners.append(("http", self.receiver.http))
+        for name, listener in listeners:
+            host = listener.endpoint.rpartition(":")[0]
+            if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
+                raise ConfigError(
+                    f"receiver.{name}.endpoint: refusing to listen on {listener.endpoint} without authentication: "
+                    "anyone who can reach that address could write spans. Configure API keys (auth.keys or "
+                    "auth.keys_file, see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly "
+                    "with auth.allow_unauthenticated: true (--allow-unauthenticated)")
+            _check_tls(f"receiver.{name}", listener)
 
 
-def _check_tls_files(grpc: GrpcConfig) -> None:
+def _check_tls(section: str, listener: GrpcConfig | HttpConfig) -> None:
+    if bool(listener.tls_cert_file) != bool(listener.tls_key_file):
+        missing = "tls_key_file" if listener.tls_cert_file else "tls_cert_file"
+        raise ConfigError(f"{section}.{missing}: TLS needs both tls_cert_file and tls_key_file")
+    if listener.tls_client_ca_file and not listener.tls_cert_file:
+        raise ConfigError(f"{section}.tls_client_ca_file: client certificates need TLS: "
+                          "also set tls_cert_file and tls_key_file")
+    if listener.tls_cert_file:
+        _check_tls_files(section, listener)
+
+
+def _check_tls_files(section: str, listener: GrpcConfig | HttpConfig) -> None:
     """Load the PEM files as TLS would, so a bad file stops start-up naming the key."""
     import ssl
 
     for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
-        path = getattr(grpc, key)
+        path = getattr(listener, key)
         if path and not Path(path).is_file():
-            raise ConfigError(f"receiver.grpc.{key}: no such file {path!r}")
+            raise ConfigError(f"{section}.{key}: no such file {path!r}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(grpc.tls_cert_file, grpc.tls_key_file)
+        context.load_cert_chain(listener.tls_cert_file, listener.tls_key_file)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"receiver.grpc.tls_cert_file/tls_key_file: cannot load the certificate and key "
-                          f"({grpc.tls_cert_file}, {grpc.tls_key_file}): expected PEM files where the key "
+        raise ConfigError(f"{section}.tls_cert_file/tls_key_file: cannot load the certificate and key "
+                          f"({listener.tls_cert_file}, {listener.tls_key_file}): expected PEM files where the key "
                           f"belongs to the certificate ({exc})") from None
-    if grpc.tls_client_ca_file:
+    if listener.tls_client_ca_file:
         try:
-            context.load_verify_locations(cafile=grpc.tls_client_ca_file)
+            context.load_verify_locations(cafile=listener.tls_client_ca_file)
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"receiver.grpc.tls_client_ca_file: cannot load CA certificates from "
-                              f"{grpc.tls_client_ca_file} ({exc})") from None
+            raise ConfigError(f"{section}.tls_client_ca_file: cannot load CA certificates from "
+                              f"{listener.tls_client_ca_file} ({exc})") from None
 
 
 def spool_directory(config: Config) -> Path:

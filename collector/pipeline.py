@@ -164,6 +164,7 @@ class Collector:
         self.config = config
         self.store: Any = None
         self.receiver: Any = None
+        self.http_receiver: Any = None
         self.query_server: Any = None
         self.spool: Any = None
         self._sink = sink
@@ -174,6 +175,7 @@ class Collector:
     def start(self) -> None:
         from spanhouse.collector.query_server import QueryServer
         from spanhouse.collector.receiver.grpc import GrpcReceiver
+        from spanhouse.collector.receiver.http import HttpReceiver
         from spanhouse.collector.pricing import sync_model_prices
         from spanhouse.collector.store import Store
 
@@ -213,6 +215,9 @@ class Collector:
         try:
             self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
+            if cfg.receiver.http.endpoint:
+                self.http_receiver = HttpReceiver.from_config(self.pipeline, cfg)
+                self.http_receiver.start()
             if cfg.query.endpoint and self.store is not None:
                 self.query_server = QueryServer(self, cfg.query.endpoint)
                 self.query_server.start()
@@ -223,6 +228,13 @@ class Collector:
     @property
     def grpc_port(self) -> int:
         return self.receiver.port
+
+    @property
+    def http_url(self) -> str:
+        """Where OTLP/HTTP exporters send traces (the full /v1/traces URL)."""
+        r = self.http_receiver
+        host = r.endpoint.rpartition(":")[0]
+        return f"http{'s' if r.ssl_context else ''}://{host}:{r.port}/v1/traces"
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything accepted so far, deciding held traces early (as on shutdown)."""
@@ -237,6 +249,8 @@ class Collector:
         if self._stopped.is_set():
             return 0
         self._stopped.set()
+        if self.http_receiver is not None:
+            self.http_receiver.stop()
         if self.receiver is not None:
             self.receiver.stop(grace_s=5.0)
         lost = 0

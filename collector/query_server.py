@@ -119,6 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
             counters = collector.pipeline.counters()
             if collector.receiver is not None:
                 counters.update({f"receiver_{k}": v for k, v in collector.receiver.counters().items()})
+            if collector.http_receiver is not None:
+                counters.update({f"receiver_{k}": v for k, v in collector.http_receiver.counters().items()})
             body = json.dumps(counters, indent=2).encode()
             self._reply(HTTPStatus.OK, body, "application/json")
         else:

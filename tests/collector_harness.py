@@ -33,12 +33,26 @@ class RunningCollector:
         return self.collector.store.query_rows(sql, parameters)
 
 
+def start_memory_collector(data_dir: Path, sink: Any) -> Collector:
+    """A started collector writing to `sink`, with no spool and room for 3 spans in memory (backpressure tests)."""
+    cfg = config_mod.load(None, environ={}, overrides={
+        "store": {"url": f"chdb://{data_dir}"},
+        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{free_port()}"}, "http": {"endpoint": "127.0.0.1:0"}},
+        "query": {"endpoint": ""},
+        "writer": {"max_batch_rows": 3, "max_pending_rows": 3, "max_wait_s": 0.05},
+        "spool": {"enabled": False},  # memory is the only buffer: its bound is the backpressure
+    })
+    collector = Collector(cfg, sink=sink)
+    collector.start()
+    return collector
+
+
 def start_collector(data_dir: Path, sink_factory: Any = None, **overrides: Any) -> RunningCollector:
     """A started collector on `data_dir`; `sink_factory(store)` may wrap the ClickHouse sink (fault tests)."""
     grpc_port, query_port = free_port(), free_port()
     tree: dict[str, Any] = {
         "store": {"url": f"chdb://{data_dir}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}},
+        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}, "http": {"endpoint": "127.0.0.1:0"}},
         "query": {"endpoint": f"127.0.0.1:{query_port}"},
         "writer": {"max_wait_s": 0.2},
     }

@@ -33,7 +33,7 @@ class CollectorProcess:
         self._stderr: IO[bytes] = open(self.stderr_path, "wb")  # a file: a full pipe would block the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", self.store_url,
-             "--grpc", "127.0.0.1:0", "--query-endpoint", query_endpoint],
+             "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--query-endpoint", query_endpoint],
             stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=clean_env(**(env or {})),
         )
         self.lines: queue.Queue[str | None] = queue.Queue()

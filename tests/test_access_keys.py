@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanhouse.collector import cli
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
-from spanhouse.collector.receiver import grpc as grpc_receiver
 
 from access_harness import Key, auth_overrides, export, span_request
 from collector_harness import RunningCollector, start_collector
@@ -117,7 +116,7 @@ def test_refusals_are_counted_in_stats(keyed: RunningCollector) -> None:
 
 def test_keys_never_reach_the_logs(keyed: RunningCollector, caplog: pytest.LogCaptureFixture,
                                    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(grpc_receiver, "REFUSAL_LOG_INTERVAL_S", 0.0)  # log every refusal here
+    monkeypatch.setattr(keyed.collector.receiver.refusals, "interval_s", 0.0)  # log every refusal here
     wrong = "shk_wrong-key-that-must-not-be-logged"
     with caplog.at_level(logging.DEBUG):
         export(keyed.grpc_endpoint, span_request("logged-ok", 1), metadata=ACME.metadata)
@@ -136,16 +135,16 @@ def test_keys_never_reach_the_logs(keyed: RunningCollector, caplog: pytest.LogCa
 
 def test_a_flood_of_refusals_is_counted_but_logged_once_per_reason(
         keyed: RunningCollector, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(grpc_receiver, "REFUSAL_LOG_INTERVAL_S", 3600.0)
-    receiver = keyed.collector.receiver
-    monkeypatch.setattr(receiver, "_refusals_logged_at", {})
-    before = receiver.unauthenticated_total
+    refusals = keyed.collector.receiver.refusals
+    monkeypatch.setattr(refusals, "interval_s", 3600.0)
+    monkeypatch.setattr(refusals, "_logged_at", {})
+    before = refusals.total
     with caplog.at_level(logging.WARNING, logger="spanhouse.receiver.grpc"):
         for i in range(20):
             with pytest.raises(grpc.RpcError):
                 export(keyed.grpc_endpoint, span_request("flood", 1),
                        metadata=(("authorization", f"Bearer shk_flood-{i}"),) if i % 2 else None)
-    assert receiver.unauthenticated_total == before + 20
+    assert refusals.total == before + 20
     lines = [r.getMessage() for r in caplog.records if "refused OTLP export" in r.getMessage()]
     assert len(lines) == 2, lines
     assert any("missing API key" in line for line in lines) and any("not recognised" in line for line in lines)

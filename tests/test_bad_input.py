@@ -17,12 +17,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from spanhouse.collector import config as config_mod
-from spanhouse.collector.pipeline import Collector
 from spanhouse.collector.receiver import lenient
 from spanhouse.collector.writer import InMemorySink
 
-from collector_harness import RunningCollector, free_port, start_collector
+from collector_harness import RunningCollector, free_port, start_collector, start_memory_collector
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DEFAULT_MAX_ATTRIBUTE_VALUE_LENGTH = 1 << 20
@@ -286,17 +284,9 @@ def test_unrepresentable_token_count_does_not_poison_the_writer(collector: Runni
 
 
 def test_writer_full_is_unavailable_and_nothing_is_lost_once_the_sink_recovers(tmp_path: Path) -> None:
-    cfg = config_mod.load(None, environ={}, overrides={
-        "store": {"url": f"chdb://{tmp_path / 'unused'}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{free_port()}"}},
-        "query": {"endpoint": ""},
-        "writer": {"max_batch_rows": 3, "max_pending_rows": 3, "max_wait_s": 0.05},
-        "spool": {"enabled": False},  # memory is the only buffer: its bound is the backpressure
-    })
     sink = InMemorySink()
     sink.fail_next = 1_000_000
-    collector = Collector(cfg, sink=sink)
-    collector.start()
+    collector = start_memory_collector(tmp_path / "unused", sink)
     client = Client(f"127.0.0.1:{collector.grpc_port}")
     try:
         first, second, third = os.urandom(16), os.urandom(16), os.urandom(16)

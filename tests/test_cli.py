@@ -70,7 +70,7 @@ def test_sigterm_writes_every_acknowledged_span_before_exit(tmp_path: Path) -> N
 def test_second_collector_on_a_held_store_exits_1_with_a_clear_message(tmp_path: Path) -> None:
     first = CollectorProcess(tmp_path / "store")
     try:
-        second = run_cli("collector", "--store", first.store_url, "--grpc", "127.0.0.1:0", "--query-endpoint", "")
+        second = run_cli("collector", "--store", first.store_url, "--grpc", "127.0.0.1:0", "--http", "", "--query-endpoint", "")
         assert second.returncode == 1
         assert "cannot start the collector" in second.stderr
         assert "is in use by another process" in second.stderr
@@ -89,7 +89,7 @@ def test_collector_on_a_busy_port_exits_1_naming_the_address(tmp_path: Path) -> 
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("collector", "--store", f"chdb://{tmp_path / 'store'}", "--grpc", f"127.0.0.1:{port}",
-                         "--query-endpoint", "")
+                         "--http", "", "--query-endpoint", "")
     assert result.returncode == 1
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in result.stderr
 

@@ -51,7 +51,7 @@ def test_where_the_spool_lives(store_url: str, directory: str, expected: Path) -
 def start_cli(store_dir: Path, spool_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", f"chdb://{store_dir}",
-         "--grpc", f"127.0.0.1:{free_port()}", "--query-endpoint", ""],
+         "--grpc", f"127.0.0.1:{free_port()}", "--http", "", "--query-endpoint", ""],
         capture_output=True, text=True, timeout=120, env=clean_env(SPANHOUSE_SPOOL__DIRECTORY=str(spool_dir)))
 
 

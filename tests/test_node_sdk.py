@@ -1,4 +1,4 @@
-"""Any language: the OpenTelemetry JS SDK's OTLP/gRPC exporter (from npm) -> collector -> ClickHouse."""
+"""Any language: the OpenTelemetry JS SDK's OTLP exporters (from npm), gRPC and HTTP/JSON -> collector -> ClickHouse."""
 
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ def node_sender() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.fail("Node.js and npm are needed for the any-language test (install them, e.g. apt-get install nodejs npm)")
-    if not (NODE_DIR / "node_modules" / "@opentelemetry" / "exporter-trace-otlp-grpc").exists():
+    installed = NODE_DIR / "node_modules" / "@opentelemetry"
+    if not all((installed / name).exists() for name in ("exporter-trace-otlp-grpc", "exporter-trace-otlp-http")):
         subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True,
                        timeout=300)
     return NODE_DIR / "send.js"
 
 
-def test_spans_from_node_sdk_are_stored(running_collector, node_sender):
-    done = subprocess.run(["node", str(node_sender), running_collector.grpc_endpoint], capture_output=True, text=True,
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_spans_from_node_sdk_are_stored(running_collector, node_sender, protocol):
+    endpoint = (running_collector.grpc_endpoint if protocol == "grpc"
+                else running_collector.collector.http_url.split("/")[2])
+    done = subprocess.run(["node", str(node_sender), endpoint, protocol], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     trace_id = json.loads(done.stdout.strip().splitlines()[-1])["traceId"]

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from spanhouse.collector.batch import BASE_COLUMNS, TRACE_FLAGS, SpanBatch
 from spanhouse.collector.receiver import lenient
@@ -51,6 +54,14 @@ class DecodeResult:
         problem = f"span rejected: {problem}"
         self.note(problem)
         self.first_seen.setdefault(problem, where)
+
+    def export_response(self) -> ExportTraceServiceResponse:
+        """The OTLP answer: empty, or partial_success with the refused spans and what went wrong."""
+        response = ExportTraceServiceResponse()
+        if self.rejected_spans or self.problems:
+            response.partial_success.rejected_spans = self.rejected_spans
+            response.partial_success.error_message = self.message()
+        return response
 
     def message(self) -> str:
         """A short, human-readable summary for OTLP partial_success.error_message."""

@@ -12,8 +12,6 @@ configured, the port speaks TLS only.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.receiver.decode import RequestDecodeError
+from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("spanhouse.receiver.grpc")
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-# A misconfigured client retries fast; one log line per reason per interval is enough to notice it.
-REFUSAL_LOG_INTERVAL_S = 10.0
 
 
 RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
@@ -60,9 +57,7 @@ class GrpcReceiver:
         # None: no authentication (only allowed on loopback unless explicitly accepted, see config).
         self.keys = keys if keys else None
         self.credentials = credentials
-        self.unauthenticated_total = 0
-        self._refusals_lock = threading.Lock()
-        self._refusals_logged_at: dict[str, float] = {}  # reason -> last time it was logged
+        self.refusals = RefusalLog(log, "OTLP export")
         max_bytes = max_recv_msg_size_mib * 1024 * 1024
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spanhouse-grpc"),
@@ -108,21 +103,8 @@ class GrpcReceiver:
         """Stop accepting calls; calls in progress get `grace_s` to finish."""
         self._server.stop(grace_s).wait()
 
-    def _refused(self, peer: str, reason: str) -> None:
-        """Count a refused call; log it, at most once per REFUSAL_LOG_INTERVAL_S for each reason."""
-        now = time.monotonic()
-        with self._refusals_lock:
-            self.unauthenticated_total += 1
-            last = self._refusals_logged_at.get(reason)
-            if last is not None and now - last < REFUSAL_LOG_INTERVAL_S:
-                return
-            self._refusals_logged_at[reason] = now
-            total = self.unauthenticated_total
-        log.warning("refused OTLP export from %s: %s (%d refused calls so far; this reason is logged at most "
-                    "every %.0f s)", peer, reason, total, REFUSAL_LOG_INTERVAL_S)
-
     def counters(self) -> dict[str, int]:
-        return {"unauthenticated_total": self.unauthenticated_total}
+        return {"unauthenticated_total": self.refusals.total}
 
     def _export(self, request: bytes, context: Any) -> ExportTraceServiceResponse:
         tenant = self.default_tenant
@@ -130,7 +112,7 @@ class GrpcReceiver:
             try:
                 principal = self.keys.authenticate_metadata(context.invocation_metadata())
             except AuthError as exc:
-                self._refused(context.peer(), str(exc))
+                self.refusals.refused(context.peer(), str(exc))
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             tenant = principal.tenant
         try:
@@ -141,11 +123,7 @@ class GrpcReceiver:
             # OTLP exporters retry UNAVAILABLE, waiting at least the RetryInfo delay.
             context.set_trailing_metadata(((RETRY_INFO_KEY, _retry_info(exc.retry_after_s)),))
             context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is busy, retry later: {exc}")
-        response = ExportTraceServiceResponse()
-        if result.rejected_spans or result.problems:
-            response.partial_success.rejected_spans = result.rejected_spans
-            response.partial_success.error_message = result.message()
-        return response
+        return result.export_response()
 
 
 def server_credentials(cert_file: str, key_file: str, client_ca_file: str = "") -> grpc.ServerCredentials | None:

@@ -1,14 +1,22 @@
-// Sends one GenAI trace (agent -> chat -> tool) over OTLP/gRPC with the OpenTelemetry JS SDK,
-// then prints {"traceId": ...} on stdout. Usage: node send.js 127.0.0.1:4317
+// Sends one GenAI trace (agent -> chat -> tool) with the OpenTelemetry JS SDK, over OTLP/gRPC or
+// OTLP/HTTP (JSON), then prints {"traceId": ...} on stdout.
+// Usage: node send.js 127.0.0.1:4317 [grpc]   |   node send.js 127.0.0.1:4318 http
 'use strict';
 const api = require('@opentelemetry/api');
 const { TracerProvider, SimpleSpanProcessor, StackContextManager } = require('@opentelemetry/sdk-trace');
 const { defaultResource, resourceFromAttributes } = require('@opentelemetry/resources');
-const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
 
 async function main() {
   const endpoint = process.argv[2];
-  const exporter = new OTLPTraceExporter({ url: `http://${endpoint}` });
+  const protocol = process.argv[3] || 'grpc';
+  let exporter;
+  if (protocol === 'http') {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http');
+    exporter = new OTLPTraceExporter({ url: `http://${endpoint}/v1/traces` });
+  } else {
+    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
+    exporter = new OTLPTraceExporter({ url: `http://${endpoint}` });
+  }
   const provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': 'node-app', 'service.version': '1.0.0' })),
     spanProcessors: [new SimpleSpanProcessor({ exporter })],
