@@ -126,6 +126,30 @@ class Store:
         with self.lock:
             self.client.insert(table, data, column_names=column_names, column_oriented=True, settings=settings)
 
+    def insert_arrow(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
+        """Insert a pyarrow Table whose column names are the table's; the engine reads it without the GIL."""
+        if not self.location.embedded:
+            with self.lock:
+                self.client.insert_arrow(table, data, settings=settings)
+            return
+        import pyarrow as pa
+
+        # chDB reads an insert from a file: hand it the Arrow stream as a memoryview, which is
+        # written out without first being copied into a Python bytes object the size of the batch.
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        stream = memoryview(sink.getvalue())
+        with self.lock:
+            self.client.raw_insert(table, data.schema.names, stream, settings=settings, fmt="ArrowStream")
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> ClickHouse type name of `table`, in table order."""
+        rows = self.query_rows(split_statements(sql_file("admin/column_types.sql"))[0], {"table": table})
+        if not rows:
+            raise StoreError(f"table {table!r} does not exist in {self.location.redacted()}: run the migrations")
+        return {name: type_name for name, type_name in rows}
+
     # --- schema -----------------------------------------------------------------
 
     def migrate(self) -> list[str]:

@@ -6,8 +6,12 @@ import threading
 from itertools import compress
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, WRITE_CALL, WRITE_SPAN, SpanBatch
-from spanhouse.collector.store import Store
+from spanhouse.collector.store import Store, StoreError
+from spanhouse.collector.writer.arrow import arrow_type, build_array
 
 SPANS_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(GENAI_COLUMNS)
 
@@ -36,34 +40,65 @@ class ClickHouseSink:
     Without routing columns (no sampler), every GenAI span goes to genai_calls and every span to spans.
     Each insert carries `insert_deduplication_token`; the tables keep a deduplication window
     (migration 006), so a retried batch is stored once in them and in the views they feed.
+
+    Rows travel as Arrow record batches (see writer/arrow.py): each column is converted once,
+    in C++, and genai_calls takes a filtered view of the arrays it shares with spans.
+    The Arrow types follow the tables' column types, read from the store at the first write.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._types: dict[str, dict[str, pa.DataType]] = {}
+
+    def _table_types(self, table: str, columns: tuple[str, ...]) -> dict[str, pa.DataType]:
+        types = self._types.get(table)
+        if types is None:
+            stored = self.store.column_types(table)
+            missing = [c for c in columns if c not in stored]
+            if missing:
+                raise StoreError(f"table {table!r} has no column(s) {', '.join(missing)}: run the migrations")
+            types = self._types[table] = {c: arrow_type(stored[c]) for c in columns}
+        return types
 
     def write(self, batch: SpanBatch, token: str | None = None) -> None:
         if not batch.size:
             return
         settings = {"insert_deduplication_token": token} if token else None
-        calls_mask: list[Any] = batch.column("Operation")
+        calls_types = self._table_types("genai_calls", GENAI_CALLS_COLUMNS)
+        spans_types = self._table_types("spans", SPANS_COLUMNS)
+        built: dict[tuple[str, pa.DataType], pa.Array] = {}
+
+        def array(name: str, arrow_t: pa.DataType) -> pa.Array:
+            """The whole column as Arrow, converted once however many tables use it."""
+            key = (name, arrow_t)
+            if key not in built:
+                built[key] = build_array(batch.column(name), arrow_t)
+            return built[key]
+
+        calls_mask = pc.not_equal(array("Operation", calls_types["Operation"]), "")
         if WRITE_CALL in batch.columns:
-            calls_mask = [bool(op) and wanted for op, wanted in zip(calls_mask, batch[WRITE_CALL])]
-        genai = sum(map(bool, calls_mask))
-        if genai:
-            # Only genai_calls' own columns are copied, not the whole batch (attribute maps, events, ...).
-            calls = [batch.column(c) for c in GENAI_CALLS_COLUMNS]
-            if genai != batch.size:
-                calls = [list(compress(values, calls_mask)) for values in calls]
-            self.store.insert("genai_calls", calls, list(GENAI_CALLS_COLUMNS), settings)
-        spans = [batch.column(c) for c in SPANS_COLUMNS]
-        if WRITE_SPAN in batch.columns:
-            spans_mask = batch[WRITE_SPAN]
-            kept = sum(map(bool, spans_mask))
-            if not kept:
-                return
-            if kept != batch.size:
-                spans = [list(compress(values, spans_mask)) for values in spans]
-        self.store.insert("spans", spans, list(SPANS_COLUMNS), settings)
+            calls_mask = pc.and_(calls_mask, pa.array(batch[WRITE_CALL], pa.bool_()))
+        calls = pc.sum(calls_mask).as_py() or 0
+        if calls:
+            table = pa.Table.from_arrays([array(c, t) for c, t in calls_types.items()], names=list(calls_types))
+            if calls != batch.size:
+                table = table.filter(calls_mask)
+            self.store.insert_arrow("genai_calls", table, settings)
+
+        spans_mask = batch.columns.get(WRITE_SPAN)
+        kept = batch.size if spans_mask is None else sum(map(bool, spans_mask))
+        if not kept:
+            return
+        if kept == batch.size:
+            columns = [array(c, t) for c, t in spans_types.items()]
+        else:
+            assert spans_mask is not None
+            mask = pa.array(spans_mask, pa.bool_())
+            # Columns genai_calls did not need are converted for the kept rows only (the maps are the costly part).
+            columns = [built[(c, t)].filter(mask) if (c, t) in built
+                       else build_array(list(compress(batch.column(c), spans_mask)), t)
+                       for c, t in spans_types.items()]
+        self.store.insert_arrow("spans", pa.Table.from_arrays(columns, names=list(spans_types)), settings)
 
 
 class InMemorySink:
