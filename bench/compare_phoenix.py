@@ -8,9 +8,10 @@ The payloads are bench/ingest.py's: serialized ExportTraceServiceRequests of 512
 GenAI spans (~1.2 KB each, message content included), sent as raw unary
 TraceService/Export calls from a few concurrent gRPC streams.
 
-- spanhouse: a `spanhouse collector` process on a fresh embedded store, default
-  configuration (every processor on), exactly as ingest.py's end-to-end run: send,
-  POST /flush, count through /query.
+- spanhouse: ingest.py's end-to-end run: a `spanhouse collector` process on a
+  fresh embedded store with every processor on (normalize, redact, price, and the
+  tail sampler holding every trace until its root arrives) and the disk spool;
+  send, POST /flush, count through /query.
 - Phoenix: `arize-phoenix` from its own virtualenv (created on first use under
   ~/.cache/spanhouse/bench-phoenix, or --phoenix-python) with its SQLite store in a
   temporary PHOENIX_WORKING_DIR. Its gRPC server binds every interface, so Phoenix
@@ -20,8 +21,8 @@ TraceService/Export calls from a few concurrent gRPC streams.
   deadline passes.
 
 Each rate is spans sent / (first send -> every span queryable in that store).
-Phoenix gets a smaller share of the payloads (it ingests about two orders of
-magnitude slower), so compare the rates, not the totals. Exits 1 if either store
+Phoenix gets a smaller share of the payloads (it ingests far more slowly), so
+compare the rates, not the totals. Exits 1 if either store
 ends with fewer spans than were sent.
 """
 
@@ -44,7 +45,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import SPANS_PER_REQUEST, build_payloads, end_to_end, free_port, send_all, stop_process
+from ingest import (
+    SAMPLING,
+    SPANS_PER_REQUEST,
+    build_payloads,
+    end_to_end,
+    free_port,
+    sampling_env,
+    send_all,
+    stop_process,
+)
 
 RESULT_PREFIX = "PHOENIX_RESULT "
 PHOENIX_REQUIREMENT = "arize-phoenix"
@@ -314,22 +324,25 @@ def main(argv: list[str] | None = None) -> int:
     sh_spans, ph_spans = sh_requests * SPANS_PER_REQUEST, ph_requests * SPANS_PER_REQUEST
 
     t0 = time.perf_counter()
-    # one seed: Phoenix's share is the first part of spanhouse's
-    payloads = build_payloads(max(sh_spans, ph_spans))
-    mb = sum(map(len, payloads)) / 1e6
-    print(f"payloads: {len(payloads)} requests x {SPANS_PER_REQUEST} spans, "
-          f"{mb * 1e6 / (len(payloads) * SPANS_PER_REQUEST):.0f} B/span, built in {time.perf_counter() - t0:.1f}s; "
+    # One seed: Phoenix's share is the start of spanhouse's (but for the roots its last request keeps).
+    sh_payloads = build_payloads(sh_spans, roots_late=True)
+    ph_payloads = build_payloads(ph_spans, roots_late=True)
+    mb = sum(map(len, sh_payloads)) / 1e6
+    print(f"payloads: requests of {SPANS_PER_REQUEST} spans as ingest.py sends them (roots one request late), "
+          f"{mb * 1e6 / sh_spans:.0f} B/span, built in {time.perf_counter() - t0:.1f}s; "
           f"{args.streams} streams; {os.cpu_count()} CPUs", flush=True)
     print(f"spanhouse gets {sh_spans:,} spans, Phoenix {ph_spans:,} (arize-phoenix {version}, {python})",
           flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="spanhouse-vs-phoenix-"))
     try:
-        print("spanhouse collector (fresh embedded store, default processors) ...", flush=True)
-        sh = end_to_end(payloads[:sh_requests], sh_spans, args.streams, work, {})  # exits if spans are missing
+        print(f"spanhouse collector (fresh embedded store; normalize, redact, price, sample {SAMPLING}, "
+              f"spool on) ...", flush=True)
+        # exits if spans are missing
+        sh = end_to_end(sh_payloads, sh_spans, args.streams, work, sampling_env())
         print(f"  {sh['spans_per_s']:,.0f} spans/s", flush=True)
         print("Phoenix (its SQLite store, in a loopback-only network namespace) ...", flush=True)
-        ph = run_phoenix_side(payloads[:ph_requests], work, python, args)
+        ph = run_phoenix_side(ph_payloads, work, python, args)
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -219,6 +219,12 @@ def build_payloads(total_spans: int, seed: int = 7, roots_late: bool = False) ->
 # --- collector subprocess ---------------------------------------------------------
 
 
+def sampling_env() -> dict[str, str]:
+    """SAMPLING as the collector's environment overrides."""
+    return {f"SPANHOUSE_SAMPLING__{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in SAMPLING.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -425,8 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # the collector's writer settings, as the subprocess will see them (environment overrides included)
     max_batch_rows = load(None).writer.max_batch_rows
-    env = {f"SPANHOUSE_SAMPLING__{key.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
-           for key, value in SAMPLING.items()}
+    env = sampling_env()
 
     t0 = time.perf_counter()
     payloads = build_payloads(spans, roots_late=True)
