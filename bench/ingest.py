@@ -234,12 +234,12 @@ def free_port() -> int:
 class CollectorProcess:
     """`spanhouse collector` in its own process, on a fresh store and free ports."""
 
-    def __init__(self, store_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, store_dir: Path, env: dict[str, str], processes: int = 1) -> None:
         self.grpc = f"127.0.0.1:{free_port()}"
         self.query = f"127.0.0.1:{free_port()}"
         cmd = [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", f"chdb://{store_dir}",
-               "--grpc", self.grpc, "--http", "", "--query-endpoint", self.query]
-        self.log = open(store_dir.parent / "collector.log", "w+")  # noqa: SIM115 - lives as long as the process
+               "--grpc", self.grpc, "--http", "", "--query-endpoint", self.query, "--processes", str(processes)]
+        self.log = open(store_dir.parent / f"collector-{processes}.log", "w+")  # noqa: SIM115 - as long as the process
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, "SPANHOUSE_LOG_LEVEL": "warning", **env})
         assert self.proc.stdout is not None
@@ -258,9 +258,11 @@ class CollectorProcess:
         with urllib.request.urlopen(f"http://{self.query}/stats", timeout=30) as resp:
             return json.loads(resp.read())
 
+    def query_rows(self, sql: str) -> list[list[Any]]:
+        return json.loads(self.post("/query?format=JSONCompact", sql.encode()))["data"]
+
     def count_spans(self) -> int:
-        doc = json.loads(self.post("/query?format=JSONCompact", b"SELECT count() FROM spans"))
-        return int(doc["data"][0][0])
+        return int(self.query_rows("SELECT count() FROM spans")[0][0])
 
     def stop(self) -> None:
         stop_process(self.proc, 60)
@@ -278,6 +280,142 @@ def stop_process(proc: subprocess.Popen[Any], timeout_s: float) -> None:
             proc.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def memory_mib(pids: list[int]) -> tuple[float, float]:
+    """(RSS, anonymous RSS) summed over `pids`, in MiB. RSS includes mapped files such as the chDB library."""
+    rss = anon = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon += int(line.split()[1])
+        except OSError:
+            pass
+    return rss / 1024, anon / 1024
+
+
+class MemoryPeak:
+    """Samples the collector's processes every `interval_s`; keeps the peak of the sums."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        self.pid = pid
+        self.rss = self.anon = 0.0
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            pids = process_tree(self.pid)
+            rss, anon = memory_mib(pids)
+            self.processes = max(self.processes, len(pids))
+            self.rss, self.anon = max(self.rss, rss), max(self.anon, anon)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Probes:
+    """One-span requests sent during the load; each one's time from OK to visible through /query.
+
+    A sender exports a probe every `interval_s` over its own channel; a poller asks the
+    collector which probes `spans` holds every `poll_s`. Latency = first seen - OK received.
+    """
+
+    SERVICE = "bench-probe"
+
+    def __init__(self, collector: CollectorProcess, interval_s: float = 0.2, poll_s: float = 0.05) -> None:
+        self.collector = collector
+        self.acked: dict[str, float] = {}  # span id hex -> when the OK arrived
+        self.seen: dict[str, float] = {}
+        self._stop_sending = threading.Event()
+        self._stop_polling = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._send, args=(interval_s,), daemon=True),
+                         threading.Thread(target=self._poll, args=(poll_s,), daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _send(self, interval_s: float) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+        channel = grpc.insecure_channel(self.collector.grpc, options=[("grpc.use_local_subchannel_pool", 1)])
+        export = channel.unary_unary(EXPORT_METHOD)
+        rng = random.Random(11)
+        try:
+            while not self._stop_sending.wait(interval_s):
+                span_id = rng.randbytes(8)
+                now = time.time_ns()
+                rs = ResourceSpans(scope_spans=[{"spans": [Span(trace_id=rng.randbytes(16), span_id=span_id,
+                                                                 name="probe", start_time_unix_nano=now,
+                                                                 end_time_unix_nano=now + 1000)]}])
+                rs.resource.attributes.append(_kv("service.name", self.SERVICE))
+                try:
+                    export(ExportTraceServiceRequest(resource_spans=[rs]).SerializeToString(), timeout=30)
+                except grpc.RpcError:
+                    continue  # refused: not acknowledged, not a probe
+                with self._lock:
+                    self.acked[span_id.hex()] = time.perf_counter()
+        finally:
+            channel.close()
+
+    def _poll(self, poll_s: float) -> None:
+        sql = f"SELECT SpanId FROM spans WHERE ServiceName = '{self.SERVICE}'"
+        while not self._stop_polling.wait(poll_s):
+            try:
+                rows = self.collector.query_rows(sql)
+            except OSError:
+                continue
+            now = time.perf_counter()
+            with self._lock:
+                for (span_id,) in rows:
+                    self.seen.setdefault(span_id, now)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop sending; keep polling until every acknowledged probe was seen (or `timeout_s`)."""
+        self._stop_sending.set()
+        self._threads[0].join()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.acked.keys() <= self.seen.keys():
+                    break
+            time.sleep(0.05)
+        self._stop_polling.set()
+        self._threads[1].join()
+
+    def latencies(self) -> list[float]:
+        """Seconds from OK to queryable of every probe seen (probes are waited for before stopping)."""
+        return sorted(self.seen[k] - t for k, t in self.acked.items() if k in self.seen)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
 def send_all(endpoint: str, payloads: list[bytes], streams: int) -> int:
     """Export every payload over `streams` concurrent channels; retries UNAVAILABLE. Returns retries."""
     import grpc
@@ -289,7 +427,10 @@ def send_all(endpoint: str, payloads: list[bytes], streams: int) -> int:
 
     def worker() -> None:
         nonlocal retries
-        channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 64 << 20)])
+        # A connection of its own per stream (gRPC shares one between same-target channels by default):
+        # several clients, as worker processes on one port see them.
+        channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 64 << 20),
+                                                           ("grpc.use_local_subchannel_pool", 1)])
         export = channel.unary_unary(EXPORT_METHOD)  # no serializers: bytes in, bytes out
         try:
             while True:
@@ -327,25 +468,42 @@ def run_workers(worker: Callable[[], None], count: int, errors: list[BaseExcepti
         raise errors[0]
 
 
-def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env: dict[str, str]) -> dict[str, Any]:
-    store = work / "e2e-store"
+def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env: dict[str, str],
+               processes: int = 1) -> dict[str, Any]:
+    """Send everything; spans/s until queryable, probe latencies, peak memory, spans lost."""
+    store = work / f"e2e-store-{processes}"
     store.mkdir()
-    collector = CollectorProcess(store, env)
+    collector = CollectorProcess(store, env, processes)
+    memory = MemoryPeak(collector.proc.pid)
+    probes = Probes(collector)
     try:
-        # warm up the channel and the collector's first insert, on a separate count
         t0 = time.perf_counter()
         retries = send_all(collector.grpc, payloads, streams)
         t_sent = time.perf_counter()
         collector.post("/flush")
-        stored = collector.count_spans()
+        loaded = int(collector.query_rows(
+            f"SELECT count() FROM spans WHERE ServiceName != '{Probes.SERVICE}'")[0][0])
         t_done = time.perf_counter()
+        probes.stop()
+        memory.stop()
+        collector.post("/flush")
+        stored = collector.count_spans()
+        distinct = int(collector.query_rows("SELECT uniqExact(SpanId) FROM spans")[0][0])
         stats = collector.stats()
     finally:
         collector.stop()
-    if stored != spans:
-        raise SystemExit(f"FAILED: sent {spans} spans, {stored} are queryable (collector log: {work}/collector.log)")
+    acknowledged = spans + len(probes.acked)
+    lost = acknowledged - stored
+    if loaded != spans or lost or distinct != stored:
+        raise SystemExit(f"FAILED: {acknowledged} spans acknowledged ({spans} load, {len(probes.acked)} probes), "
+                         f"{stored} queryable, {distinct} distinct (collector log: {collector.log.name})")
+    latencies = probes.latencies()
     return {"spans_per_s": spans / (t_done - t0), "send_s": t_sent - t0, "flush_s": t_done - t_sent,
-            "total_s": t_done - t0, "retries": retries, "stats": stats}
+            "total_s": t_done - t0, "retries": retries, "stats": stats, "lost": lost,
+            "probes": len(probes.acked), "probes_seen": len(latencies),
+            "p50_s": percentile(latencies, 0.50), "p99_s": percentile(latencies, 0.99),
+            "max_s": latencies[-1] if latencies else float("nan"),
+            "rss_mib": memory.rss, "anon_mib": memory.anon, "processes_seen": memory.processes}
 
 
 # --- stages in this process ---------------------------------------------------------
@@ -421,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, help="spans to send (rounded down to 512 per request)")
     parser.add_argument("--quick", action="store_true", help="a small run, under ~20 s")
     parser.add_argument("--streams", type=int, default=4, help="concurrent gRPC streams (default 4)")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="worker processes for the second end-to-end run (default: CPU count; 1 skips it)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     wanted = args.spans or (25_600 if args.quick else 153_600)
@@ -442,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"collector: normalize, redact, price, sample {SAMPLING}, spool on")
     work = Path(tempfile.mkdtemp(prefix="spanhouse-bench-"))
     try:
-        e2e = end_to_end(payloads, spans, args.streams, work, env)
+        single = end_to_end(payloads, spans, args.streams, work, env, processes=1)
+        multi = end_to_end(payloads, spans, args.streams, work, env, processes=args.processes) \
+            if args.processes > 1 else None
         st = stages(payloads, spans, work)
     finally:
         if args.keep:
@@ -450,13 +612,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    rate = e2e["spans_per_s"]
-    w = e2e["stats"]
-    print(f"\nend to end (sent -> queryable): {rate:>10,.0f} spans/s  "
-          f"[{spans} spans in {e2e['total_s']:.2f}s: send {e2e['send_s']:.2f}s, flush+count {e2e['flush_s']:.2f}s; "
-          f"{e2e['retries']} UNAVAILABLE retries; {w.get('writer_batches_written_total', '?')} inserts; "
-          f"sampler kept {w.get('sample_spans_kept_total', '?')} spans, "
-          f"{w.get('sample_wait_decisions_total', '?')} traces decided on their wait]")
+    rate = single["spans_per_s"]
+    print()
+    for label, e2e in (("1 process", single), (f"{args.processes} worker processes", multi)):
+        if e2e is None:
+            continue
+        w = e2e["stats"]
+        print(f"end to end, {label + ' (sent -> queryable):':<38}{e2e['spans_per_s']:>10,.0f} spans/s  "
+              f"[{spans} spans in {e2e['total_s']:.2f}s: send {e2e['send_s']:.2f}s, flush+count "
+              f"{e2e['flush_s']:.2f}s; {e2e['retries']} UNAVAILABLE retries; "
+              f"{w.get('writer_batches_written_total', '?')} inserts; sampler kept "
+              f"{w.get('sample_spans_kept_total', '?')} spans, {w.get('sample_wait_decisions_total', '?')} traces "
+              "decided on their wait]")
+        print(f"  OK -> queryable: p50 {e2e['p50_s']:.2f}s, p99 {e2e['p99_s']:.2f}s, max {e2e['max_s']:.2f}s "
+              f"({e2e['probes_seen']} probes); peak memory {e2e['rss_mib']:.0f} MiB RSS, "
+              f"{e2e['anon_mib']:.0f} MiB anonymous ({e2e['processes_seen']} processes); "
+              f"spans lost {e2e['lost']}")
+    if multi is not None:
+        print(f"{args.processes} worker processes / 1 process: {multi['spans_per_s'] / rate:.2f}x")
     print(f"{'stage (this process, 1 thread)':<32}{'spans/s':>12}{'x end-to-end':>14}")
     for name, value in st.items():
         print(f"  {name:<30}{value:>12,.0f}{value / rate:>13.2f}x")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import signal
@@ -29,6 +28,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         overrides.setdefault("receiver", {})["http"] = {"endpoint": args.http}
     if getattr(args, "query_endpoint", None) is not None:
         overrides["query"] = {"endpoint": args.query_endpoint}
+    if getattr(args, "processes", None) is not None:
+        overrides.setdefault("receiver", {})["processes"] = args.processes
     if getattr(args, "allow_unauthenticated", False):
         overrides["auth"] = {"allow_unauthenticated": True}
     return config_mod.load(args.config, overrides=overrides)
@@ -40,16 +41,12 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from spanhouse.collector.pipeline import Collector
+    from spanhouse.collector.pipeline import Collector, tune_gc
 
     cfg = _load_config(args)
     _setup_logging(cfg.log_level)
     collector = Collector(cfg)
-    # The hot path allocates many short-lived containers per batch; the default generation-0 threshold (700)
-    # makes the cyclic collector run hundreds of times per batch for garbage that reference counting frees.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc()
     try:
         collector.start()
     except Exception as exc:
@@ -272,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OTLP/HTTP listen address (default 127.0.0.1:4318; \"\" turns it off)")
     p.add_argument("--query-endpoint", metavar="HOST:PORT",
                    help="loopback address for read-only queries from other processes ('' disables)")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="worker processes sharing the gRPC port (default 1; on N cores, N)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="accept OTLP from anyone who can reach a non-loopback --grpc/--http address (no API keys)")
     p.add_argument("--demo", action="store_true", help="also send demo GenAI traffic to itself and print a summary")

@@ -67,6 +67,9 @@ class ReceiverConfig:
     max_spans_per_request: int = 100000
     # A span with more attributes than this is refused (counted in partial_success).
     max_attributes_per_span: int = 1024
+    # Worker processes that receive on the gRPC port (SO_REUSEPORT), decode, normalize, redact and price;
+    # 1: one process does everything. On N cores, N (see docs/scaling.md).
+    processes: int = 1
 
 
 @dataclass
@@ -353,6 +356,7 @@ class Config:
             if getattr(self.retention, key) < 0:
                 raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
                                   f"{getattr(self.retention, key)}")
+        _check_processes(self.receiver.processes)
         self.redaction.validate()
         _check_sampling(self.sampling)
         if not self.receiver.default_tenant:
@@ -439,6 +443,21 @@ def spool_directory(config: Config) -> Path:
     if location.path is not None:
         return location.path / "spool"
     return Path("spanhouse-spool").resolve()
+
+
+MAX_PROCESSES = 64
+
+
+def _check_processes(processes: int) -> None:
+    import socket
+    import sys
+
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise ConfigError(f"receiver.processes: must be between 1 and {MAX_PROCESSES} (one per CPU core is "
+                          f"right; this machine has {os.cpu_count()}), got {processes}")
+    if processes > 1 and (not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT")):
+        raise ConfigError("receiver.processes: more than 1 needs Linux (worker processes share the gRPC port "
+                          f"with SO_REUSEPORT); this is {sys.platform}. Run one collector per port instead")
 
 
 def _check_sampling(s: SamplingConfig) -> None:

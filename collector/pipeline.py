@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -18,27 +19,46 @@ from spanhouse.collector.processors.sampling import SampleProcessor
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult
 from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFull
 from spanhouse.collector.writer.clickhouse import Sink
+from spanhouse.collector.writer.spool import decode
 
 log = logging.getLogger("spanhouse.pipeline")
 
 
 def default_processors(config: Config) -> list[Processor]:
     """The processors in ARCHITECTURE.md order (normalize -> redact -> price -> sample)."""
+    return [*worker_processors(config), SampleProcessor(config.sampling)]
+
+
+def worker_processors(config: Config) -> list[Processor]:
+    """normalize -> redact -> price: what a worker process runs (the sampler needs a trace in one place)."""
     from spanhouse.collector.pricing import build_price_table
 
     processors: list[Processor] = [NormalizeProcessor(), RedactProcessor(config.redaction)]
     if config.pricing.enabled:
         processors.append(PriceProcessor(build_price_table(config.pricing), config.pricing.operations))
-    processors.append(SampleProcessor(config.sampling))
     return processors
+
+
+def tune_gc() -> None:
+    """Cyclic GC settings for a receiving process.
+
+    The hot path allocates many short-lived containers per batch; the default generation-0 threshold (700)
+    makes the cyclic collector run hundreds of times per batch for garbage that reference counting frees.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class Pipeline:
     """Decode, process, hand to the writer. Thread-safe: receiver threads call `consume` at once."""
 
-    def __init__(self, decoder: Decoder, processors: list[Processor], writer: BatchingWriter) -> None:
+    def __init__(self, decoder: Decoder, processors: list[Processor], writer: BatchingWriter,
+                 handoff_processors: list[Processor] | None = None) -> None:
+        """`handoff_processors`: what batches from worker processes still go through (`submit_encoded`)."""
         self.decoder = decoder
         self.processors = processors
+        self.handoff_processors = handoff_processors or []
         self.writer = writer
         self._lock = threading.Lock()
         self.requests_total = 0
@@ -72,6 +92,19 @@ class Pipeline:
             self.spans_accepted_total += accepted
             self.spans_rejected_total += result.rejected_spans
         return result
+
+    def submit_encoded(self, payload: bytes, rows: int) -> None:
+        """A batch a worker process decoded and processed, in the spool's format: sample it, hand it on.
+
+        Raises WriterFull like `consume`. With sampling off it goes to the spool as it is.
+        """
+        if all(getattr(p, "active", True) is False for p in self.handoff_processors):
+            self.writer.submit_encoded(payload, rows)
+            return
+        batch = decode(payload, rows)
+        for processor in self.handoff_processors:
+            batch = processor.process(batch)
+        self._submit(batch)
 
     def _submit(self, batch: SpanBatch) -> None:
         """Hand `batch` to the writer; if it is full, let holding processors take back what they released."""
@@ -210,10 +243,17 @@ class Collector:
                                 cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
-        self.pipeline = Pipeline(decoder, processors, writer)
+        # Worker processes (receiver.processes) run the processors before the sampler; the sampler runs here.
+        self.pipeline = Pipeline(decoder, processors, writer,
+                                 handoff_processors=[p for p in processors if isinstance(p, SampleProcessor)])
         self.pipeline.start()
         try:
-            self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
+            if cfg.receiver.processes > 1:
+                from spanhouse.collector.workers.owner import WorkerPool
+
+                self.receiver = WorkerPool(self.pipeline, cfg)
+            else:
+                self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
             if cfg.receiver.http.endpoint:
                 self.http_receiver = HttpReceiver.from_config(self.pipeline, cfg)
@@ -235,6 +275,25 @@ class Collector:
         r = self.http_receiver
         host = r.endpoint.rpartition(":")[0]
         return f"http{'s' if r.ssl_context else ''}://{host}:{r.port}/v1/traces"
+
+    def counters(self) -> dict[str, int]:
+        """Everything GET /stats shows: the pipeline's counters, the receiver's prefixed with `receiver_`.
+
+        With worker processes, their counters are summed in (their receivers' already carry the prefix).
+        """
+        assert self.pipeline is not None
+        counters = self.pipeline.counters()
+        if self.receiver is None:
+            return counters
+        if self.config.receiver.processes > 1:
+            for key, value in self.receiver.counters().items():
+                counters[key] = counters.get(key, 0) + value
+        else:
+            counters.update({f"receiver_{k}": v for k, v in self.receiver.counters().items()})
+        if self.http_receiver is not None:
+            for key, value in self.http_receiver.counters().items():
+                counters[f"receiver_{key}"] = counters.get(f"receiver_{key}", 0) + value
+        return counters
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything accepted so far, deciding held traces early (as on shutdown)."""

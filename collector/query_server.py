@@ -114,14 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not caller.admin:
                 self._reply(HTTPStatus.FORBIDDEN, b"the collector's counters need an admin key\n")
                 return
-            collector = self.server.collector
-            assert collector.pipeline is not None
-            counters = collector.pipeline.counters()
-            if collector.receiver is not None:
-                counters.update({f"receiver_{k}": v for k, v in collector.receiver.counters().items()})
-            if collector.http_receiver is not None:
-                counters.update({f"receiver_{k}": v for k, v in collector.http_receiver.counters().items()})
-            body = json.dumps(counters, indent=2).encode()
+            body = json.dumps(self.server.collector.counters(), indent=2).encode()
             self._reply(HTTPStatus.OK, body, "application/json")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query, POST /flush, GET /health, GET /stats\n")

@@ -72,7 +72,7 @@ def export(endpoint: str, request: ExportTraceServiceRequest, metadata: Any = No
            options: Any = None) -> ExportTraceServiceResponse:
     """One OTLP Export call with a plain grpc channel; raises grpc.RpcError when refused."""
     channel = (grpc.secure_channel(endpoint, credentials, options=options) if credentials is not None
-               else grpc.insecure_channel(endpoint))
+               else grpc.insecure_channel(endpoint, options=options))
     with channel:
         call = channel.unary_unary(EXPORT, request_serializer=ExportTraceServiceRequest.SerializeToString,
                                    response_deserializer=ExportTraceServiceResponse.FromString)

@@ -50,7 +50,12 @@ class ListenError(RuntimeError):
 class GrpcReceiver:
     def __init__(self, pipeline: Pipeline, endpoint: str, max_recv_msg_size_mib: int = 64,
                  max_workers: int = 8, default_tenant: str = "default", keys: KeyRing | None = None,
-                 credentials: grpc.ServerCredentials | None = None) -> None:
+                 credentials: grpc.ServerCredentials | None = None, reuse_port: bool = False) -> None:
+        """`reuse_port`: share the port with the collector's other worker processes (SO_REUSEPORT).
+
+        Off otherwise: grpcio turns SO_REUSEPORT on by default, which would let two unrelated
+        collectors bind the same port and silently split its traffic.
+        """
         self.pipeline = pipeline
         self.endpoint = endpoint
         self.default_tenant = default_tenant
@@ -61,7 +66,7 @@ class GrpcReceiver:
         max_bytes = max_recv_msg_size_mib * 1024 * 1024
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="spanhouse-grpc"),
-            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", 0)],
+            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", int(reuse_port))],
         )
         handler = grpc.unary_unary_rpc_method_handler(
             self._export,
@@ -72,11 +77,11 @@ class GrpcReceiver:
         self.port: int | None = None
 
     @classmethod
-    def from_config(cls, pipeline: Pipeline, cfg: Config) -> GrpcReceiver:
+    def from_config(cls, pipeline: Pipeline, cfg: Config, reuse_port: bool = False) -> GrpcReceiver:
         g = cfg.receiver.grpc
         return cls(pipeline, g.endpoint, g.max_recv_msg_size_mib, g.max_workers, cfg.receiver.default_tenant,
                    KeyRing.from_config(cfg.auth), server_credentials(g.tls_cert_file, g.tls_key_file,
-                                                                     g.tls_client_ca_file))
+                                                                     g.tls_client_ca_file), reuse_port)
 
     def start(self) -> int:
         try:

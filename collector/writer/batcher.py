@@ -29,7 +29,7 @@ from collections import deque
 
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
-from spanhouse.collector.writer.spool import Position, Spool, SpoolError, encode
+from spanhouse.collector.writer.spool import Position, Spool, SpoolError, decode, encode
 
 log = logging.getLogger("spanhouse.writer")
 
@@ -49,8 +49,9 @@ class WriterFull(RuntimeError):
 class _Entry:
     __slots__ = ("batch", "rows", "start", "end")
 
-    def __init__(self, batch: SpanBatch | None, rows: int, start: Position | None, end: Position | None) -> None:
-        self.batch = batch  # None: only in the spool, read back when written
+    def __init__(self, batch: SpanBatch | bytes | None, rows: int, start: Position | None,
+                 end: Position | None) -> None:
+        self.batch = batch  # bytes: as encoded for the spool; None: only in the spool, read back when written
         self.rows = rows
         self.start = start
         self.end = end
@@ -103,21 +104,29 @@ class BatchingWriter:
         """Take ownership of `batch` (spooled before this returns); raises WriterFull when it cannot."""
         if not batch.size:
             return
+        self._accept(batch, batch.size)
+
+    def submit_encoded(self, payload: bytes, rows: int) -> None:
+        """Like `submit`, for a batch already in the spool's format (`encode`): appended as it is."""
+        if rows:
+            self._accept(payload, rows)
+
+    def _accept(self, batch: SpanBatch | bytes, rows: int) -> None:
         if self._stopping:
             raise WriterFull("collector is shutting down")
         if self.spool is None:
             with self._cond:
-                self._check_memory(batch.size)
-                self._enqueue(_Entry(batch, batch.size, None, None), in_memory=True)
+                self._check_memory(rows)
+                self._enqueue(_Entry(batch, rows, None, None), in_memory=True)
             return
-        payload = encode(batch)
+        payload = batch if isinstance(batch, bytes) else encode(batch)
         # Queue order must be spool order: a commit moves the cursor past everything before it.
         with self._append_lock:
             try:
-                start, end = self.spool.append(payload, batch.size)
+                start, end = self.spool.append(payload, rows)
             except SpoolError as exc:
                 with self._cond:
-                    self.spans_refused_total += batch.size
+                    self.spans_refused_total += rows
                     if not self._spool_failing:
                         log.error("refusing spans until the spool can take them: %s", exc)
                         self._spool_failing = True
@@ -127,8 +136,8 @@ class BatchingWriter:
                     log.info("spool accepts spans again")
                     self._spool_failing = False
                 # Past the memory bound the batch stays only in the spool (read back when its turn comes).
-                keep = self._memory_rows + batch.size <= self.max_pending_rows
-                self._enqueue(_Entry(batch if keep else None, batch.size, start, end), in_memory=keep)
+                keep = self._memory_rows + rows <= self.max_pending_rows
+                self._enqueue(_Entry(batch if keep else None, rows, start, end), in_memory=keep)
 
     def _check_memory(self, rows: int) -> None:
         if self._stopping:
@@ -274,7 +283,7 @@ class BatchingWriter:
         while True:
             try:
                 if batch is None:
-                    batch = SpanBatch.concat([e.batch if e.batch is not None else self._read(e) for e in entries])
+                    batch = SpanBatch.concat([self._batch_of(e) for e in entries])
                 if self.spool is not None and not began:
                     last = entries[-1].end
                     assert last is not None
@@ -298,6 +307,10 @@ class BatchingWriter:
                     return False
             delay = min(delay * 2, self.retry_max_s)
 
-    def _read(self, entry: _Entry) -> SpanBatch:
+    def _batch_of(self, entry: _Entry) -> SpanBatch:
+        if isinstance(entry.batch, SpanBatch):
+            return entry.batch
+        if entry.batch is not None:
+            return decode(entry.batch, entry.rows)
         assert self.spool is not None and entry.start is not None
         return self.spool.read(entry.start)

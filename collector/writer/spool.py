@@ -82,6 +82,14 @@ def encode(batch: SpanBatch) -> bytes:
     return marshal.dumps(batch.columns, MARSHAL_VERSION)
 
 
+def decode(payload: bytes, rows: int) -> SpanBatch:
+    """The batch `encode` wrote; raises ValueError if `payload` is not one of `rows` spans."""
+    columns = marshal.loads(payload)
+    if not isinstance(columns, dict):
+        raise ValueError(f"not a batch of columns: {type(columns).__name__}")
+    return SpanBatch(columns, rows)
+
+
 class _Cursor:
     """Committed position plus the insert in progress, in two alternating fixed-size slots.
 
@@ -309,7 +317,7 @@ class Spool:
         payload = os.pread(fd, length, offset + HEADER.size)
         if magic != MAGIC or zlib.crc32(payload, zlib.crc32(struct.pack(">I", rows))) != crc:
             raise SpoolError(f"spool record {seg}:{offset} changed on disk since it was written")
-        return SpanBatch(marshal.loads(payload), rows)
+        return decode(payload, rows)
 
     def begin(self, end: Position, token: str) -> None:
         """Record that an insert of everything up to `end` is starting, with this deduplication token."""

@@ -1,0 +1,91 @@
+"""A worker process: OTLP/gRPC on the shared port -> decode, normalize, redact, price -> the owner's spool.
+
+Started by WorkerPool (owner.py) as `python -m spanhouse.collector.workers.worker`,
+with its start-up arguments pickled on standard input. SIGTERM stops it
+gracefully (calls in progress finish); SIGINT is left to the owner, which
+stops the workers first on Ctrl-C. It exits by itself if the owner goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from spanhouse.collector.config import Config
+
+log = logging.getLogger("spanhouse.workers")
+
+COUNTERS_INTERVAL_S = 1.0
+EXIT_CANNOT_START = 3
+
+
+@dataclass
+class WorkerArgs:
+    config: Config  # receiver.grpc.endpoint already names the port every worker shares
+    index: int
+    address: str  # the owner's hand-off socket
+    authkey: bytes
+    owner_pid: int
+
+
+def run(args: WorkerArgs) -> int:
+    from spanhouse.collector.pipeline import Pipeline, tune_gc, worker_processors
+    from spanhouse.collector.receiver.decode import Decoder
+    from spanhouse.collector.receiver.grpc import GrpcReceiver
+    from spanhouse.collector.workers.handoff import READY, STATS, HandoffWriter, json_message
+
+    cfg = args.config
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    writer = HandoffWriter(args.address, args.authkey)
+    decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
+                      cfg.receiver.max_attributes_per_span)
+    pipeline = Pipeline(decoder, worker_processors(cfg), writer)  # type: ignore[arg-type]
+    receiver = GrpcReceiver.from_config(pipeline, cfg, reuse_port=True)
+    tune_gc()
+    try:
+        control = writer.connect()
+        receiver.start()
+    except Exception as exc:
+        log.error("worker %d cannot start: %s", args.index, exc)
+        return EXIT_CANNOT_START
+
+    def counters() -> dict[str, Any]:
+        out: dict[str, Any] = {"index": args.index, **pipeline.counters()}
+        out.update({f"receiver_{k}": v for k, v in receiver.counters().items()})
+        return out
+
+    control.send_bytes(json_message(READY, {"index": args.index, "pid": os.getpid()}))
+    try:
+        while not stop.wait(COUNTERS_INTERVAL_S):
+            if os.getppid() != args.owner_pid:
+                log.error("worker %d: the collector process is gone; exiting", args.index)
+                return 1
+            control.send_bytes(json_message(STATS, counters()))
+        receiver.stop(grace_s=5.0)
+        control.send_bytes(json_message(STATS, counters()))
+    except OSError as exc:  # the owner closed the socket: it is stopping or gone
+        log.warning("worker %d: lost the collector process (%s); exiting", args.index, exc)
+        receiver.stop(grace_s=1.0)
+    finally:
+        writer.close()
+    return 0
+
+
+def main() -> int:
+    args: WorkerArgs = pickle.load(sys.stdin.buffer)  # written by our own parent (owner.py), never by a user
+    sys.stdin.close()
+    logging.basicConfig(level=args.config.log_level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s %(name)s[worker {args.index}]: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

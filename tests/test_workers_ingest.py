@@ -1,0 +1,129 @@
+"""Worker processes on one port (receiver.processes): spans from several SDK clients stored once with their
+keys' tenants, calls priced and rolled up, counters summed, bad requests refused as by one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spanhouse.collector import config as config_mod
+from spanhouse.collector.config import ConfigError
+from spanhouse.collector.receiver.grpc import ListenError
+from spanhouse.collector.workers import ports
+
+from access_harness import Key, auth_overrides, export, span_request
+from collector_harness import RunningCollector, free_port, start_collector
+from collector_process import CollectorProcess
+from durability_helpers import StoreGate, genai_request, missing_span_ids, table_counts, wait_until
+
+ACME = Key.new("acme")
+GLOBEX = Key.new("globex")
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]  # not the connection other channels share
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+    running = start_collector(tmp_path_factory.mktemp("workers") / "store", receiver={"processes": 2},
+                              **auth_overrides(ACME, GLOBEX))
+    try:
+        yield running
+    finally:
+        running.collector.stop()
+
+
+def sdk_chat_spans(endpoint: str, key: Key, service: str, count: int) -> SpanExportResult:
+    """`count` chat spans with token usage, made and exported by the real SDK and OTLP/gRPC exporter."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("workers-test")
+    for i in range(count):
+        with tracer.start_as_current_span("chat gpt-4o", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.usage.input_tokens": 1000 + i, "gen_ai.usage.output_tokens": 10}):
+            pass
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10,
+                                headers={"authorization": f"Bearer {key.key}"})
+    try:
+        return exporter.export(memory.get_finished_spans())
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
+
+
+def test_spans_from_several_sdk_clients_are_stored_once_with_their_keys_tenants(
+        two_workers: RunningCollector) -> None:
+    clients = [(ACME, "shop", 40), (GLOBEX, "search", 25), (ACME, "billing", 30), (GLOBEX, "mail", 15)]
+    with futures.ThreadPoolExecutor(len(clients)) as pool:
+        results = list(pool.map(lambda c: sdk_chat_spans(two_workers.grpc_endpoint, *c), clients))
+    assert results == [SpanExportResult.SUCCESS] * len(clients)
+    rows = two_workers.query("SELECT ServiceName, TenantId, count(), uniqExact(SpanId) FROM spans "
+                             "WHERE ServiceName IN ('shop', 'search', 'billing', 'mail') "
+                             "GROUP BY ServiceName, TenantId ORDER BY ServiceName")
+    assert rows == [("billing", "acme", 30, 30), ("mail", "globex", 15, 15),
+                    ("search", "globex", 25, 25), ("shop", "acme", 40, 40)]
+    calls = two_workers.query("SELECT TenantId, count(), sum(InputTokens), round(sum(CostTotal), 6) "
+                              "FROM genai_calls WHERE ServiceName IN ('shop', 'search', 'billing', 'mail') "
+                              "GROUP BY TenantId ORDER BY TenantId")
+    acme_tokens = sum(1000 + i for i in range(40)) + sum(1000 + i for i in range(30))
+    globex_tokens = sum(1000 + i for i in range(25)) + sum(1000 + i for i in range(15))
+    assert [c[:3] for c in calls] == [("acme", 70, acme_tokens), ("globex", 40, globex_tokens)]
+    assert all(c[3] > 0 for c in calls), f"workers price the calls: {calls}"
+    rollup = two_workers.query("SELECT TenantId, sum(Calls), sum(InputTokens), round(sum(CostTotal), 6) "
+                               "FROM genai_usage_1m WHERE ServiceName IN ('shop', 'search', 'billing', 'mail') "
+                               "GROUP BY TenantId ORDER BY TenantId")
+    assert rollup == calls
+
+
+def test_stats_sum_the_workers_counters(two_workers: RunningCollector) -> None:
+    counters = two_workers.collector.counters
+    assert counters()["workers"] == 2 and counters()["workers_running"] == 2
+    # Each client on its own connection, so both workers are likely to serve some.
+    for _ in range(6):
+        export(two_workers.grpc_endpoint, span_request("stats-app", 7), metadata=ACME.metadata,
+               options=OWN_CONNECTION)
+    with pytest.raises(grpc.RpcError):
+        export(two_workers.grpc_endpoint, span_request("stats-app", 1))  # no key
+    ((stored,),) = two_workers.query("SELECT count() FROM spans")
+    assert stored >= 42
+    wait_until(lambda: counters()["spans_accepted_total"] == stored
+               and counters().get("receiver_unauthenticated_total", 0) >= 1,
+               what="the workers' counters in /stats")
+    assert counters()["writer_spans_written_total"] == stored  # the collector process's own, beside the workers'
+
+
+def test_bad_requests_are_refused_by_the_workers_as_by_one_process(two_workers: RunningCollector) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        export(two_workers.grpc_endpoint, span_request("no-key", 3))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with grpc.insecure_channel(two_workers.grpc_endpoint, options=OWN_CONNECTION) as channel:
+        call = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        with pytest.raises(grpc.RpcError) as garbage:
+            call(b"\xff\xff\xff not protobuf", metadata=ACME.metadata, timeout=30)
+    assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert garbage.value.details()
+    # One span over the attribute limit is refused in partial_success, the others are stored.
+    response = export(two_workers.grpc_endpoint,
+                      span_request("partial-app", 3, attributes_per_span=[0, 2000, 0]), metadata=GLOBEX.metadata)
+    assert response.partial_success.rejected_spans == 1
+    assert "attributes" in response.partial_success.error_message
+    assert two_workers.query("SELECT count() FROM spans WHERE ServiceName = 'partial-app'") == [(2,)]
+    assert two_workers.query("SELECT count() FROM spans WHERE ServiceName = 'no-key'") == [(0,)]
+
+
