@@ -46,8 +46,9 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCol
         running.collector.stop()
 
 
-def sdk_chat_spans(endpoint: str, key: Key, service: str, count: int) -> SpanExportResult:
-    """`count` chat spans with token usage, made and exported by the real SDK and OTLP/gRPC exporter."""
+def sdk_chat_spans(endpoint: str, key: Key, service: str, count: int, exporter_class: Any = OTLPSpanExporter,
+                   ) -> SpanExportResult:
+    """`count` chat spans with token usage, made and exported by the real SDK and OTLP exporter (gRPC default)."""
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -58,8 +59,9 @@ def sdk_chat_spans(endpoint: str, key: Key, service: str, count: int) -> SpanExp
                 "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
                 "gen_ai.usage.input_tokens": 1000 + i, "gen_ai.usage.output_tokens": 10}):
             pass
-    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10,
-                                headers={"authorization": f"Bearer {key.key}"})
+    headers = {"authorization": f"Bearer {key.key}"}
+    exporter = (OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10, headers=headers)
+                if exporter_class is OTLPSpanExporter else exporter_class(endpoint=endpoint, timeout=10, headers=headers))
     try:
         return exporter.export(memory.get_finished_spans())
     finally:
@@ -89,6 +91,16 @@ def test_spans_from_several_sdk_clients_are_stored_once_with_their_keys_tenants(
                                "FROM genai_usage_1m WHERE ServiceName IN ('shop', 'search', 'billing', 'mail') "
                                "GROUP BY TenantId ORDER BY TenantId")
     assert rollup == calls
+
+
+def test_otlp_http_is_served_by_the_collector_process_with_the_whole_pipeline(two_workers: RunningCollector) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+    result = sdk_chat_spans(two_workers.collector.http_url, GLOBEX, "over-http", 12, HttpSpanExporter)
+    assert result == SpanExportResult.SUCCESS
+    rows = two_workers.query("SELECT TenantId, count(), countIf(CostTotal > 0) FROM genai_calls "
+                             "WHERE ServiceName = 'over-http' GROUP BY TenantId")
+    assert rows == [("globex", 12, 12)]
 
 
 def test_stats_sum_the_workers_counters(two_workers: RunningCollector) -> None:
