@@ -49,6 +49,7 @@ class ClickHouseSink:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._types: dict[str, dict[str, pa.DataType]] = {}
+        pa.array([""])  # pyarrow's first conversion imports pandas (~0.3 s): at start-up, not on the first batch
 
     def _table_types(self, table: str, columns: tuple[str, ...]) -> dict[str, pa.DataType]:
         types = self._types.get(table)
