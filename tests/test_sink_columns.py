@@ -89,6 +89,15 @@ def test_routed_rows_keep_their_values(store: Store) -> None:
     assert _read(store, "genai_calls", GENAI_CALLS_COLUMNS) == [_expected(ROWS[2], GENAI_CALLS_COLUMNS)]
 
 
+def test_spans_sharing_one_resource_map_each_store_it(store: Store) -> None:
+    resource = {"service.name": "svc", "host.name": "pod-1"}
+    other = {"service.name": "other"}
+    rows = [_row(SpanId=f"{i:016x}", ResourceAttributes=other if i % 5 == 4 else resource) for i in range(20)]
+    ClickHouseSink(store).write(_batch(rows), token="t-3")
+    stored = store.query_rows("SELECT SpanId, ResourceAttributes FROM spans ORDER BY SpanId")
+    assert stored == [(r["SpanId"], r["ResourceAttributes"]) for r in rows]
+
+
 def test_a_batch_written_again_with_its_token_is_stored_once(store: Store) -> None:
     sink = ClickHouseSink(store)
     sink.write(_batch(ROWS), token="same")
