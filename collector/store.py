@@ -6,10 +6,12 @@ embedded engine, `http(s)://user:pass@host:8123/db` for a server or cluster.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -74,12 +76,18 @@ class StoreLocation:
 
 
 class Store:
-    """A clickhouse-connect client plus a lock: chDB runs one query at a time per handle."""
+    """A clickhouse-connect client plus a lock: chDB runs one query at a time per handle.
+
+    A second connection, opened at its first use and driven by one background thread, takes
+    `insert_arrow_async`: the engine writes one table while the caller goes on with the next.
+    """
 
     def __init__(self, location: StoreLocation, client: Any) -> None:
         self.location = location
         self.client = client
         self.lock = threading.RLock()
+        self._side: ThreadPoolExecutor | None = None
+        self._side_client: Any = None
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -107,6 +115,12 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            if self._side is not None:
+                self._side.shutdown(wait=True)
+                self._side = None
+            if self._side_client is not None:
+                self._side_client.close()
+                self._side_client = None
             self.client.close()
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
@@ -128,20 +142,25 @@ class Store:
 
     def insert_arrow(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
         """Insert a pyarrow Table whose column names are the table's; the engine reads it without the GIL."""
-        if not self.location.embedded:
-            with self.lock:
-                self.client.insert_arrow(table, data, settings=settings)
-            return
-        import pyarrow as pa
+        _insert_arrow(self.client, self.lock, self.location.embedded, table, data, settings)
 
-        # chDB reads an insert from a file: hand it the Arrow stream as a memoryview, which is
-        # written out without first being copied into a Python bytes object the size of the batch.
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, data.schema) as writer:
-            writer.write_table(data)
-        stream = memoryview(sink.getvalue())
+    def insert_arrow_async(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> Future[None]:
+        """Start `insert_arrow` on the second connection and return at once; the future raises its failure."""
         with self.lock:
-            self.client.raw_insert(table, data.schema.names, stream, settings=settings, fmt="ArrowStream")
+            if self._side is None:
+                self._side = ThreadPoolExecutor(1, thread_name_prefix="spanhouse-insert")
+            return self._side.submit(self._insert_side, table, data, settings)
+
+    def _insert_side(self, table: str, data: Any, settings: dict[str, Any] | None) -> None:
+        if self._side_client is None:  # only this executor's one thread gets here
+            import clickhouse_connect
+
+            try:
+                # chDB admits more handles on the engine this process runs; a server, more sessions.
+                self._side_client = clickhouse_connect.get_client(dsn=self.location.url)
+            except Exception as exc:
+                raise StoreError(f"cannot open a second connection to {self.location.redacted()}: {exc}") from exc
+        _insert_arrow(self._side_client, _NO_LOCK, self.location.embedded, table, data, settings)
 
     def column_types(self, table: str) -> dict[str, str]:
         """Column name -> ClickHouse type name of `table`, in table order."""
@@ -189,6 +208,27 @@ class Store:
                 continue
             template = split_statements(sql_file("admin/set_ttl.sql"))[0]
             self.command(template.format(table=table, time_expr=time_expr, days=int(days)))
+
+
+_NO_LOCK = contextlib.nullcontext()
+
+
+def _insert_arrow(client: Any, lock: Any, embedded: bool, table: str, data: Any,
+                  settings: dict[str, Any] | None) -> None:
+    if not embedded:
+        with lock:
+            client.insert_arrow(table, data, settings=settings)
+        return
+    import pyarrow as pa
+
+    # chDB reads an insert from a file: hand it the Arrow stream as a memoryview, which is
+    # written out without first being copied into a Python bytes object the size of the batch.
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    stream = memoryview(sink.getvalue())
+    with lock:
+        client.raw_insert(table, data.schema.names, stream, settings=settings, fmt="ArrowStream")
 
 
 # Table -> the expression its TTL is measured from.

@@ -65,41 +65,61 @@ class ClickHouseSink:
         if not batch.size:
             return
         settings = {"insert_deduplication_token": token} if token else None
-        calls_types = self._table_types("genai_calls", GENAI_CALLS_COLUMNS)
-        spans_types = self._table_types("spans", SPANS_COLUMNS)
-        built: dict[tuple[str, pa.DataType], pa.Array] = {}
+        columns = _ArrowColumns(batch)
+        calls = self._calls_table(batch, columns)
+        # The engine writes genai_calls on the store's second connection, without the GIL,
+        # while this thread converts the span columns and inserts spans.
+        pending = self.store.insert_arrow_async("genai_calls", calls, settings) if calls is not None else None
+        try:
+            spans = self._spans_table(batch, columns)
+            if spans is not None:
+                self.store.insert_arrow("spans", spans, settings)
+        finally:
+            if pending is not None:
+                pending.result()  # a failure of either insert fails the write; the retry is deduplicated
 
-        def array(name: str, arrow_t: pa.DataType) -> pa.Array:
-            """The whole column as Arrow, converted once however many tables use it."""
-            key = (name, arrow_t)
-            if key not in built:
-                built[key] = build_array(batch.column(name), arrow_t)
-            return built[key]
-
-        calls_mask = pc.not_equal(array("Operation", calls_types["Operation"]), "")
+    def _calls_table(self, batch: SpanBatch, columns: _ArrowColumns) -> pa.Table | None:
+        types = self._table_types("genai_calls", GENAI_CALLS_COLUMNS)
+        mask = pc.not_equal(columns.get("Operation", types["Operation"]), "")
         if WRITE_CALL in batch.columns:
-            calls_mask = pc.and_(calls_mask, pa.array(batch[WRITE_CALL], pa.bool_()))
-        calls = pc.sum(calls_mask).as_py() or 0
-        if calls:
-            table = pa.Table.from_arrays([array(c, t) for c, t in calls_types.items()], names=list(calls_types))
-            if calls != batch.size:
-                table = table.filter(calls_mask)
-            self.store.insert_arrow("genai_calls", table, settings)
+            mask = pc.and_(mask, pa.array(batch[WRITE_CALL], pa.bool_()))
+        calls = pc.sum(mask).as_py() or 0
+        if not calls:
+            return None
+        table = pa.Table.from_arrays([columns.get(c, t) for c, t in types.items()], names=list(types))
+        return table if calls == batch.size else table.filter(mask)
 
+    def _spans_table(self, batch: SpanBatch, columns: _ArrowColumns) -> pa.Table | None:
+        types = self._table_types("spans", SPANS_COLUMNS)
         spans_mask = batch.columns.get(WRITE_SPAN)
         kept = batch.size if spans_mask is None else sum(map(bool, spans_mask))
         if not kept:
-            return
+            return None
         if kept == batch.size:
-            columns = [array(c, t) for c, t in spans_types.items()]
+            arrays = [columns.get(c, t) for c, t in types.items()]
         else:
             assert spans_mask is not None
             mask = pa.array(spans_mask, pa.bool_())
             # Columns genai_calls did not need are converted for the kept rows only (the maps are the costly part).
-            columns = [built[(c, t)].filter(mask) if (c, t) in built
-                       else build_array(list(compress(batch.column(c), spans_mask)), t)
-                       for c, t in spans_types.items()]
-        self.store.insert_arrow("spans", pa.Table.from_arrays(columns, names=list(spans_types)), settings)
+            arrays = [columns.built[(c, t)].filter(mask) if (c, t) in columns.built
+                      else build_array(list(compress(batch.column(c), spans_mask)), t)
+                      for c, t in types.items()]
+        return pa.Table.from_arrays(arrays, names=list(types))
+
+
+class _ArrowColumns:
+    """A batch's columns as Arrow arrays, each converted once however many tables use it."""
+
+    def __init__(self, batch: SpanBatch) -> None:
+        self.batch = batch
+        self.built: dict[tuple[str, pa.DataType], pa.Array] = {}
+
+    def get(self, name: str, arrow_t: pa.DataType) -> pa.Array:
+        key = (name, arrow_t)
+        array = self.built.get(key)
+        if array is None:
+            array = self.built[key] = build_array(self.batch.column(name), arrow_t)
+        return array
 
 
 class InMemorySink:
