@@ -26,11 +26,20 @@ log = logging.getLogger("spanhouse.pipeline")
 
 def default_processors(config: Config) -> list[Processor]:
     """The processors in ARCHITECTURE.md order (normalize -> redact -> price -> sample)."""
-    return [*worker_processors(config), SampleProcessor(config.sampling)]
+    return [*_processors_before_sampling(config), SampleProcessor(config.sampling)]
 
 
 def worker_processors(config: Config) -> list[Processor]:
-    """normalize -> redact -> price: what a worker process runs (the sampler needs a trace in one place)."""
+    """What a worker process runs: normalize -> redact -> price, and the sampler when it decides by
+    trace id alone (head sampling); a tail sampler needs a trace's spans in one place: the store's process."""
+    processors = _processors_before_sampling(config)
+    sampler = SampleProcessor(config.sampling)
+    if sampler.active and not sampler.tail:
+        processors.append(sampler)
+    return processors
+
+
+def _processors_before_sampling(config: Config) -> list[Processor]:
     from spanhouse.collector.pricing import build_price_table
 
     processors: list[Processor] = [NormalizeProcessor(), RedactProcessor(config.redaction)]
@@ -243,9 +252,10 @@ class Collector:
                                 cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
-        # Worker processes (receiver.processes) run the processors before the sampler; the sampler runs here.
-        self.pipeline = Pipeline(decoder, processors, writer,
-                                 handoff_processors=[p for p in processors if isinstance(p, SampleProcessor)])
+        # Worker processes (receiver.processes) run every processor but a tail sampler, which needs a
+        # trace's spans in one place: here.
+        tail = [p for p in processors if isinstance(p, SampleProcessor) and p.tail]
+        self.pipeline = Pipeline(decoder, processors, writer, handoff_processors=tail)
         self.pipeline.start()
         try:
             if cfg.receiver.processes > 1:

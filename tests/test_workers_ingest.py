@@ -3,33 +3,22 @@ keys' tenants, calls priced and rolled up, counters summed, bad requests refused
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import threading
 from collections.abc import Iterator
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from spanhouse.collector import config as config_mod
-from spanhouse.collector.config import ConfigError
-from spanhouse.collector.receiver.grpc import ListenError
-from spanhouse.collector.workers import ports
 
 from access_harness import Key, auth_overrides, export, span_request
-from collector_harness import RunningCollector, free_port, start_collector
-from collector_process import CollectorProcess
-from durability_helpers import StoreGate, genai_request, missing_span_ids, table_counts, wait_until
+from collector_harness import RunningCollector, start_collector
+from durability_helpers import wait_until
 
 ACME = Key.new("acme")
 GLOBEX = Key.new("globex")

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,13 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
 from spanhouse.collector.receiver.grpc import ListenError
 from spanhouse.collector.workers import ports
 
-from access_harness import Key, auth_overrides, export, span_request
+from access_harness import export, span_request
 from collector_harness import RunningCollector, free_port, start_collector
 from collector_process import CollectorProcess
 from durability_helpers import StoreGate, genai_request, missing_span_ids, table_counts, wait_until
@@ -64,6 +58,21 @@ def test_a_full_writer_answers_unavailable_with_retry_info_through_the_workers(t
         assert running.query("SELECT count() FROM spans") == [(150,)]
     finally:
         gates[0].closed = False
+        running.collector.stop()
+
+
+def test_head_sampling_runs_in_the_workers_and_every_call_still_reaches_genai_calls(tmp_path: Path) -> None:
+    running = start_collector(tmp_path / "store", receiver={"processes": 2}, sampling={"rate": 0.5})
+    try:
+        assert running.collector.pipeline.handoff_processors == []  # type: ignore[union-attr]
+        for _ in range(4):
+            export(running.grpc_endpoint, span_request("head-app", 100), options=OWN_CONNECTION)
+        ((stored, rate),) = running.query("SELECT count(), any(SampleRate) FROM spans")
+        assert 100 < stored < 300 and rate == 0.5
+        wait_until(lambda: running.collector.counters().get("sample_spans_kept_total") == stored,
+                   what="the workers' sampler counters")
+        assert running.collector.counters()["sample_spans_sampled_out_total"] == 400 - stored
+    finally:
         running.collector.stop()
 
 
