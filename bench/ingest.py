@@ -311,13 +311,25 @@ def memory_mib(pids: list[int]) -> tuple[float, float]:
     return rss / 1024, anon / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemoryPeak:
-    """Samples the collector's processes every `interval_s`; keeps the peak of the sums."""
+    """Samples the collector's processes every `interval_s`: peak memory summed and of the collector's
+    own process, and the CPU time each process used."""
 
     def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         self.pid = pid
-        self.rss = self.anon = 0.0
+        self.rss = self.anon = self.own_rss = 0.0
         self.processes = 0
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
         self._thread.start()
@@ -328,10 +340,17 @@ class MemoryPeak:
             rss, anon = memory_mib(pids)
             self.processes = max(self.processes, len(pids))
             self.rss, self.anon = max(self.rss, rss), max(self.anon, anon)
+            self.own_rss = max(self.own_rss, memory_mib([self.pid])[0])
+            self.cpu.update({pid: cpu_seconds(pid) for pid in pids})
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def cpu_split(self) -> tuple[float, float]:
+        """CPU seconds of the collector's own process, and of its workers together."""
+        own = self.cpu.get(self.pid, 0.0)
+        return own, sum(self.cpu.values()) - own
 
 
 class Probes:
@@ -503,7 +522,8 @@ def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env:
             "probes": len(probes.acked), "probes_seen": len(latencies),
             "p50_s": percentile(latencies, 0.50), "p99_s": percentile(latencies, 0.99),
             "max_s": latencies[-1] if latencies else float("nan"),
-            "rss_mib": memory.rss, "anon_mib": memory.anon, "processes_seen": memory.processes}
+            "rss_mib": memory.rss, "anon_mib": memory.anon, "own_rss_mib": memory.own_rss,
+            "processes_seen": memory.processes, "cpu_s": memory.cpu_split()}
 
 
 # --- stages in this process ---------------------------------------------------------
@@ -624,10 +644,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{w.get('writer_batches_written_total', '?')} inserts; sampler kept "
               f"{w.get('sample_spans_kept_total', '?')} spans, {w.get('sample_wait_decisions_total', '?')} traces "
               "decided on their wait]")
+        own_cpu, workers_cpu = e2e["cpu_s"]
         print(f"  OK -> queryable: p50 {e2e['p50_s']:.2f}s, p99 {e2e['p99_s']:.2f}s, max {e2e['max_s']:.2f}s "
-              f"({e2e['probes_seen']} probes); peak memory {e2e['rss_mib']:.0f} MiB RSS, "
-              f"{e2e['anon_mib']:.0f} MiB anonymous ({e2e['processes_seen']} processes); "
-              f"spans lost {e2e['lost']}")
+              f"({e2e['probes_seen']} probes); spans lost {e2e['lost']}")
+        print(f"  peak memory, {e2e['processes_seen']} process(es): {e2e['rss_mib']:.0f} MiB RSS "
+              f"({e2e['anon_mib']:.0f} MiB anonymous), the store's process {e2e['own_rss_mib']:.0f} MiB RSS; "
+              f"CPU: the store's process {own_cpu:.1f}s" + (f", workers {workers_cpu:.1f}s" if workers_cpu else ""))
     if multi is not None:
         print(f"{args.processes} worker processes / 1 process: {multi['spans_per_s'] / rate:.2f}x")
     print(f"{'stage (this process, 1 thread)':<32}{'spans/s':>12}{'x end-to-end':>14}")
