@@ -77,6 +77,20 @@ WRITE_CALL = "_WriteCall"
 WRITE_SPAN = "_WriteSpan"
 ROUTING_DEFAULTS: dict[str, bool] = {WRITE_CALL: True, WRITE_SPAN: True}
 
+# Columns only the `spans` table stores (genai_calls has none of them), with their empty value. A row
+# whose span row is not written (WRITE_SPAN false) needs none of them; see `SpanBatch.drop_span_only`.
+SPAN_ONLY_COLUMNS: dict[str, Any] = {
+    "ResourceAttributes": {},
+    "SpanAttributes": {},
+    "Events.Timestamp": [],
+    "Events.Name": [],
+    "Events.Attributes": [],
+    "Links.TraceId": [],
+    "Links.SpanId": [],
+    "Links.TraceState": [],
+    "Links.Attributes": [],
+}
+
 # Never stored either: the OTLP span's `flags` (W3C trace flags in the low byte), for the sampler.
 TRACE_FLAGS = "_TraceFlags"
 HIDDEN_DEFAULTS: dict[str, Any] = {**ROUTING_DEFAULTS, TRACE_FLAGS: 0}
@@ -116,6 +130,17 @@ class SpanBatch:
         if len(values) != self.size:
             raise ValueError(f"column {name!r} has {len(values)} values, batch has {self.size} spans")
         self.columns[name] = values
+
+    def drop_span_only(self, write_span: Sequence[bool]) -> None:
+        """Empty the span-only values (attribute maps, events, links) of rows whose span is not written.
+
+        Those rows go to genai_calls alone, so the writer need not spool or carry their content.
+        The emptied values are shared objects: nothing changes a row's values in place after this.
+        """
+        for name, empty in SPAN_ONLY_COLUMNS.items():
+            values = self.columns.get(name)
+            if values is not None:
+                self.columns[name] = [value if written else empty for value, written in zip(values, write_span)]
 
     def take(self, indices: Sequence[int]) -> SpanBatch:
         """A new batch holding the spans at `indices`, in that order."""

@@ -253,6 +253,23 @@ def test_spans_are_held_until_the_root_arrives_then_released_with_span_rows_only
     assert s.counters()["traces_held"] == 0 and s.counters()["spans_held"] == 0
 
 
+def test_a_held_spans_content_travels_once_with_its_span_row_not_with_its_call_row() -> None:
+    s = sampler(rate=1.0, keep_errors=True)
+    t = traces(1)[0]
+    t[1].attributes["gen_ai.input.messages"] = '[{"role": "user", "content": "long prompt"}]'
+    first = s.process(batch(t[1:]))
+    calls = stored_calls([first])
+    # The call rows written now carry everything genai_calls stores ...
+    assert {c["SpanId"] for c in calls} == {sp.span_id.hex() for sp in t[1:]}
+    assert all(c["Operation"] == "chat" and c["InputTokens"] and c["RequestModel"] for c in calls)
+    # ... and none of the span's content, which waits with the held span.
+    assert all(c["SpanAttributes"] == {} and c["Events.Attributes"] == [] for c in calls)
+    released = stored_spans([s.process(batch(t[:1]))])
+    by_id = {r["SpanId"]: r for r in released}
+    assert by_id[t[1].span_id.hex()]["SpanAttributes"]["gen_ai.input.messages"].endswith('"long prompt"}]')
+    assert all(r["SpanAttributes"]["gen_ai.operation.name"] == "chat" for r in released if r["ParentSpanId"])
+
+
 def test_a_trace_without_its_root_is_decided_when_the_wait_passes() -> None:
     clock = FakeClock()
     s = sampler(clock, rate=1.0, keep_errors=True, decision_wait_s=10)

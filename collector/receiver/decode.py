@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ from spanhouse.collector.receiver import lenient
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
+# Enum number -> name; a number outside the enum (proto3 enums are open) maps to the first name.
+_SPAN_KIND_NAMES = dict(enumerate(SPAN_KINDS))
+_STATUS_CODE_NAMES = dict(enumerate(STATUS_CODES))
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # One encoder for all calls: json.dumps with non-default options builds a new encoder every time.
@@ -101,10 +105,11 @@ def _as_text(value: Any, which: str | None) -> str | None:
     if which == "double_value":
         return repr(value.double_value)
     if which == "array_value":
-        values = value.array_value.values
         # Arrays of strings (finish reasons, tags) are the common case: skip the generic walk.
-        if all(v.WhichOneof("value") == "string_value" for v in values):
-            return "[" + ",".join([_json_string(v.string_value) for v in values]) + "]"
+        # Only an empty string can be of another type, so non-empty strings are strings.
+        texts = [v.string_value for v in value.array_value.values]
+        if all(texts):
+            return "[" + ",".join(map(_json_string, texts)) + "]"
         return _to_json(_plain(value))
     if which == "kvlist_value":
         return _to_json(_plain(value))
@@ -138,7 +143,6 @@ class Decoder:
 
     def _attributes(self, kvs: Any, result: DecodeResult) -> dict[str, str]:
         out: dict[str, str] = {}
-        limit = self.max_value_length
         for kv in kvs:
             value = kv.value
             text = value.string_value
@@ -148,109 +152,136 @@ class Decoder:
                 if text is None:
                     result.note("attribute values were empty or of an unknown type and were stored as ''")
                     text = ""
-            if len(text) > limit:
-                text = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
-                result.note(f"attribute values longer than {limit} chars were truncated")
             out[kv.key] = text
+        # Checked once per map: values over the limit are rare.
+        if out and max(map(len, out.values())) > self.max_value_length:
+            self._truncate(out, result)
         return out
+
+    def _truncate(self, attributes: dict[str, str], result: DecodeResult) -> None:
+        limit = self.max_value_length
+        for key, text in attributes.items():
+            if len(text) > limit:
+                attributes[key] = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
+                result.note(f"attribute values longer than {limit} chars were truncated")
 
     def decode(self, request: ExportTraceServiceRequest, tenant: str) -> DecodeResult:
         columns: dict[str, list[Any]] = {name: [] for name in BASE_COLUMNS}
         columns[TRACE_FLAGS] = []
         result = DecodeResult(SpanBatch.empty())
-        c_tenant = columns["TenantId"].append
-        c_ts = columns["Timestamp"].append
-        c_trace = columns["TraceId"].append
-        c_span = columns["SpanId"].append
-        c_parent = columns["ParentSpanId"].append
-        c_state = columns["TraceState"].append
-        c_name = columns["SpanName"].append
-        c_kind = columns["SpanKind"].append
-        c_service = columns["ServiceName"].append
-        c_res = columns["ResourceAttributes"].append
-        c_scope = columns["ScopeName"].append
-        c_scope_v = columns["ScopeVersion"].append
-        c_attrs = columns["SpanAttributes"].append
-        c_dur = columns["Duration"].append
-        c_status = columns["StatusCode"].append
-        c_status_msg = columns["StatusMessage"].append
-        c_ev_ts = columns["Events.Timestamp"].append
-        c_ev_name = columns["Events.Name"].append
-        c_ev_attrs = columns["Events.Attributes"].append
-        c_ln_trace = columns["Links.TraceId"].append
-        c_ln_span = columns["Links.SpanId"].append
-        c_ln_state = columns["Links.TraceState"].append
-        c_ln_attrs = columns["Links.Attributes"].append
-        c_flags = columns[TRACE_FLAGS].append
-        attributes = self._attributes
-        max_spans = self.max_spans
-        max_attributes = self.max_attributes
-        size = 0
         seen = 0  # spans of the request so far, stored or not: the limit counts the request, not what is kept
         for r_index, resource_spans in enumerate(request.resource_spans):
-            res_attrs = attributes(resource_spans.resource.attributes, result)
+            res_attrs = self._attributes(resource_spans.resource.attributes, result)
             service = res_attrs.get("service.name", "")
             for s_index, scope_spans in enumerate(resource_spans.scope_spans):
-                scope = scope_spans.scope
-                scope_name = scope.name
-                scope_version = scope.version
-                for p_index, span in enumerate(scope_spans.spans):
-                    seen += 1
-                    problem = _id_problem(span)
-                    span_attrs = span.attributes  # one container wrapper for the check and the decode
-                    if problem is not None:
-                        pass
-                    elif len(span_attrs) > max_attributes:
-                        problem = f"more than receiver.max_attributes_per_span ({max_attributes}) attributes"
-                    elif seen > max_spans:
-                        problem = f"request holds more than receiver.max_spans_per_request ({max_spans}) spans"
-                    if problem is not None:
-                        result.reject(problem, f"resource_spans[{r_index}].scope_spans[{s_index}].spans[{p_index}]")
-                        continue
-                    start = span.start_time_unix_nano
-                    end = span.end_time_unix_nano
-                    c_tenant(tenant)
-                    c_ts(start)
-                    c_trace(span.trace_id.hex())
-                    c_span(span.span_id.hex())
-                    c_parent(span.parent_span_id.hex())
-                    c_state(span.trace_state)
-                    c_flags(span.flags)
-                    c_name(span.name)
-                    kind = span.kind
-                    c_kind(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
-                    c_service(service)
-                    c_res(res_attrs)
-                    c_scope(scope_name)
-                    c_scope_v(scope_version)
-                    c_attrs(attributes(span_attrs, result))
-                    c_dur(end - start if end > start else 0)
-                    code = span.status.code
-                    c_status(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
-                    c_status_msg(span.status.message)
-                    events = span.events
-                    if events:
-                        c_ev_ts([e.time_unix_nano for e in events])
-                        c_ev_name([e.name for e in events])
-                        c_ev_attrs([attributes(e.attributes, result) for e in events])
-                    else:
-                        c_ev_ts([])
-                        c_ev_name([])
-                        c_ev_attrs([])
-                    links = span.links
-                    if links:
-                        c_ln_trace([ln.trace_id.hex() for ln in links])
-                        c_ln_span([ln.span_id.hex() for ln in links])
-                        c_ln_state([ln.trace_state for ln in links])
-                        c_ln_attrs([attributes(ln.attributes, result) for ln in links])
-                    else:
-                        c_ln_trace([])
-                        c_ln_span([])
-                        c_ln_state([])
-                        c_ln_attrs([])
-                    size += 1
-        result.batch = SpanBatch(columns, size)
+                spans = list(scope_spans.spans)
+                if not spans:
+                    continue
+                scope = _ScopeSpans(spans)
+                if not scope.valid(self.max_attributes, self.max_spans - seen):
+                    scope = self._keep_valid(scope, seen, result, f"resource_spans[{r_index}].scope_spans[{s_index}]")
+                seen += len(spans)
+                if scope.spans:
+                    self._append(columns, scope, tenant, service, res_attrs, scope_spans.scope, result)
+        result.batch = SpanBatch(columns, len(columns["SpanId"]))
         return result
+
+    def _keep_valid(self, scope: _ScopeSpans, seen: int, result: DecodeResult, where: str) -> _ScopeSpans:
+        """The spans of `scope` that pass the checks; each other one is rejected with its reason."""
+        keep: list[int] = []
+        for p_index, span in enumerate(scope.spans):
+            problem = _id_problem(span)
+            if problem is not None:
+                pass
+            elif len(scope.attributes[p_index]) > self.max_attributes:
+                problem = f"more than receiver.max_attributes_per_span ({self.max_attributes}) attributes"
+            elif seen + p_index + 1 > self.max_spans:
+                problem = f"request holds more than receiver.max_spans_per_request ({self.max_spans}) spans"
+            if problem is None:
+                keep.append(p_index)
+            else:
+                result.reject(problem, f"{where}.spans[{p_index}]")
+        return scope.take(keep)
+
+    def _append(self, columns: dict[str, list[Any]], scope: _ScopeSpans, tenant: str, service: str,
+                res_attrs: dict[str, str], instrumentation_scope: Any, result: DecodeResult) -> None:
+        """Append the spans of one instrumentation scope, column by column."""
+        spans = scope.spans
+        n = len(spans)
+        columns["TenantId"] += [tenant] * n
+        starts = [s.start_time_unix_nano for s in spans]
+        ends = [s.end_time_unix_nano for s in spans]
+        columns["Timestamp"] += starts
+        columns["Duration"] += [end - start if end > start else 0 for start, end in zip(starts, ends)]
+        columns["TraceId"] += map(bytes.hex, scope.trace_ids)
+        columns["SpanId"] += map(bytes.hex, scope.span_ids)
+        columns["ParentSpanId"] += map(bytes.hex, scope.parent_ids)
+        columns["TraceState"] += [s.trace_state for s in spans]
+        columns[TRACE_FLAGS] += [s.flags for s in spans]
+        columns["SpanName"] += [s.name for s in spans]
+        columns["SpanKind"] += map(_SPAN_KIND_NAMES.get, [s.kind for s in spans], repeat("Unspecified"))
+        columns["ServiceName"] += [service] * n
+        columns["ResourceAttributes"] += [res_attrs] * n  # one dict per resource, shared by its spans
+        columns["ScopeName"] += [instrumentation_scope.name] * n
+        columns["ScopeVersion"] += [instrumentation_scope.version] * n
+        attributes = self._attributes
+        columns["SpanAttributes"] += [attributes(kvs, result) for kvs in scope.attributes]
+        statuses = [s.status for s in spans]
+        columns["StatusCode"] += map(_STATUS_CODE_NAMES.get, [st.code for st in statuses], repeat("Unset"))
+        columns["StatusMessage"] += [st.message for st in statuses]
+        ev_ts, ev_name, ev_attrs = columns["Events.Timestamp"], columns["Events.Name"], columns["Events.Attributes"]
+        for events in [s.events for s in spans]:
+            if events:
+                events = list(events)
+                ev_ts.append([e.time_unix_nano for e in events])
+                ev_name.append([e.name for e in events])
+                ev_attrs.append([attributes(e.attributes, result) for e in events])
+            else:
+                ev_ts.append([])
+                ev_name.append([])
+                ev_attrs.append([])
+        ln_trace, ln_span = columns["Links.TraceId"], columns["Links.SpanId"]
+        ln_state, ln_attrs = columns["Links.TraceState"], columns["Links.Attributes"]
+        for links in [s.links for s in spans]:
+            if links:
+                links = list(links)
+                ln_trace.append([ln.trace_id.hex() for ln in links])
+                ln_span.append([ln.span_id.hex() for ln in links])
+                ln_state.append([ln.trace_state for ln in links])
+                ln_attrs.append([attributes(ln.attributes, result) for ln in links])
+            else:
+                ln_trace.append([])
+                ln_span.append([])
+                ln_state.append([])
+                ln_attrs.append([])
+
+
+class _ScopeSpans:
+    """The spans of one instrumentation scope with the fields checked before decoding, read once."""
+
+    __slots__ = ("attributes", "parent_ids", "span_ids", "spans", "trace_ids")
+
+    def __init__(self, spans: list[Any]) -> None:
+        self.spans = spans
+        self.trace_ids: list[bytes] = [s.trace_id for s in spans]
+        self.span_ids: list[bytes] = [s.span_id for s in spans]
+        self.parent_ids: list[bytes] = [s.parent_span_id for s in spans]
+        self.attributes: list[Any] = [s.attributes for s in spans]
+
+    def valid(self, max_attributes: int, spans_left: int) -> bool:
+        """True when no span breaks a rule (checked a column at a time; `_id_problem` says which does)."""
+        return (len(self.spans) <= spans_left
+                and set(map(len, self.trace_ids)) == {16} and _ZERO_TRACE_ID not in self.trace_ids
+                and set(map(len, self.span_ids)) == {8} and _ZERO_SPAN_ID not in self.span_ids
+                and set(map(len, self.parent_ids)) <= {0, 8}
+                and max(map(len, self.attributes)) <= max_attributes)
+
+    def take(self, keep: list[int]) -> _ScopeSpans:
+        out = _ScopeSpans.__new__(_ScopeSpans)
+        for name in self.__slots__:
+            values = getattr(self, name)
+            setattr(out, name, [values[i] for i in keep])
+        return out
 
 
 def _id_problem(span: Any) -> str | None:

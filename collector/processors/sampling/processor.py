@@ -184,6 +184,7 @@ class SampleProcessor:
         self.spans_kept_total += n - dropped
         if dropped:
             batch.set_column(WRITE_SPAN, write)
+            batch.drop_span_only(write)
         batch.set_column(SAMPLE_RATE, rates)
         return batch
 
@@ -257,6 +258,8 @@ class SampleProcessor:
             released.append((self._held[key], self._decide_held(key, now)))
         batch.set_column(WRITE_SPAN, write)
         batch.set_column(SAMPLE_RATE, rates)
+        if not all(write):  # held or dropped spans: their rows here carry only their calls
+            batch.drop_span_only(write)
         kept = self._materialize(released)
         return batch if kept is None else SpanBatch.concat([batch, kept])
 
@@ -308,17 +311,36 @@ class SampleProcessor:
             decisions.popitem(last=False)
 
     def _materialize(self, released: list[tuple[HeldTrace, float]]) -> SpanBatch | None:
-        """Kept traces' held spans as one batch that writes span rows only."""
-        parts: list[SpanBatch] = []
+        """Kept traces' held spans as one batch that writes span rows only.
+
+        The traces held from one request share one batch of rows: their kept rows are taken from it
+        at once (or it is passed on whole), never trace by trace.
+        """
+        # id(rows) -> (rows, each row's keep probability, None for rows not released or dropped)
+        sources: dict[int, tuple[SpanBatch, list[float | None]]] = {}
         for held, rate in released:
             if rate == _DROP:
                 continue
             for rows, indices in held.chunks:
-                part = rows.take(indices)
-                part.set_column(WRITE_CALL, [False] * part.size)
-                part.set_column(WRITE_SPAN, [True] * part.size)
-                part.set_column(SAMPLE_RATE, [rate] * part.size)
-                parts.append(part)
+                source = sources.get(id(rows))
+                if source is None:
+                    source = sources[id(rows)] = (rows, [None] * rows.size)
+                row_rates = source[1]
+                for i in indices:
+                    row_rates[i] = rate
+        parts: list[SpanBatch] = []
+        for rows, row_rates in sources.values():
+            if None in row_rates:
+                kept = [i for i, rate in enumerate(row_rates) if rate is not None]
+                part = rows.take(kept)
+                rates = [row_rates[i] for i in kept]
+            else:  # every row of the source released: it is no longer shared with a held trace
+                part = SpanBatch(dict(rows.columns), rows.size)
+                rates = row_rates
+            part.set_column(WRITE_CALL, [False] * part.size)
+            part.set_column(WRITE_SPAN, [True] * part.size)
+            part.set_column(SAMPLE_RATE, rates)
+            parts.append(part)
         return SpanBatch.concat(parts) if parts else None
 
     def _unhold(self, key: tuple[str, str], span_ids: set[str]) -> None:
