@@ -12,6 +12,7 @@ conventions stops at the first name of each column it carries.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -52,14 +53,20 @@ def _seconds(text: str | None) -> float | None:
 def _reasons(text: str | None) -> list[str]:
     if not text:
         return []
+    return list(_parsed_reasons(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_reasons(text: str) -> tuple[str, ...]:
+    """Finish reasons take few distinct values ('["stop"]', '["tool_calls"]'): each is parsed once."""
     if text.startswith("["):
         try:
             parsed = json.loads(text)
         except ValueError:
-            return [text]
+            return (text,)
         if isinstance(parsed, list):
-            return [str(r) for r in parsed]
-    return [text]
+            return tuple(str(r) for r in parsed)
+    return (text,)
 
 
 def _invocation_model(text: str) -> str:

@@ -147,11 +147,15 @@ class Decoder:
             value = kv.value
             text = value.string_value
             # Almost every value is a non-empty string; only "" can be another type (or unset).
-            if not text and value.WhichOneof("value") != "string_value":
-                text = _as_text(value, value.WhichOneof("value"))
-                if text is None:
-                    result.note("attribute values were empty or of an unknown type and were stored as ''")
-                    text = ""
+            if not text:
+                which = value.WhichOneof("value")
+                if which == "int_value":  # token counts, ports: the common other type
+                    text = str(value.int_value)
+                elif which != "string_value":
+                    text = _as_text(value, which)
+                    if text is None:
+                        result.note("attribute values were empty or of an unknown type and were stored as ''")
+                        text = ""
             out[kv.key] = text
         # Checked once per map: values over the limit are rare.
         if out and max(map(len, out.values())) > self.max_value_length:
@@ -231,15 +235,16 @@ class Decoder:
         columns["StatusMessage"] += [st.message for st in statuses]
         ev_ts, ev_name, ev_attrs = columns["Events.Timestamp"], columns["Events.Name"], columns["Events.Attributes"]
         for events in [s.events for s in spans]:
-            if events:
-                events = list(events)
-                ev_ts.append([e.time_unix_nano for e in events])
-                ev_name.append([e.name for e in events])
-                ev_attrs.append([attributes(e.attributes, result) for e in events])
-            else:
-                ev_ts.append([])
-                ev_name.append([])
-                ev_attrs.append([])
+            times: list[int] = []
+            names: list[str] = []
+            maps: list[dict[str, str]] = []
+            for event in events:  # usually none or one: a loop is cheaper than three comprehensions
+                times.append(event.time_unix_nano)
+                names.append(event.name)
+                maps.append(attributes(event.attributes, result))
+            ev_ts.append(times)
+            ev_name.append(names)
+            ev_attrs.append(maps)
         ln_trace, ln_span = columns["Links.TraceId"], columns["Links.SpanId"]
         ln_state, ln_attrs = columns["Links.TraceState"], columns["Links.Attributes"]
         for links in [s.links for s in spans]:

@@ -93,18 +93,25 @@ class TraceObserver:
             held.service = columns["ServiceName"][first]
             held.tracestate = columns["TraceState"][first]
             held.flags = columns["_TraceFlags"][first] if "_TraceFlags" in columns else 0
-        for i in indices:
-            if status[i] == "Error" or (error_type is not None and error_type[i]):
-                held.error = True
-            held.max_duration = max(held.max_duration, duration[i])
-            if cost is not None and cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
-                held.cost += cost[i]
-            if not parents[i]:
-                # The root names the trace's service and carries the trace's sampling state.
-                held.root_seen = True
-                held.service = columns["ServiceName"][i]
-                held.tracestate = columns["TraceState"][i]
-                held.flags = columns["_TraceFlags"][i] if "_TraceFlags" in columns else 0
+        # Column by column over the trace's rows: one pass of C-level work per question.
+        if not held.error:
+            held.error = "Error" in [status[i] for i in indices] or (
+                error_type is not None and any([error_type[i] for i in indices]))
+        longest = max([duration[i] for i in indices])
+        if longest > held.max_duration:
+            held.max_duration = longest
+        if cost is not None:
+            for i in indices:
+                if cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
+                    held.cost += cost[i]
+        if "" in [parents[i] for i in indices]:
+            for i in indices:
+                if not parents[i]:
+                    # The root names the trace's service and carries the trace's sampling state.
+                    held.root_seen = True
+                    held.service = columns["ServiceName"][i]
+                    held.tracestate = columns["TraceState"][i]
+                    held.flags = columns["_TraceFlags"][i] if "_TraceFlags" in columns else 0
         if self.rules and not held.matched:
             attributes = columns["SpanAttributes"]
             resources = columns["ResourceAttributes"]

@@ -199,8 +199,7 @@ class SampleProcessor:
         rates = [1.0] * n
         decisions = self._decisions
         groups: dict[tuple[str, str], list[int]] = {}
-        for i in range(n):
-            key = (tenants[i], traces[i])
+        for i, key in enumerate(zip(tenants, traces)):
             decided = decisions.get(key)
             if decided is not None:  # a late span: follows its trace's decision
                 self.late_spans_total += 1
