@@ -3,6 +3,8 @@
 A batch is a dict of equally long Python lists keyed by the ClickHouse column
 name they end up in, so the writer can hand them to clickhouse-connect as they
 are (column-oriented insert) and no stage builds a Python object per span.
+A value of an Array column is a list, or the shared empty tuple when the span
+has none (no events, no links): values are replaced, never changed in place.
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ ROUTING_DEFAULTS: dict[str, bool] = {WRITE_CALL: True, WRITE_SPAN: True}
 SPAN_ONLY_COLUMNS: dict[str, Any] = {
     "ResourceAttributes": {},
     "SpanAttributes": {},
-    "Events.Timestamp": [],
-    "Events.Name": [],
-    "Events.Attributes": [],
-    "Links.TraceId": [],
-    "Links.SpanId": [],
-    "Links.TraceState": [],
-    "Links.Attributes": [],
+    "Events.Timestamp": (),
+    "Events.Name": (),
+    "Events.Attributes": (),
+    "Links.TraceId": (),
+    "Links.SpanId": (),
+    "Links.TraceState": (),
+    "Links.Attributes": (),
 }
 
 # Never stored either: the OTLP span's `flags` (W3C trace flags in the low byte), for the sampler.

@@ -29,6 +29,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 # Enum number -> name; a number outside the enum (proto3 enums are open) maps to the first name.
 _SPAN_KIND_NAMES = dict(enumerate(SPAN_KINDS))
 _STATUS_CODE_NAMES = dict(enumerate(STATUS_CODES))
+LINK_COLUMNS = ("Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # One encoder for all calls: json.dumps with non-default options builds a new encoder every time.
@@ -233,21 +234,33 @@ class Decoder:
         statuses = [s.status for s in spans]
         columns["StatusCode"] += map(_STATUS_CODE_NAMES.get, [st.code for st in statuses], repeat("Unset"))
         columns["StatusMessage"] += [st.message for st in statuses]
+        # A span without events or links (most have no links) gets the empty tuple in those
+        # columns: one shared immutable object instead of four to seven new lists per span.
         ev_ts, ev_name, ev_attrs = columns["Events.Timestamp"], columns["Events.Name"], columns["Events.Attributes"]
         for events in [s.events for s in spans]:
+            if not events:
+                ev_ts.append(())
+                ev_name.append(())
+                ev_attrs.append(())
+                continue
             times: list[int] = []
             names: list[str] = []
             maps: list[dict[str, str]] = []
-            for event in events:  # usually none or one: a loop is cheaper than three comprehensions
+            for event in events:  # usually one: a loop is cheaper than three comprehensions
                 times.append(event.time_unix_nano)
                 names.append(event.name)
                 maps.append(attributes(event.attributes, result))
             ev_ts.append(times)
             ev_name.append(names)
             ev_attrs.append(maps)
+        all_links = [s.links for s in spans]
+        if not any(all_links):
+            for name in LINK_COLUMNS:
+                columns[name] += [()] * n
+            return
         ln_trace, ln_span = columns["Links.TraceId"], columns["Links.SpanId"]
         ln_state, ln_attrs = columns["Links.TraceState"], columns["Links.Attributes"]
-        for links in [s.links for s in spans]:
+        for links in all_links:
             if links:
                 links = list(links)
                 ln_trace.append([ln.trace_id.hex() for ln in links])
@@ -255,10 +268,10 @@ class Decoder:
                 ln_state.append([ln.trace_state for ln in links])
                 ln_attrs.append([attributes(ln.attributes, result) for ln in links])
             else:
-                ln_trace.append([])
-                ln_span.append([])
-                ln_state.append([])
-                ln_attrs.append([])
+                ln_trace.append(())
+                ln_span.append(())
+                ln_state.append(())
+                ln_attrs.append(())
 
 
 class _ScopeSpans:
