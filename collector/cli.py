@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-endpoint", metavar="HOST:PORT",
                    help="loopback address for read-only queries from other processes ('' disables)")
     p.add_argument("--processes", type=int, metavar="N",
-                   help="worker processes sharing the gRPC port (default 1; on N cores, N)")
+                   help="worker processes sharing the gRPC port (default 1; on N >= 4 cores, N - 1)")
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="accept OTLP from anyone who can reach a non-loopback --grpc/--http address (no API keys)")
     p.add_argument("--demo", action="store_true", help="also send demo GenAI traffic to itself and print a summary")

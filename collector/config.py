@@ -68,7 +68,7 @@ class ReceiverConfig:
     # A span with more attributes than this is refused (counted in partial_success).
     max_attributes_per_span: int = 1024
     # Worker processes that receive on the gRPC port (SO_REUSEPORT), decode, normalize, redact and price;
-    # 1: one process does everything. On N cores, N (see docs/scaling.md).
+    # 1: one process does everything. On N >= 4 cores, N - 1 (see docs/scaling.md).
     processes: int = 1
 
 
