@@ -6,7 +6,6 @@ embedded engine, `http(s)://user:pass@host:8123/db` for a server or cluster.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
@@ -78,16 +77,18 @@ class StoreLocation:
 class Store:
     """A clickhouse-connect client plus a lock: chDB runs one query at a time per handle.
 
-    A second connection, opened at its first use and driven by one background thread, takes
-    `insert_arrow_async`: the engine writes one table while the caller goes on with the next.
+    Arrow inserts go through two more connections of their own (`InsertLane`): one for
+    `insert_arrow`, one driven by a background thread for `insert_arrow_async`, so that the
+    engine writes one table while the caller goes on with the next.
     """
 
     def __init__(self, location: StoreLocation, client: Any) -> None:
         self.location = location
         self.client = client
         self.lock = threading.RLock()
+        self._lane = InsertLane(location)
+        self._side_lane = InsertLane(location)
         self._side: ThreadPoolExecutor | None = None
-        self._side_client: Any = None
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -118,9 +119,8 @@ class Store:
             if self._side is not None:
                 self._side.shutdown(wait=True)
                 self._side = None
-            if self._side_client is not None:
-                self._side_client.close()
-                self._side_client = None
+            self._side_lane.close()
+            self._lane.close()
             self.client.close()
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
@@ -142,25 +142,14 @@ class Store:
 
     def insert_arrow(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
         """Insert a pyarrow Table whose column names are the table's; the engine reads it without the GIL."""
-        _insert_arrow(self.client, self.lock, self.location.embedded, table, data, settings)
+        self._lane.insert(table, data, settings)
 
     def insert_arrow_async(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> Future[None]:
-        """Start `insert_arrow` on the second connection and return at once; the future raises its failure."""
+        """Start `insert_arrow` on the second lane and return at once; the future raises its failure."""
         with self.lock:
             if self._side is None:
                 self._side = ThreadPoolExecutor(1, thread_name_prefix="spanhouse-insert")
-            return self._side.submit(self._insert_side, table, data, settings)
-
-    def _insert_side(self, table: str, data: Any, settings: dict[str, Any] | None) -> None:
-        if self._side_client is None:  # only this executor's one thread gets here
-            import clickhouse_connect
-
-            try:
-                # chDB admits more handles on the engine this process runs; a server, more sessions.
-                self._side_client = clickhouse_connect.get_client(dsn=self.location.url)
-            except Exception as exc:
-                raise StoreError(f"cannot open a second connection to {self.location.redacted()}: {exc}") from exc
-        _insert_arrow(self._side_client, _NO_LOCK, self.location.embedded, table, data, settings)
+            return self._side.submit(self._side_lane.insert, table, data, settings)
 
     def column_types(self, table: str) -> dict[str, str]:
         """Column name -> ClickHouse type name of `table`, in table order."""
@@ -210,25 +199,65 @@ class Store:
             self.command(template.format(table=table, time_expr=time_expr, days=int(days)))
 
 
-_NO_LOCK = contextlib.nullcontext()
+class InsertLane:
+    """A connection of its own for Arrow inserts, opened at its first insert.
+
+    The embedded engine reads the pyarrow Table where it is, through chDB's `Python()` table
+    function: no serialized copy, no temporary file, and the GIL is free while it works.
+    A server gets the table as an Arrow stream through clickhouse-connect.
+    """
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def insert(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._connect()
+            if self.location.embedded:
+                _insert_in_place(self._connection, table, data, settings)
+            else:
+                self._connection.insert_arrow(table, data, settings=settings)
+
+    def _connect(self) -> Any:
+        try:
+            if self.location.embedded:
+                import chdb
+
+                # chDB admits more connections to the engine this process already runs.
+                return chdb.connect(str(self.location.path))
+            import clickhouse_connect
+
+            return clickhouse_connect.get_client(dsn=self.location.url)
+        except Exception as exc:
+            raise StoreError(f"cannot open an insert connection to {self.location.redacted()}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
-def _insert_arrow(client: Any, lock: Any, embedded: bool, table: str, data: Any,
-                  settings: dict[str, Any] | None) -> None:
-    if not embedded:
-        with lock:
-            client.insert_arrow(table, data, settings=settings)
-        return
-    import pyarrow as pa
+SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-    # chDB reads an insert from a file: hand it the Arrow stream as a memoryview, which is
-    # written out without first being copied into a Python bytes object the size of the batch.
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    stream = memoryview(sink.getvalue())
-    with lock:
-        client.raw_insert(table, data.schema.names, stream, settings=settings, fmt="ArrowStream")
+
+def _insert_in_place(connection: Any, table: str, arrow_table: Any, settings: dict[str, Any] | None) -> None:
+    """INSERT ... SELECT FROM Python(arrow_table): chDB finds the table by that local name."""
+    columns = ", ".join(f"`{name}`" for name in arrow_table.schema.names)
+    clause = ""
+    if settings:
+        for key in settings:
+            if not SETTING_NAME.match(key):
+                raise StoreError(f"invalid setting name {key!r}")
+        clause = " SETTINGS " + ", ".join(f"{key} = {_sql_string(value)}" for key, value in settings.items())
+    connection.query(f"INSERT INTO `{table}` ({columns}) SELECT {columns} FROM Python(arrow_table){clause}")
+
+
+def _sql_string(value: Any) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # Table -> the expression its TTL is measured from.

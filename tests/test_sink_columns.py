@@ -98,10 +98,11 @@ def test_spans_sharing_one_resource_map_each_store_it(store: Store) -> None:
     assert stored == [(r["SpanId"], r["ResourceAttributes"]) for r in rows]
 
 
-def test_a_batch_written_again_with_its_token_is_stored_once(store: Store) -> None:
+@pytest.mark.parametrize("token", ["same", "it's a \\ token"])
+def test_a_batch_written_again_with_its_token_is_stored_once(store: Store, token: str) -> None:
     sink = ClickHouseSink(store)
-    sink.write(_batch(ROWS), token="same")
-    sink.write(_batch(ROWS), token="same")
+    sink.write(_batch(ROWS), token=token)
+    sink.write(_batch(ROWS), token=token)
     assert store.query_rows("SELECT count() FROM spans") == [(3,)]
     assert store.query_rows("SELECT count() FROM genai_calls") == [(2,)]
 
