@@ -89,6 +89,7 @@ class Store:
         self._lane = InsertLane(location)
         self._side_lane = InsertLane(location)
         self._side: ThreadPoolExecutor | None = None
+        self._closed = False
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -116,6 +117,7 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            self._closed = True
             if self._side is not None:
                 self._side.shutdown(wait=True)
                 self._side = None
@@ -147,6 +149,8 @@ class Store:
     def insert_arrow_async(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> Future[None]:
         """Start `insert_arrow` on the second lane and return at once; the future raises its failure."""
         with self.lock:
+            if self._closed:
+                raise StoreError(f"store {self.location.redacted()} is closed")
             if self._side is None:
                 self._side = ThreadPoolExecutor(1, thread_name_prefix="spanhouse-insert")
             return self._side.submit(self._side_lane.insert, table, data, settings)
@@ -211,9 +215,12 @@ class InsertLane:
         self.location = location
         self._lock = threading.Lock()
         self._connection: Any = None
+        self._closed = False
 
     def insert(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
         with self._lock:
+            if self._closed:  # never reopen: an open connection would keep the embedded engine on this path
+                raise StoreError(f"store {self.location.redacted()} is closed")
             if self._connection is None:
                 self._connection = self._connect()
             if self.location.embedded:
@@ -236,6 +243,7 @@ class InsertLane:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None

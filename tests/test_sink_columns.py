@@ -131,3 +131,15 @@ def test_arrow_types_follow_the_clickhouse_types(clickhouse_type: str, expected:
 def test_an_unmapped_clickhouse_type_is_named() -> None:
     with pytest.raises(UnsupportedColumnType, match=r"DateTime64\(3\)"):
         arrow_type("DateTime64(3)")
+
+
+def test_a_closed_store_refuses_inserts_instead_of_reopening(tmp_path) -> None:
+    opened = Store.open(f"chdb://{tmp_path / 'store'}")
+    opened.migrate()
+    sink = ClickHouseSink(opened)
+    sink.write(_batch(ROWS), token="before")
+    opened.close()
+    with pytest.raises(StoreError, match="closed"):
+        sink.write(_batch(ROWS), token="after")
+    other = Store.open(f"chdb://{tmp_path / 'other'}")  # the engine was let go: another path opens
+    other.close()
