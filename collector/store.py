@@ -143,7 +143,7 @@ class Store:
             self.client.insert(table, data, column_names=column_names, column_oriented=True, settings=settings)
 
     def insert_arrow(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
-        """Insert a pyarrow Table whose column names are the table's; the engine reads it without the GIL."""
+        """Insert a pyarrow Table whose column names are the table's, on the first insert lane."""
         self._lane.insert(table, data, settings)
 
     def insert_arrow_async(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> Future[None]:
@@ -207,7 +207,7 @@ class InsertLane:
     """A connection of its own for Arrow inserts, opened at its first insert.
 
     The embedded engine reads the pyarrow Table where it is, through chDB's `Python()` table
-    function: no serialized copy, no temporary file, and the GIL is free while it works.
+    function: no serialized copy, no temporary file, and most of its work runs without the GIL.
     A server gets the table as an Arrow stream through clickhouse-connect.
     """
 

@@ -67,8 +67,8 @@ class ClickHouseSink:
         settings = {"insert_deduplication_token": token} if token else None
         columns = _ArrowColumns(batch)
         calls = self._calls_table(batch, columns)
-        # The engine writes genai_calls on the store's second connection, without the GIL,
-        # while this thread converts the span columns and inserts spans.
+        # The engine writes genai_calls on the store's second insert lane (its work mostly outside the
+        # GIL) while this thread converts the span columns and inserts spans on the first.
         pending = self.store.insert_arrow_async("genai_calls", calls, settings) if calls is not None else None
         try:
             spans = self._spans_table(batch, columns)
