@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redaction_helpers import batch_of, span_row
 
@@ -72,6 +72,8 @@ def test_nothing_detectable_remains_in_plain_values(text):
 
 @SETTINGS
 @given(spaced)
+# Digits before a card number ("12/27 ") once made the whole run fail the Luhn check and hid the card.
+@example("card 4111 1111 1111 1111 exp 12/27 2223003122003222")
 def test_values_set_apart_by_spaces_are_gone(text):
     out = run(FAST, {"note": text})["note"]
     for sample, value in SAMPLES.items():

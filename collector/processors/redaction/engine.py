@@ -304,9 +304,15 @@ class Redactor:
                         return self._matches(text, list(windows))  # cut by a window: whole text
                     pos = m.end() if m.end() > m.start() else m.end() + 1
                     if rule.validate is not None and not rule.validate(m.group(0)):
-                        m = _shrink(rule, text, m)
-                        if m is None:
+                        shorter = _shrink(rule, text, m)
+                        if shorter is None:
+                            # `12/27 2223003122003222`: the digits before the first space spoiled the
+                            # match; search again from there, so the valid number after it is found.
+                            space = text.find(" ", m.start(), m.end())
+                            if space != -1:
+                                pos = space + 1
                             continue
+                        m = shorter
                         pos = m.end()
                     start, end = m.span(group)
                     if end > start and not _PLACEHOLDER.fullmatch(text, start, end):
