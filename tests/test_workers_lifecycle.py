@@ -3,6 +3,7 @@ losing acknowledged spans, clean shutdown on SIGTERM, a port never shared with a
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
 from spanhouse.collector.receiver.grpc import ListenError
-from spanhouse.collector.workers import ports
+from spanhouse.collector.workers import owner, ports
 
 from access_harness import export, span_request
 from collector_harness import RunningCollector, free_port, start_collector
@@ -157,7 +158,8 @@ def test_sigterm_stops_the_workers_then_writes_everything(tmp_path: Path) -> Non
         opened.close()
 
 
-def test_a_port_in_use_stops_start_up_and_a_reuseport_server_never_shares_it_silently(tmp_path: Path) -> None:
+def test_a_port_in_use_stops_start_up_and_a_reuseport_server_never_shares_it_silently(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     other = grpc.server(futures.ThreadPoolExecutor(1))  # grpcio's default: SO_REUSEPORT on
     assert other.add_insecure_port(f"127.0.0.1:{port}") == port
@@ -169,13 +171,26 @@ def test_a_port_in_use_stops_start_up_and_a_reuseport_server_never_shares_it_sil
             start_collector(tmp_path / "store", receiver={"processes": 2, "grpc": {"endpoint": f"127.0.0.1:{port}"}})
     finally:
         other.stop(0)
-    # ... and a one-process collector cannot join the workers' port either
+    # ... a one-process collector cannot join the workers' port, and a server that joins with SO_REUSEPORT
+    # after start-up is reported
+    monkeypatch.setattr(owner, "PORT_CHECK_INTERVAL_S", 0.05)
     running = start_collector(tmp_path / "store", receiver={"processes": 2})
     try:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             with pytest.raises(OSError):
                 probe.bind(("127.0.0.1", running.collector.grpc_port))
+        assert running.collector.counters()["workers_port_foreign_listeners"] == 0
+        intruder = grpc.server(futures.ThreadPoolExecutor(1))
+        assert intruder.add_insecure_port(f"127.0.0.1:{running.collector.grpc_port}")
+        intruder.start()
+        try:
+            with caplog.at_level(logging.ERROR, logger="spanhouse.workers"):
+                wait_until(lambda: running.collector.counters()["workers_port_foreign_listeners"] == 1,
+                           what="the port check to see the intruder")
+            assert "another process now also listens on the OTLP/gRPC port" in caplog.text
+        finally:
+            intruder.stop(0)
     finally:
         running.collector.stop()
 

@@ -50,6 +50,8 @@ READY_TIMEOUT_S = 60.0
 # A worker that dies sooner than this after its start is restarted after a pause, not in a tight loop.
 QUICK_DEATH_S = 5.0
 RESTART_PAUSE_S = 1.0
+# How often the port is checked for listeners that are not ours (another program binding it with SO_REUSEPORT).
+PORT_CHECK_INTERVAL_S = 5.0
 
 
 class _Worker:
@@ -68,6 +70,7 @@ class WorkerPool:
         self.port: int | None = None
         self.restarts_total = 0
         self.handoff_errors_total = 0
+        self.foreign_listeners = 0  # sockets on our port that are not our workers', at the last check
         self._workers: dict[int, _Worker] = {}
         self._counters: dict[int, dict[str, Any]] = {}  # latest report of each running worker
         self._retired: Counter[str] = Counter()  # what workers that exited had counted
@@ -106,6 +109,7 @@ class WorkerPool:
             raise
         for index in self._workers:
             self._spawn_thread(lambda i=index: self._watch(i), f"spanhouse-worker-watch-{index}")
+        self._spawn_thread(self._check_port, "spanhouse-port-check")
         log.info("%d worker processes receive OTLP/gRPC on %s:%d", self.count, host, self.port)
         return self.port
 
@@ -148,6 +152,19 @@ class WorkerPool:
                 if self._stopping.is_set():
                     return
                 self._workers[index] = self._spawn(index)
+
+    def _check_port(self) -> None:
+        """Keep checking that only our workers listen on the port; say so loudly when another program joins."""
+        assert self.port is not None
+        while not self._stopping.wait(PORT_CHECK_INTERVAL_S):
+            with self._lock:
+                pids = [w.proc.pid for w in self._workers.values()]
+            foreign = ports.foreign_listeners(self.port, pids)
+            if foreign and not self.foreign_listeners:
+                log.error("another process now also listens on the OTLP/gRPC port %d with SO_REUSEPORT (%d "
+                          "socket(s)) and takes part of its connections: stop it, or move one of the two to "
+                          "another port", self.port, foreign)
+            self.foreign_listeners = foreign
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop the workers (their calls in progress get `grace_s` to finish), then the hand-off socket."""
@@ -192,7 +209,8 @@ class WorkerPool:
             out.update({"workers": self.count, "workers_running": sum(w.proc.poll() is None
                                                                        for w in self._workers.values()),
                         "workers_restarted_total": self.restarts_total,
-                        "workers_handoff_errors_total": self.handoff_errors_total})
+                        "workers_handoff_errors_total": self.handoff_errors_total,
+                        "workers_port_foreign_listeners": self.foreign_listeners})
         return out
 
     # --- the hand-off socket ---------------------------------------------------------
