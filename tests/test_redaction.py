@@ -168,6 +168,24 @@ def test_user_rules_with_group_lookaround_and_credential_counting():
     assert counters["credential_hits_total"] == 1
 
 
+
+@pytest.mark.parametrize("engine", ["hyperscan", "re"])
+def test_anchored_user_rule_applies_to_every_value_of_every_span(engine):
+    # `^`/`$` mean the value's start and end, wherever the value sits in the span and the batch.
+    cfg = RedactionConfig(rules=[RedactionRuleConfig(name="ticket", pattern=r"^TCK-\d{4}$")])
+    proc = RedactProcessor(cfg, use_hyperscan=engine == "hyperscan")
+    rows = [span_row({"first": "nothing here", "ticket": "TCK-1234", "note": "see TCK-9999 later"},
+                     **{"Events.Name": ["TCK-4321"], "Events.Attributes": [{"id": "TCK-5678"}],
+                        "Events.Timestamp": [1]})
+            for _ in range(3)]
+    batch = batch_of(*rows)
+    proc.process(batch)
+    for i in range(3):
+        attrs = batch["SpanAttributes"][i]
+        assert attrs["ticket"] == "<TICKET>" and attrs["note"] == "see TCK-9999 later"
+        assert batch["Events.Attributes"][i] == [{"id": "<TICKET>"}] and batch["Events.Name"][i] == ["<TICKET>"]
+    assert proc.counters()["hits_ticket_total"] == 9
+
 def test_disabled_detector_leaves_its_values():
     proc = RedactProcessor(RedactionConfig(disabled_detectors=["ipv4", "email"]))
     attrs = redact_one(proc, {"a": "10.1.2.3 bob@example.com 555-123-4567"})["SpanAttributes"]

@@ -1,9 +1,9 @@
 """redact: PII and credentials out of every stored string, before pricing, sampling and storage.
 
 Per span, all attribute values (span, event and link attributes), event names
-and link trace states are joined into one block and scanned once by the
-multi-pattern engine; only values a trigger fired on are confirmed and
-rewritten in Python. Resource attributes are shared by the spans of one
+and link trace states are joined into one block; the blocks of a batch are
+scanned in one call of the multi-pattern engine, and only values a trigger
+fired on are confirmed and rewritten in Python. Resource attributes are shared by the spans of one
 resource and are redacted once per resource. The plain string columns
 (SpanName, StatusMessage, ServiceName, the typed GenAI columns that normalize
 copied from attributes, ...) are redacted once per distinct value in the batch.
@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
+
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.config import RedactionConfig
 from spanhouse.collector.processors.redaction.detectors import BUILTIN
@@ -157,8 +159,9 @@ class RedactProcessor:
         ln_attrs, ln_states = batch["Links.Attributes"], batch["Links.TraceState"]
         keys = self.keys
         verdicts, flagged = keys._verdicts, keys.flagged
-        scan = self.scanner.scan
         cap = self.max_value_bytes
+        spans: list[tuple[int, list[str], bool]] = []  # (span, its values, whether a key rule applies)
+        blocks: list[bytes] = []  # each span's values joined: what its hits are placed in
         for i, attrs in enumerate(span_attrs):
             if not verdicts.keys() >= attrs.keys():
                 keys.learn(attrs)
@@ -172,13 +175,18 @@ class RedactProcessor:
             if links:
                 flag = self._gather(links, parts) or flag
                 parts.extend(ln_states[i])
-            if not parts:
-                continue
-            data = "\n".join(parts).encode("utf-8", "surrogatepass")
-            hits = scan(data)
-            if hits or flag or (cap and len(data) > cap):
+            if parts:
+                spans.append((i, parts, flag))
+                blocks.append("\n".join(parts).encode("utf-8", "surrogatepass"))
+        if not blocks:
+            return
+        hits = _hits_by_block(blocks, self.scanner.scan(b"\n".join(blocks)))
+        for k, (i, parts, flag) in enumerate(spans):
+            data = blocks[k]
+            span_hits = hits.get(k, [])
+            if span_hits or flag or (cap and len(data) > cap):
                 found = Findings()
-                self._redact_span(batch, i, parts, data, hits, found)
+                self._redact_span(batch, i, parts, data, span_hits, found)
                 if found.changes:
                     findings[i] = found
 
@@ -418,3 +426,18 @@ class RedactProcessor:
             for rule, n in totals.items():
                 self._hits[rule] = self._hits.get(rule, 0) + n
 
+
+def _hits_by_block(blocks: list[bytes], hits: list[tuple[int, int]]) -> dict[int, list[tuple[int, int]]]:
+    """Hits over `b"\\n".join(blocks)` -> block index -> the same hits with ends within that block.
+
+    The batch is scanned once (one engine call instead of one per span); triggers cannot
+    tell one span's block from the next, exactly as they cannot tell one value from the next.
+    """
+    if not hits:
+        return {}
+    starts = list(accumulate(map(add, map(len, blocks), repeat(1)), initial=0))
+    out: dict[int, list[tuple[int, int]]] = {}
+    for rule_id, end in hits:
+        k = bisect_right(starts, end - 1) - 1
+        out.setdefault(k, []).append((rule_id, end - starts[k]))
+    return out

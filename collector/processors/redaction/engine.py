@@ -99,7 +99,8 @@ class Scanner:
             self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             flags = []
             for t in triggers:
-                f = 0
+                # Values are scanned joined by newlines: `^` and `$` must hold at each value's edges.
+                f = hyperscan.HS_FLAG_MULTILINE
                 if t.caseless:
                     f |= hyperscan.HS_FLAG_CASELESS
                 if t.prefilter:
@@ -108,7 +109,8 @@ class Scanner:
             self._db.compile(expressions=[t.expression.encode() for t in triggers],
                              ids=[t.rule_id for t in triggers], elements=len(triggers), flags=flags)
         else:
-            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.I if t.caseless else 0)) for t in triggers]
+            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.M | (re.I if t.caseless else 0)))
+                         for t in triggers]
 
     def scan(self, data: bytes) -> list[tuple[int, int]]:
         hits: list[tuple[int, int]] = []
