@@ -37,7 +37,7 @@ def start_memory_collector(data_dir: Path, sink: Any) -> Collector:
     """A started collector writing to `sink`, with no spool and room for 3 spans in memory (backpressure tests)."""
     cfg = config_mod.load(None, environ={}, overrides={
         "store": {"url": f"chdb://{data_dir}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{free_port()}"}, "http": {"endpoint": "127.0.0.1:0"}},
+        "receiver": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}},
         "query": {"endpoint": ""},
         "writer": {"max_batch_rows": 3, "max_pending_rows": 3, "max_wait_s": 0.05},
         "spool": {"enabled": False},  # memory is the only buffer: its bound is the backpressure
@@ -49,11 +49,11 @@ def start_memory_collector(data_dir: Path, sink: Any) -> Collector:
 
 def start_collector(data_dir: Path, sink_factory: Any = None, **overrides: Any) -> RunningCollector:
     """A started collector on `data_dir`; `sink_factory(store)` may wrap the ClickHouse sink (fault tests)."""
-    grpc_port, query_port = free_port(), free_port()
+    # Port 0 everywhere: each server binds a free port itself (no window for another process to take it).
     tree: dict[str, Any] = {
         "store": {"url": f"chdb://{data_dir}"},
-        "receiver": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}, "http": {"endpoint": "127.0.0.1:0"}},
-        "query": {"endpoint": f"127.0.0.1:{query_port}"},
+        "receiver": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}},
+        "query": {"endpoint": "127.0.0.1:0"},
         "writer": {"max_wait_s": 0.2},
     }
     for section, values in overrides.items():
@@ -61,4 +61,6 @@ def start_collector(data_dir: Path, sink_factory: Any = None, **overrides: Any) 
     cfg = config_mod.load(None, environ={}, overrides=tree)
     collector = Collector(cfg, sink_factory=sink_factory)
     collector.start()
-    return RunningCollector(collector, f"127.0.0.1:{collector.grpc_port}", cfg.query.endpoint, cfg.store.url)
+    query = collector.query_server
+    return RunningCollector(collector, f"127.0.0.1:{collector.grpc_port}",
+                            f"127.0.0.1:{query.port}" if query is not None else "", cfg.store.url)
