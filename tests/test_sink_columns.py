@@ -143,3 +143,18 @@ def test_a_closed_store_refuses_inserts_instead_of_reopening(tmp_path) -> None:
         sink.write(_batch(ROWS), token="after")
     other = Store.open(f"chdb://{tmp_path / 'other'}")  # the engine was let go: another path opens
     other.close()
+
+
+def test_inserted_batches_are_compact_parts_and_memory_is_handed_back(store: Store) -> None:
+    """Migration 007: a batch of ~14 MB (above the engine's default 10 MB for Wide parts) lands as one
+    Compact part per table, one stream instead of one per column; the write ends by purging both
+    allocators, and the embedded engine accepts the purge."""
+    content = "x" * 1024
+    rows = [_row(SpanId=f"{i:016x}", Operation="chat", SpanAttributes={"gen_ai.input.messages": content})
+            for i in range(14_000)]
+    ClickHouseSink(store).write(_batch(rows))
+    parts = store.query_rows("SELECT table, part_type, sum(rows) FROM system.parts WHERE active"
+                             " AND database = currentDatabase() AND table IN ('spans', 'genai_calls')"
+                             " GROUP BY table, part_type ORDER BY table")
+    assert parts == [("genai_calls", "Compact", 14_000), ("spans", "Compact", 14_000)]
+    assert store._purge

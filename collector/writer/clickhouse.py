@@ -77,6 +77,7 @@ class ClickHouseSink:
         finally:
             if pending is not None:
                 pending.result()  # a failure of either insert fails the write; the retry is deduplicated
+        self.store.release_memory()
 
     def _calls_table(self, batch: SpanBatch, columns: _ArrowColumns) -> pa.Table | None:
         types = self._table_types("genai_calls", GENAI_CALLS_COLUMNS)
