@@ -249,7 +249,8 @@ class Collector:
                     self.store.close()
                 raise
         writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows,
-                                cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool)
+                                cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool,
+                                pace_wait_s=cfg.writer.pace_wait_s)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
         # Worker processes (receiver.processes) run every processor but a tail sampler, which needs a

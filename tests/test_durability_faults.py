@@ -146,8 +146,9 @@ def test_a_slow_store_neither_loses_spans_nor_grows_memory_past_its_bound(collec
 
 def test_shutdown_with_a_slow_store_ends_within_its_timeout_and_keeps_the_rest_in_the_spool(
         collectors: GatedCollectors) -> None:
+    # No pacing: the clients must be able to get ahead of the slow store, so that a backlog is left.
     running = collectors.start(delay_s=1.0, writer={"max_batch_rows": 50, "max_pending_rows": 50,
-                                                    "shutdown_timeout_s": 1.0})
+                                                    "shutdown_timeout_s": 1.0, "pace_wait_s": 0})
     client = OkCounter(running.grpc_endpoint)
     send_all(client, requests=12, spans=25)
     client.close()

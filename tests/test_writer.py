@@ -181,3 +181,78 @@ def test_close_reports_lost_spans_when_the_sink_keeps_failing(sink: SignallingSi
     assert time.monotonic() - started < 5.0  # the deadline bounds the retries
     assert writer.counters()["spans_lost_total"] == 5
     assert sink.batches == []
+
+
+class GatedSink(SignallingSink):
+    """A sink whose writes wait for the test to open the gate: a store slower than the receivers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def write(self, batch: SpanBatch, token: str | None = None) -> None:
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        super().write(batch, token)
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_a_receiver_waits_while_the_queue_is_ahead_of_a_slow_store(writers: list) -> None:
+    sink = GatedSink()
+    writer = make(writers, sink, max_batch_rows=10, pace_wait_s=30.0)
+    writer.submit(rows(10))  # due at once: the writer takes it and blocks in the sink
+    assert sink.entered.wait(10)
+    writer.submit(rows(10))
+    writer.submit(rows(5))  # 15 queued behind the batch being written: the next caller waits
+    done = threading.Event()
+    late = rows(3)
+    caller = threading.Thread(target=lambda: (writer.submit(late), done.set()))
+    caller.start()
+    assert wait_until(lambda: writer.counters()["calls_paced_total"] == 1)
+    assert not done.is_set()  # held, not refused and not queued
+    assert writer.pending_rows == 25
+
+    sink.gate.set()  # the store catches up: the waiting call goes through
+    assert done.wait(10)
+    caller.join()
+    assert writer.flush(10.0)
+    assert len(sink.span_ids()) == 28 == len(set(sink.span_ids()))
+    assert writer.counters()["pace_timeouts_total"] == 0
+
+
+def test_a_paced_receiver_gives_up_waiting_after_pace_wait_s_and_loses_nothing(writers: list) -> None:
+    sink = GatedSink()
+    writer = make(writers, sink, max_batch_rows=10, pace_wait_s=0.05)
+    writer.submit(rows(10))
+    assert sink.entered.wait(10)
+    writer.submit(rows(15))
+    writer.submit(rows(2))  # waits 0.05 s, then is accepted as before pacing
+    counters = writer.counters()
+    assert (counters["calls_paced_total"], counters["pace_timeouts_total"]) == (1, 1)
+    assert writer.pending_rows == 27
+    sink.gate.set()
+    assert writer.flush(10.0)
+    assert len(sink.span_ids()) == 27
+
+
+def test_receivers_do_not_wait_for_a_failing_store(writers: list, sink: SignallingSink) -> None:
+    sink.fail_next = 1_000_000
+    writer = make(writers, sink, max_batch_rows=10, pace_wait_s=30.0)
+    writer.submit(rows(10))
+    assert wait_until(lambda: writer.counters()["write_errors_total"] >= 1)
+    writer.submit(rows(15))
+    writer.submit(rows(1))  # would wait if the store were only slow; failing, the queue takes it at once
+    assert writer.counters()["calls_paced_total"] == 0
+    assert writer.pending_rows == 26
+    sink.fail_next = 0
+    assert writer.flush(10.0)
+    assert len(sink.span_ids()) == 26

@@ -60,7 +60,7 @@ class _Entry:
 class BatchingWriter:
     def __init__(self, sink: Sink, max_batch_rows: int = 20000, max_wait_s: float = 1.0,
                  max_pending_rows: int = 200000, retry_initial_s: float = 0.2, retry_max_s: float = 10.0,
-                 spool: Spool | None = None) -> None:
+                 spool: Spool | None = None, pace_wait_s: float = 0.0) -> None:
         self.sink = sink
         self.spool = spool
         self.max_batch_rows = max_batch_rows
@@ -68,6 +68,7 @@ class BatchingWriter:
         self.max_pending_rows = max_pending_rows
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.pace_wait_s = pace_wait_s
         self._queue: deque[_Entry] = deque()
         self._queued_rows = 0  # all queued spans, in memory or only in the spool
         self._memory_rows = 0  # spans held in memory, queued or being written
@@ -81,12 +82,15 @@ class BatchingWriter:
         self._flushed = 0
         self._replay: tuple[int, str] | None = None  # (entries, token) of an insert a crash interrupted
         self._spool_failing = False
+        self._write_failing = False
         self.spans_written_total = 0
         self.batches_written_total = 0
         self.write_errors_total = 0
         self.spans_lost_total = 0
         self.spans_left_in_spool = 0
         self.spans_refused_total = 0
+        self.calls_paced_total = 0
+        self.pace_timeouts_total = 0
         if spool is not None and spool.recovered:
             for record in spool.recovered:
                 self._queue.append(_Entry(None, record.rows, record.start, record.end))
@@ -114,6 +118,8 @@ class BatchingWriter:
     def _accept(self, batch: SpanBatch | bytes, rows: int) -> None:
         if self._stopping:
             raise WriterFull("collector is shutting down")
+        if self.pace_wait_s > 0:
+            self._pace()
         if self.spool is None:
             with self._cond:
                 self._check_memory(rows)
@@ -138,6 +144,28 @@ class BatchingWriter:
                 # Past the memory bound the batch stays only in the spool (read back when its turn comes).
                 keep = self._memory_rows + rows <= self.max_pending_rows
                 self._enqueue(_Entry(batch if keep else None, rows, start, end), in_memory=keep)
+
+    def _pace(self) -> None:
+        """Wait, up to `pace_wait_s`, while 1.5 batches are already queued behind the one being written.
+
+        Receiving threads and the writer share one interpreter: unpaced, the receivers accept faster
+        than the writer drains, and the queue (memory, and the delay until spans are queryable) grows
+        for as long as the load lasts. Waiting here holds the client's call instead, so clients send at
+        the store's pace. When the store is failing, the spool takes the spans at once: waiting would
+        not help there.
+        """
+        limit = self.max_batch_rows + self.max_batch_rows // 2  # the next batch, and the receivers' head start on the one after
+        with self._cond:
+            if self._queued_rows < limit or self._write_failing:
+                return
+            self.calls_paced_total += 1
+            deadline = time.monotonic() + self.pace_wait_s
+            while self._queued_rows >= limit and not self._write_failing and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.pace_timeouts_total += 1
+                    return
+                self._cond.wait(remaining)
 
     def _check_memory(self, rows: int) -> None:
         if self._stopping:
@@ -214,6 +242,8 @@ class BatchingWriter:
             "spans_pending": self.pending_rows,
             "spans_in_memory": self._memory_rows,
             "spans_left_in_spool": self.spans_left_in_spool,
+            "calls_paced_total": self.calls_paced_total,
+            "pace_timeouts_total": self.pace_timeouts_total,
         }
         if self.spool is not None:
             out.update(self.spool.counters())
@@ -262,6 +292,7 @@ class BatchingWriter:
                     wait = None if self._oldest is None else max(0.0, self.max_wait_s - (time.monotonic() - self._oldest))
                     self._cond.wait(wait)
                 entries, token = self._take()
+                self._cond.notify_all()  # receivers waiting for the queue to shrink (_pace)
             written = self._write_entries(entries, token)
             with self._cond:
                 if written:
@@ -294,8 +325,14 @@ class BatchingWriter:
                     last = entries[-1].end
                     assert last is not None
                     self.spool.commit(last)
+                if self._write_failing:
+                    with self._cond:
+                        self._write_failing = False
                 return True
             except Exception as exc:  # any failure is retried; shutdown's deadline bounds it
+                with self._cond:
+                    self._write_failing = True
+                    self._cond.notify_all()  # paced receivers stop waiting
                 self.write_errors_total += 1
                 rows = sum(e.rows for e in entries)
                 log.warning("insert of %d spans failed, retrying in %.1fs: %s", rows, delay, exc)
