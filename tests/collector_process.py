@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 READY = re.compile(r"^spanhouse collector: OTLP/gRPC on (\S+):(\d+), store ")
+QUERIES = re.compile(r", queries on http://(\S+:\d+)")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -23,7 +24,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class CollectorProcess:
-    """`spanhouse collector` in a child process; ready once it printed its listen line."""
+    """`spanhouse collector` in a child process; ready once it printed its listen line.
+
+    The gRPC and HTTP ports are bound by the child itself (port 0) and read back from that line, so no
+    other process can take one between choosing and binding; so is the query endpoint's when
+    `query_endpoint` has port 0 ("": no query endpoint).
+    """
 
     def __init__(self, store_dir: Path, query_endpoint: str = "", env: dict[str, str] | None = None,
                  ready_timeout_s: float = 60.0) -> None:
@@ -58,6 +64,9 @@ class CollectorProcess:
                 raise AssertionError(f"collector exited with {self.proc.returncode}: {self.stderr()}")
             match = READY.match(line)
             if match:
+                queries = QUERIES.search(line)
+                if queries:
+                    self.query_endpoint = queries.group(1)
                 return f"{match.group(1)}:{match.group(2)}"
 
     def stderr(self) -> str:

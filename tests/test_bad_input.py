@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanhouse.collector.receiver import lenient
 from spanhouse.collector.writer import InMemorySink
 
-from collector_harness import RunningCollector, free_port, start_collector, start_memory_collector
+from collector_harness import RunningCollector, start_collector, start_memory_collector
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DEFAULT_MAX_ATTRIBUTE_VALUE_LENGTH = 1 << 20
@@ -216,7 +216,7 @@ def test_five_megabyte_attribute_is_stored_truncated_with_marker(collector: Runn
 
 def test_request_over_max_recv_msg_size_is_resource_exhausted(tmp_path: Path) -> None:
     running = start_collector(tmp_path / "store", receiver={"grpc": {
-        "endpoint": f"127.0.0.1:{free_port()}", "max_recv_msg_size_mib": 4}})
+        "endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 4}})
     client = Client(running.grpc_endpoint)
     try:
         request = ExportTraceServiceRequest()

@@ -12,7 +12,6 @@ import pytest
 from spanhouse.collector import cli
 from spanhouse.collector.store import Store
 
-from collector_harness import free_port
 from collector_process import CollectorProcess, clean_env
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
@@ -32,9 +31,8 @@ def test_sigterm_writes_every_acknowledged_span_before_exit(tmp_path: Path) -> N
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    query_endpoint = f"127.0.0.1:{free_port()}"
     # An hour-long age flush: only shutdown can write these spans.
-    collector = CollectorProcess(tmp_path / "store", query_endpoint,
+    collector = CollectorProcess(tmp_path / "store", "127.0.0.1:0",
                                  env={"SPANHOUSE_WRITER__MAX_WAIT_S": "60"})
     provider = TracerProvider(resource=Resource.create({"service.name": "sigterm-check"}))
     try:
@@ -48,7 +46,7 @@ def test_sigterm_writes_every_acknowledged_span_before_exit(tmp_path: Path) -> N
                 span_ids.add(f"{span.get_span_context().span_id:016x}")
         assert provider.force_flush(30_000), "the collector did not acknowledge the spans"
         # acknowledged but not written yet: the writer holds them for up to 60 s
-        assert http_post(query_endpoint, "/query?format=CSVWithNames", b"SELECT count() FROM spans") == \
+        assert http_post(collector.query_endpoint, "/query?format=CSVWithNames", b"SELECT count() FROM spans") == \
             b'"count()"\n0\n'
 
         assert collector.terminate() == 0, collector.stderr()

@@ -12,7 +12,6 @@ import pytest
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError, spool_directory
 
-from collector_harness import free_port
 from collector_process import CollectorProcess, clean_env
 
 
@@ -51,7 +50,7 @@ def test_where_the_spool_lives(store_url: str, directory: str, expected: Path) -
 def start_cli(store_dir: Path, spool_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", f"chdb://{store_dir}",
-         "--grpc", f"127.0.0.1:{free_port()}", "--http", "", "--query-endpoint", ""],
+         "--grpc", "127.0.0.1:0", "--http", "", "--query-endpoint", ""],
         capture_output=True, text=True, timeout=120, env=clean_env(SPANHOUSE_SPOOL__DIRECTORY=str(spool_dir)))
 
 

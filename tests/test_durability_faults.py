@@ -20,7 +20,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from spanhouse.collector import config as config_mod
 from spanhouse.collector import query_client
 
-from collector_harness import RunningCollector, free_port, start_collector
+from collector_harness import RunningCollector, start_collector
 from collector_process import CollectorProcess
 from spanhouse.collector.writer.faults import GatedSink
 
@@ -167,9 +167,9 @@ def test_shutdown_with_a_slow_store_ends_within_its_timeout_and_keeps_the_rest_i
 
 def test_spans_acknowledged_before_a_sigkill_mid_ingest_are_stored_after_a_restart(tmp_path: Path) -> None:
     store_dir = tmp_path / "store"
-    query_endpoint = f"127.0.0.1:{free_port()}"
     env = {"SPANHOUSE_WRITER__MAX_BATCH_ROWS": "400", "SPANHOUSE_WRITER__MAX_WAIT_S": "0.3"}
-    collector = CollectorProcess(store_dir, query_endpoint, env=env)
+    collector = CollectorProcess(store_dir, "127.0.0.1:0", env=env)
+    query_endpoint = collector.query_endpoint
     client = OkCounter(collector.grpc_endpoint)
     stop = threading.Event()
 
@@ -198,10 +198,10 @@ def test_spans_acknowledged_before_a_sigkill_mid_ingest_are_stored_after_a_resta
         collector.stop()
     acknowledged = list(client.acknowledged)
 
-    restarted = CollectorProcess(store_dir, query_endpoint, env=env)
+    restarted = CollectorProcess(store_dir, "127.0.0.1:0", env=env)
     try:
         cfg = config_mod.load(None, environ={}, overrides={"store": {"url": f"chdb://{store_dir}"},
-                                                             "query": {"endpoint": query_endpoint}})
+                                                             "query": {"endpoint": restarted.query_endpoint}})
         query_client.flush(cfg)
 
         def query(sql: str) -> list[tuple[Any, ...]]:

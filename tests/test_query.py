@@ -150,7 +150,7 @@ def test_health_stats_and_flush(running_collector: RunningCollector) -> None:
 @pytest.fixture(scope="module")
 def collector_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     """A `spanhouse collector` child process that owns an embedded store holding 5 spans."""
-    process = CollectorProcess(tmp_path_factory.mktemp("owned") / "store", f"127.0.0.1:{free_port()}")
+    process = CollectorProcess(tmp_path_factory.mktemp("owned") / "store", "127.0.0.1:0")
     try:
         send_spans(process.grpc_endpoint, "owned", 5)
         http_post(process.query_endpoint, "/flush", b"")
