@@ -550,8 +550,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
         gc.unfreeze()
 
 
-def stages(payloads: list[bytes], spans: int, work: Path) -> dict[str, float]:
-    """Each stage alone over all payloads, in pipeline order, with the collector's processors."""
+def stages(payloads: list[bytes], spans: int, work: Path) -> tuple[dict[str, float], float]:
+    """Each stage alone over all payloads, in pipeline order, with the collector's processors; and the
+    CPU microseconds per span of the insert stage, the engine's threads and merges included."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from spanhouse.collector.batch import SpanBatch
@@ -592,14 +593,25 @@ def stages(payloads: list[bytes], spans: int, work: Path) -> dict[str, float]:
     try:
         store.migrate()
         sink = ClickHouseSink(store)
+        cpu_before = process_cpu_s()
         insert_s, _ = timed(lambda: [sink.write(b) for b in merged])
+        # The engine's merges go on after the inserts return: their CPU is part of the cost of a span.
+        while store.query_rows("SELECT count() FROM system.merges")[0][0]:
+            time.sleep(0.05)
+        insert_cpu_s = process_cpu_s() - cpu_before
         (stored,), = store.query_rows("SELECT count() FROM spans")
     finally:
         store.close()
     if stored != spans:
         raise SystemExit(f"FAILED: insert stage wrote {stored} of {spans} spans")
     rates["ClickHouse insert"] = spans / insert_s
-    return rates
+    return rates, insert_cpu_s / spans * 1e6
+
+
+def process_cpu_s() -> float:
+    """CPU seconds this process has used, all its threads (the engine's included)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -633,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         single = end_to_end(payloads, spans, args.streams, work, env, processes=1)
         multi = end_to_end(payloads, spans, args.streams, work, env, processes=args.processes) \
             if args.processes > 1 else None
-        st = stages(payloads, spans, work)
+        st, insert_cpu_us = stages(payloads, spans, work)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -679,6 +691,14 @@ def main(argv: list[str] | None = None) -> int:
     parse, insert = st["protobuf parse"], st["ClickHouse insert"]
     print(f"\nceilings: protobuf parse alone {parse:,.0f} spans/s = {parse / rate:.2f}x end to end; "
           f"ClickHouse insert alone {insert:,.0f} spans/s = {insert / rate:.2f}x end to end")
+    # CPU per span, against what the machine has: every span costs the Python stages (one thread, the
+    # GIL) plus the insert (Arrow in Python, then the engine's threads and its merges).
+    python_us = sum(1e6 / v for k, v in st.items() if k != "ClickHouse insert")
+    total_us = python_us + insert_cpu_us
+    print(f"CPU per span: Python stages before the insert {python_us:.1f} us (one core at most: "
+          f"{1e6 / python_us:,.0f} spans/s), the insert with the engine's merges {insert_cpu_us:.1f} us; "
+          f"{total_us:.1f} us in all, so {cpus} cores fit at most {cpus * 1e6 / total_us:,.0f} spans/s. "
+          f"{TARGET_SPANS_PER_S:,} spans/s on {cpus} cores leaves {cpus * 1e6 / TARGET_SPANS_PER_S:.0f} us per span.")
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
