@@ -500,7 +500,7 @@ def end_to_end(payloads: list[bytes], spans: int, streams: int, work: Path, env:
     store.mkdir()
     collector = CollectorProcess(store, env, processes)
     idle_rss, idle_anon = memory_mib(process_tree(collector.proc.pid))  # started, store open, no traffic yet
-    memory = MemoryPeak(collector.proc.pid)  # CPU counted from here: start-up (imports, migrations) is not load
+    memory = MemoryPeak(collector.proc.pid)  # CPU counts from here: start-up is not load
     probes = Probes(collector)
     try:
         t0 = time.perf_counter()
@@ -593,12 +593,12 @@ def stages(payloads: list[bytes], spans: int, work: Path) -> tuple[dict[str, flo
     try:
         store.migrate()
         sink = ClickHouseSink(store)
-        cpu_before = process_cpu_s()
+        cpu_before = cpu_seconds(os.getpid())  # every thread, the engine's included
         insert_s, _ = timed(lambda: [sink.write(b) for b in merged])
         # The engine's merges go on after the inserts return: their CPU is part of the cost of a span.
         while store.query_rows("SELECT count() FROM system.merges")[0][0]:
             time.sleep(0.05)
-        insert_cpu_s = process_cpu_s() - cpu_before
+        insert_cpu_s = cpu_seconds(os.getpid()) - cpu_before
         (stored,), = store.query_rows("SELECT count() FROM spans")
     finally:
         store.close()
@@ -607,11 +607,6 @@ def stages(payloads: list[bytes], spans: int, work: Path) -> tuple[dict[str, flo
     rates["ClickHouse insert"] = spans / insert_s
     return rates, insert_cpu_s / spans * 1e6
 
-
-def process_cpu_s() -> float:
-    """CPU seconds this process has used, all its threads (the engine's included)."""
-    t = os.times()
-    return t.user + t.system
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -671,16 +666,19 @@ def main(argv: list[str] | None = None) -> int:
               f"({e2e['anon_mib']:.0f} MiB anonymous), the store's process {e2e['own_rss_mib']:.0f} MiB RSS; "
               f"CPU: the store's process {own_cpu:.1f}s" + (f", workers {workers_cpu:.1f}s" if workers_cpu else ""))
         print(f"  at start (store open, no traffic): {e2e['idle_rss_mib']:.0f} MiB RSS "
-              f"({e2e['idle_anon_mib']:.0f} MiB anonymous); the rest of RSS is mapped files, mostly the engine's library")
+              f"({e2e['idle_anon_mib']:.0f} MiB anonymous); the rest of RSS is mapped files, "
+              "mostly the engine's library")
         cores = (own_cpu + workers_cpu) / e2e["total_s"]
-        print(f"  CPU: {cores:.2f} cores busy on average, {(own_cpu + workers_cpu) / spans * 1e6:.0f} us of CPU per span")
+        print(f"  CPU: {cores:.2f} cores busy on average, "
+              f"{(own_cpu + workers_cpu) / spans * 1e6:.0f} us of CPU per span")
     one_cores = sum(single["cpu_s"]) / single["total_s"]
     cpus = os.cpu_count() or 1
     # Work per span does not shrink with more processes (the hand-off adds some), so N processes can at
     # best keep every core as busy as one process keeps its share busy.
     ceiling = cpus / one_cores
-    if multi is not None:
-        print(f"{args.processes} worker processes / 1 process: {multi['spans_per_s'] / rate:.2f}x "
+    ratio = multi["spans_per_s"] / rate if multi is not None else None
+    if ratio is not None:
+        print(f"{args.processes} worker processes / 1 process: {ratio:.2f}x "
               f"(CPU-bound ceiling on {cpus} cores: {cpus} / {one_cores:.2f} cores one process keeps busy "
               f"= {ceiling:.2f}x)")
     print(f"{'stage (this process, 1 thread)':<32}{'spans/s':>12}{'x end-to-end':>14}")
@@ -698,21 +696,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU per span: Python stages before the insert {python_us:.1f} us (one core at most: "
           f"{1e6 / python_us:,.0f} spans/s), the insert with the engine's merges {insert_cpu_us:.1f} us; "
           f"{total_us:.1f} us in all, so {cpus} cores fit at most {cpus * 1e6 / total_us:,.0f} spans/s. "
-          f"{TARGET_SPANS_PER_S:,} spans/s on {cpus} cores leaves {cpus * 1e6 / TARGET_SPANS_PER_S:.0f} us per span.")
+          f"{TARGET_SPANS_PER_S:,} spans/s on {cpus} cores leaves "
+          f"{cpus * 1e6 / TARGET_SPANS_PER_S:.0f} us per span.")
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
     print(f"target {TARGET_SPANS_PER_S:,} spans/s end to end: {verdict(rate >= TARGET_SPANS_PER_S)}"
           f" ({rate / TARGET_SPANS_PER_S:.2f}x)")
-    if multi is not None:
-        ratio = multi["spans_per_s"] / rate
+    if ratio is not None:
         print(f"target {TARGET_SCALING}x with {args.processes} processes: {verdict(ratio >= TARGET_SCALING)} "
               f"({ratio:.2f}x)")
     worst_p99 = max(e["p99_s"] for e in (single, multi) if e is not None)
-    print(f"target p99 OK -> queryable <= {TARGET_P99_S:g} s: {verdict(worst_p99 <= TARGET_P99_S)} ({worst_p99:.2f}s)")
+    print(f"target p99 OK -> queryable <= {TARGET_P99_S:g} s: {verdict(worst_p99 <= TARGET_P99_S)} "
+          f"({worst_p99:.2f}s)")
     peak = single["rss_mib"] * MIB / 1e6
     print(f"target collector memory <= {TARGET_MEMORY_MB} MB: {verdict(peak <= TARGET_MEMORY_MB)} "
-          f"(one process {peak:,.0f} MB RSS at its peak, {single['idle_rss_mib'] * MIB / 1e6:,.0f} MB at start "
+          f"(one process {peak:,.0f} MB RSS at its peak, "
+          f"{single['idle_rss_mib'] * MIB / 1e6:,.0f} MB at start "
           f"before any span)")
     lost = sum(e["lost"] for e in (single, multi) if e is not None)
     print(f"target 0 spans lost: {verdict(lost == 0)} ({lost})")

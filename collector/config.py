@@ -100,7 +100,7 @@ class WriterConfig:
     # Spans kept in memory until written; beyond it they wait only in the spool (or, without one,
     # the receiver answers UNAVAILABLE).
     max_pending_rows: int = 200000
-    # A receiving call waits up to this long while a full batch is already queued for the writer,
+    # A receiving call waits up to this long while 1.5 batches are already queued for the writer,
     # so clients send at the store's pace; 0 accepts at once (the queue then grows under overload).
     pace_wait_s: float = 2.0
     shutdown_timeout_s: float = 30.0
@@ -356,8 +356,9 @@ class Config:
             raise ConfigError(f"writer.retry_max_s ({self.writer.retry_max_s}) must be at least "
                               f"writer.retry_initial_s ({self.writer.retry_initial_s})")
         if not 0 <= self.writer.pace_wait_s <= 10:
-            raise ConfigError(f"writer.pace_wait_s: must be between 0 (no pacing) and 10 seconds (OTLP exporters "
-                              f"give up on a call after 10 s by default), got {self.writer.pace_wait_s}")
+            raise ConfigError(f"writer.pace_wait_s: must be between 0 (no pacing) and 10 seconds "
+                              f"(OTLP exporters give up on a call after 10 s by default), "
+                              f"got {self.writer.pace_wait_s}")
         for key in ("spans_days", "genai_calls_days", "rollups_days"):
             if getattr(self.retention, key) < 0:
                 raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "

@@ -12,6 +12,8 @@ import pytest
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer import BatchingWriter, InMemorySink, WriterFull
 
+from durability_helpers import wait_until
+
 _ids = itertools.count()
 
 
@@ -183,7 +185,7 @@ def test_close_reports_lost_spans_when_the_sink_keeps_failing(sink: SignallingSi
     assert sink.batches == []
 
 
-class GatedSink(SignallingSink):
+class BlockingSink(SignallingSink):
     """A sink whose writes wait for the test to open the gate: a store slower than the receivers."""
 
     def __init__(self) -> None:
@@ -197,17 +199,8 @@ class GatedSink(SignallingSink):
         super().write(batch, token)
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
-
-
 def test_a_receiver_waits_while_the_queue_is_ahead_of_a_slow_store(writers: list) -> None:
-    sink = GatedSink()
+    sink = BlockingSink()
     writer = make(writers, sink, max_batch_rows=10, pace_wait_s=30.0)
     writer.submit(rows(10))  # due at once: the writer takes it and blocks in the sink
     assert sink.entered.wait(10)
@@ -217,7 +210,7 @@ def test_a_receiver_waits_while_the_queue_is_ahead_of_a_slow_store(writers: list
     late = rows(3)
     caller = threading.Thread(target=lambda: (writer.submit(late), done.set()))
     caller.start()
-    assert wait_until(lambda: writer.counters()["calls_paced_total"] == 1)
+    wait_until(lambda: writer.counters()["calls_paced_total"] == 1, 10.0, "the call to be held")
     assert not done.is_set()  # held, not refused and not queued
     assert writer.pending_rows == 25
 
@@ -230,7 +223,7 @@ def test_a_receiver_waits_while_the_queue_is_ahead_of_a_slow_store(writers: list
 
 
 def test_a_paced_receiver_gives_up_waiting_after_pace_wait_s_and_loses_nothing(writers: list) -> None:
-    sink = GatedSink()
+    sink = BlockingSink()
     writer = make(writers, sink, max_batch_rows=10, pace_wait_s=0.05)
     writer.submit(rows(10))
     assert sink.entered.wait(10)
@@ -248,7 +241,7 @@ def test_receivers_do_not_wait_for_a_failing_store(writers: list, sink: Signalli
     sink.fail_next = 1_000_000
     writer = make(writers, sink, max_batch_rows=10, pace_wait_s=30.0)
     writer.submit(rows(10))
-    assert wait_until(lambda: writer.counters()["write_errors_total"] >= 1)
+    wait_until(lambda: writer.counters()["write_errors_total"] >= 1, 10.0, "a failed insert")
     writer.submit(rows(15))
     writer.submit(rows(1))  # would wait if the store were only slow; failing, the queue takes it at once
     assert writer.counters()["calls_paced_total"] == 0

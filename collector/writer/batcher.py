@@ -154,18 +154,18 @@ class BatchingWriter:
         the store's pace. When the store is failing, the spool takes the spans at once: waiting would
         not help there.
         """
-        limit = self.max_batch_rows + self.max_batch_rows // 2  # the next batch, and the receivers' head start on the one after
+        # The next batch, and the receivers' head start on the one after it.
+        limit = self.max_batch_rows + self.max_batch_rows // 2
+
+        def go_on() -> bool:
+            return self._queued_rows < limit or self._write_failing or self._stopping
+
         with self._cond:
-            if self._queued_rows < limit or self._write_failing:
+            if go_on():
                 return
             self.calls_paced_total += 1
-            deadline = time.monotonic() + self.pace_wait_s
-            while self._queued_rows >= limit and not self._write_failing and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.pace_timeouts_total += 1
-                    return
-                self._cond.wait(remaining)
+            if not self._cond.wait_for(go_on, self.pace_wait_s):
+                self.pace_timeouts_total += 1
 
     def _check_memory(self, rows: int) -> None:
         if self._stopping:
