@@ -254,6 +254,33 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return _run_report(args, report)
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
+
+    cfg = _load_config(args)
+    dead_letters = DeadLetters(config_mod.dead_letter_directory(cfg))
+    try:
+        if args.action == "replay":
+            if not args.files:
+                print("spanhouse: name the dead-letter files to replay (see `spanhouse dead-letters`)",
+                      file=sys.stderr)
+                return 2
+            for name in args.files:
+                target = dead_letters.queue_for_replay(name)
+                print(f"queued {target.name}: the collector writes it when it next starts")
+            return 0
+        files = dead_letters.files()
+    except DeadLetterError as exc:
+        print(f"spanhouse: {exc}", file=sys.stderr)
+        return 1
+    if not files:
+        print(f"no dead letters in {dead_letters.directory}")
+        return 0
+    rows = [[f.path.name, f.rows, reason, count] for f in files for reason, count in f.errors.items()]
+    print(format_table(["file", "spans", "reason", "spans_with_reason"], rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanhouse", description="OpenTelemetry GenAI pipeline into ClickHouse.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -319,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=("cost", "duration", "start"), default="cost")
     p.add_argument("--limit", type=int, default=20, metavar="N")
     p.set_defaults(func=cmd_traces)
+
+    p = sub.add_parser("dead-letters", help="list the spans the store refused for good, or queue a file for replay")
+    common(p)
+    p.add_argument("action", nargs="?", choices=("list", "replay"), default="list")
+    p.add_argument("files", nargs="*", metavar="FILE", help="with replay: dead-letter files (names from the list)")
+    p.set_defaults(func=cmd_dead_letters)
 
     p = sub.add_parser("trace", help="one trace as a tree with duration, tokens and cost per span")
     common(p)

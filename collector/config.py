@@ -107,6 +107,10 @@ class WriterConfig:
     # Backoff between insert attempts: doubles from retry_initial_s up to retry_max_s, with jitter.
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
+    # Rows the store refuses for good go here with the reason ("" = `dead-letter` in the spool directory).
+    dead_letter_directory: str = ""
+    # Failures of a kind the writer does not know, while the store answers, before a batch is split.
+    unknown_error_attempts: int = 5
 
 
 @dataclass
@@ -342,6 +346,7 @@ class Config:
             "writer.shutdown_timeout_s": self.writer.shutdown_timeout_s,
             "writer.retry_initial_s": self.writer.retry_initial_s,
             "writer.retry_max_s": self.writer.retry_max_s,
+            "writer.unknown_error_attempts": self.writer.unknown_error_attempts,
             "spool.max_size_mib": self.spool.max_size_mib,
         }
         for key, value in positive.items():
@@ -450,6 +455,13 @@ def spool_directory(config: Config) -> Path:
     if location.path is not None:
         return location.path / "spool"
     return Path("spanhouse-spool").resolve()
+
+
+def dead_letter_directory(config: Config) -> Path:
+    """Where rows the store refuses for good are kept: writer.dead_letter_directory, else in the spool directory."""
+    if config.writer.dead_letter_directory:
+        return Path(config.writer.dead_letter_directory).expanduser().resolve()
+    return spool_directory(config) / "dead-letter"
 
 
 MAX_PROCESSES = 64

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.config import Config, spool_directory
+from spanhouse.collector.config import Config, dead_letter_directory, spool_directory
 from spanhouse.collector.processors import Processor
 from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.processors.price import PriceProcessor
@@ -19,6 +19,7 @@ from spanhouse.collector.processors.sampling import SampleProcessor
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult
 from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFull
 from spanhouse.collector.writer.clickhouse import Sink
+from spanhouse.collector.writer.dead_letter import DeadLetters
 from spanhouse.collector.writer.spool import decode
 
 log = logging.getLogger("spanhouse.pipeline")
@@ -197,6 +198,27 @@ class Pipeline:
         return out
 
 
+def _submit_replays(writer: BatchingWriter) -> None:
+    """Dead-letter files an operator queued for replay (`spanhouse dead-letters replay`): in again, like new spans."""
+    dead_letters = writer.dead_letters
+    if dead_letters is None:
+        return
+    try:
+        pending = dead_letters.pending_replays()
+    except Exception as exc:  # a damaged file must not keep the collector from starting
+        log.error("cannot replay dead letters: %s", exc)
+        return
+    for path, batches in pending:
+        try:
+            for batch in batches:
+                writer.submit(batch)
+        except WriterFull as exc:
+            log.error("cannot replay %s now (%s); it stays queued for the next start", path, exc)
+            return
+        path.unlink()
+        log.info("replaying %d dead-lettered spans from %s", sum(b.size for b in batches), path.name)
+
+
 class Collector:
     """A running collector: store, pipeline, OTLP/gRPC receiver and the local query endpoint."""
 
@@ -250,7 +272,10 @@ class Collector:
                 raise
         writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows,
                                 cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool,
-                                pace_wait_s=cfg.writer.pace_wait_s)
+                                pace_wait_s=cfg.writer.pace_wait_s,
+                                dead_letters=DeadLetters(dead_letter_directory(cfg)),
+                                unknown_error_attempts=cfg.writer.unknown_error_attempts)
+        _submit_replays(writer)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
                           cfg.receiver.max_attributes_per_span)
         # Worker processes (receiver.processes) run every processor but a tail sampler, which needs a

@@ -16,6 +16,13 @@ replayed after a crash, carries the same token and the store keeps one copy.
 A failed insert is retried with exponential backoff and jitter until it
 succeeds or shutdown's deadline passes; what is unwritten then stays in the
 spool for the next start (or, without a spool, is reported lost).
+
+An insert that fails in a way retrying cannot fix (errors.py tells which) is
+split: the writer finds the rows that fail, writes the others exactly once
+(each part with a token derived from the batch's, so a replay after a crash
+stores no part twice) and puts the failing rows in the dead-letter directory
+with their reasons (dead_letter.py). One bad row never holds up the rows
+queued behind it.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from collections import deque
 
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
+from spanhouse.collector.writer.dead_letter import DeadLetters
+from spanhouse.collector.writer.errors import Kind, RowsNotStorable, cause, classify
 from spanhouse.collector.writer.spool import Position, Spool, SpoolError, decode, encode
 
 log = logging.getLogger("spanhouse.writer")
@@ -60,8 +69,15 @@ class _Entry:
 class BatchingWriter:
     def __init__(self, sink: Sink, max_batch_rows: int = 20000, max_wait_s: float = 1.0,
                  max_pending_rows: int = 200000, retry_initial_s: float = 0.2, retry_max_s: float = 10.0,
-                 spool: Spool | None = None, pace_wait_s: float = 0.0) -> None:
+                 spool: Spool | None = None, pace_wait_s: float = 0.0,
+                 dead_letters: DeadLetters | None = None, unknown_error_attempts: int = 5) -> None:
+        """`dead_letters`: where rows the store refuses for good go; None keeps them in memory only
+        (`dead_lettered`), for tests. `unknown_error_attempts`: failures of a kind errors.py does not
+        know, while the store answers other queries, after which the batch is treated as permanent."""
         self.sink = sink
+        self.dead_letters = dead_letters
+        self.unknown_error_attempts = unknown_error_attempts
+        self.dead_lettered: list[tuple[SpanBatch, list[str]]] = []
         self.spool = spool
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
@@ -91,6 +107,10 @@ class BatchingWriter:
         self.spans_refused_total = 0
         self.calls_paced_total = 0
         self.pace_timeouts_total = 0
+        self.spans_dead_lettered_total = 0
+        self.batches_split_total = 0
+        self.dead_letter_errors_total = 0
+        self._causes_logged: set[str] = set()
         if spool is not None and spool.recovered:
             for record in spool.recovered:
                 self._queue.append(_Entry(None, record.rows, record.start, record.end))
@@ -244,6 +264,9 @@ class BatchingWriter:
             "spans_left_in_spool": self.spans_left_in_spool,
             "calls_paced_total": self.calls_paced_total,
             "pace_timeouts_total": self.pace_timeouts_total,
+            "spans_dead_lettered_total": self.spans_dead_lettered_total,
+            "batches_split_total": self.batches_split_total,
+            "dead_letter_errors_total": self.dead_letter_errors_total,
         }
         if self.spool is not None:
             out.update(self.spool.counters())
@@ -311,7 +334,9 @@ class BatchingWriter:
         delay = self.retry_initial_s
         batch: SpanBatch | None = None
         began = False
+        unknown_failures = 0
         while True:
+            inserting = False
             try:
                 if batch is None:
                     batch = SpanBatch.concat([self._batch_of(e) for e in entries])
@@ -320,7 +345,15 @@ class BatchingWriter:
                     assert last is not None
                     self.spool.begin(last, token)
                     began = True
-                self.sink.write(batch, token)
+                inserting = True
+                try:
+                    self.sink.write(batch, token)
+                except Exception as exc:
+                    if not self._permanent(exc, unknown_failures):
+                        raise
+                    if not self._settle(batch, token, exc):
+                        return False  # shutdown's deadline: the batch stays in the spool, replayed with its token
+                inserting = False
                 if self.spool is not None:
                     last = entries[-1].end
                     assert last is not None
@@ -329,20 +362,134 @@ class BatchingWriter:
                     with self._cond:
                         self._write_failing = False
                 return True
-            except Exception as exc:  # any failure is retried; shutdown's deadline bounds it
+            except Exception as exc:  # any other failure is retried; shutdown's deadline bounds it
+                if inserting and classify(exc) is Kind.UNKNOWN:
+                    unknown_failures += 1
                 with self._cond:
                     self._write_failing = True
                     self._cond.notify_all()  # paced receivers stop waiting
                 self.write_errors_total += 1
                 rows = sum(e.rows for e in entries)
                 log.warning("insert of %d spans failed, retrying in %.1fs: %s", rows, delay, exc)
-            with self._cond:
-                if self._stopping and time.monotonic() >= self._deadline:
-                    return False
-                self._cond.wait(delay * random.uniform(0.5, 1.5))
-                if self._stopping and time.monotonic() >= self._deadline:
-                    return False
+            if not self._backoff(delay):
+                return False
             delay = min(delay * 2, self.retry_max_s)
+
+    def _backoff(self, delay: float) -> bool:
+        """Wait about `delay` seconds (jittered); False when shutdown's deadline has passed."""
+        with self._cond:
+            if self._stopping and time.monotonic() >= self._deadline:
+                return False
+            self._cond.wait(delay * random.uniform(0.5, 1.5))
+            return not (self._stopping and time.monotonic() >= self._deadline)
+
+    def _permanent(self, exc: Exception, unknown_failures: int) -> bool:
+        """True when retrying the insert that raised `exc` cannot succeed."""
+        kind = classify(exc)
+        if kind is Kind.UNKNOWN and unknown_failures + 1 >= self.unknown_error_attempts:
+            # The same batch keeps failing in a way no list names: if the store answers other
+            # queries, the batch is the problem, not the store.
+            return self._store_answers()
+        return kind is Kind.PERMANENT
+
+    def _store_answers(self) -> bool:
+        probe = getattr(self.sink, "probe", None)
+        if probe is None:
+            return True
+        try:
+            probe()
+        except Exception:
+            return False
+        return True
+
+    def _settle(self, batch: SpanBatch, token: str, first: Exception) -> bool:
+        """Write every row of `batch` that the store takes; dead-letter the others. False on shutdown's deadline.
+
+        Halves that fail for good are halved again down to single rows. Each part carries a token
+        derived from the batch's token and its place in the split, so the split of a replayed batch
+        (same records, same token) produces the same parts and the store keeps each once.
+        """
+        self.batches_split_total += 1
+        self.write_errors_total += 1
+        reasons: dict[int, str] = {}
+        work: list[tuple[list[int], str, Exception | None]] = [(list(range(batch.size)), "", first)]
+        while work:
+            rows, label, failure = work.pop()
+            if failure is None:
+                failure = self._write_part(batch.take(rows), f"{token}.{label}")
+                if failure is _STOPPED:
+                    return False
+                if failure is None:
+                    continue
+            self._log_cause(failure)
+            if isinstance(failure, RowsNotStorable):
+                # The sink named the rows (nothing was inserted): set them aside, write the rest as one part.
+                named = {rows[i]: reason for i, reason in failure.rows.items() if i < len(rows)}
+                reasons.update(named)
+                rest = [r for r in rows if r not in named]
+                if rest and named:
+                    work.append((rest, label + "v", None))
+                    continue
+                if not named:  # names no row of this part: fall back to halving
+                    failure = RuntimeError(str(failure))
+                else:
+                    continue
+            if len(rows) == 1:
+                reasons[rows[0]] = _describe(failure)
+                continue
+            mid = len(rows) // 2
+            work.append((rows[mid:], label + "b", None))
+            work.append((rows[:mid], label + "a", None))
+        if reasons:
+            order = sorted(reasons)
+            if not self._keep_dead_letters(token, batch.take(order), [reasons[i] for i in order]):
+                return False
+        return True
+
+    def _write_part(self, part: SpanBatch, token: str) -> Exception | None:
+        """Insert `part`, retrying transient failures; the permanent failure, None when written, or _STOPPED."""
+        delay = self.retry_initial_s
+        while True:
+            try:
+                self.sink.write(part, token)
+                return None
+            except Exception as exc:
+                if classify(exc) is not Kind.TRANSIENT:
+                    return exc
+                self.write_errors_total += 1
+                log.warning("insert of %d spans failed, retrying in %.1fs: %s", part.size, delay, exc)
+            if not self._backoff(delay):
+                return _STOPPED
+            delay = min(delay * 2, self.retry_max_s)
+
+    def _keep_dead_letters(self, token: str, rows: SpanBatch, reasons: list[str]) -> bool:
+        """Persist the refused rows before the batch is committed; False on shutdown's deadline."""
+        delay = self.retry_initial_s
+        while True:
+            try:
+                if self.dead_letters is None:
+                    self.dead_lettered.append((rows, reasons))
+                    where = "memory"
+                else:
+                    where = str(self.dead_letters.write(token, rows, reasons))
+                break
+            except Exception as exc:  # a full disk: the batch waits, like an insert into a store that is down
+                self.dead_letter_errors_total += 1
+                log.error("cannot write %d dead-lettered spans, retrying in %.1fs: %s", rows.size, delay, exc)
+            if not self._backoff(delay):
+                return False
+            delay = min(delay * 2, self.retry_max_s)
+        self.spans_dead_lettered_total += rows.size
+        log.warning("%d spans the store refused for good were set aside in %s", rows.size, where)
+        return True
+
+    def _log_cause(self, exc: Exception) -> None:
+        key = cause(exc)
+        if key not in self._causes_logged:
+            self._causes_logged.add(key)
+            log.error("the store refuses some spans for good (%s): the other spans of their batch are written, "
+                      "these go to the dead-letter directory (logged once per cause; see "
+                      "writer_spans_dead_lettered_total): %s", key, _describe(exc))
 
     def _batch_of(self, entry: _Entry) -> SpanBatch:
         if isinstance(entry.batch, SpanBatch):
@@ -351,3 +498,16 @@ class BatchingWriter:
             return decode(entry.batch, entry.rows)
         assert self.spool is not None and entry.start is not None
         return self.spool.read(entry.start)
+
+
+class _Stopped(Exception):
+    """Shutdown's deadline passed during a split."""
+
+
+_STOPPED = _Stopped()
+
+
+def _describe(exc: Exception) -> str:
+    """The reason stored with a dead-lettered row: the error's first line, capped."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:500]

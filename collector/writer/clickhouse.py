@@ -12,6 +12,8 @@ import pyarrow.compute as pc
 from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, WRITE_CALL, WRITE_SPAN, SpanBatch
 from spanhouse.collector.store import Store, StoreError
 from spanhouse.collector.writer.arrow import arrow_type, build_array
+from spanhouse.collector.writer.errors import RowsNotStorable
+from spanhouse.collector.writer.storable import unstorable_rows
 
 SPANS_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(GENAI_COLUMNS)
 
@@ -30,7 +32,12 @@ class Sink(Protocol):
         """Store the whole batch or raise; a raise means nothing may be assumed stored.
 
         `token` identifies the batch: writing it again with the same token must not store a second copy.
+        Raises RowsNotStorable, before storing anything, for rows the store cannot hold.
         """
+        ...
+
+    def probe(self) -> None:
+        """Raise unless the store answers a trivial query (a failing batch is then the batch's fault)."""
         ...
 
 
@@ -61,9 +68,15 @@ class ClickHouseSink:
             types = self._types[table] = {c: arrow_type(stored[c]) for c in columns}
         return types
 
+    def probe(self) -> None:
+        self.store.query_rows("SELECT 1")
+
     def write(self, batch: SpanBatch, token: str | None = None) -> None:
         if not batch.size:
             return
+        unstorable = unstorable_rows(batch)
+        if unstorable:
+            raise RowsNotStorable(unstorable)
         settings = {"insert_deduplication_token": token} if token else None
         columns = _ArrowColumns(batch)
         calls = self._calls_table(batch, columns)
@@ -135,7 +148,13 @@ class InMemorySink:
         self._lock = threading.Lock()
         self.fail_next: int = 0
 
+    def probe(self) -> None:
+        pass
+
     def write(self, batch: SpanBatch, token: str | None = None) -> None:
+        unstorable = unstorable_rows(batch)
+        if unstorable:
+            raise RowsNotStorable(unstorable)
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
