@@ -557,7 +557,7 @@ def stages(payloads: list[bytes], spans: int, work: Path) -> tuple[dict[str, flo
 
     from spanhouse.collector.batch import SpanBatch
     from spanhouse.collector.config import load
-    from spanhouse.collector.pipeline import default_processors
+    from spanhouse.collector.processors import registry
     from spanhouse.collector.receiver.decode import Decoder
     from spanhouse.collector.store import Store
     from spanhouse.collector.writer.clickhouse import ClickHouseSink
@@ -573,7 +573,7 @@ def stages(payloads: list[bytes], spans: int, work: Path) -> tuple[dict[str, flo
     decode_s, batches = timed(lambda: [decoder.decode(r, "default").batch for r in requests])
     rates["decode -> SpanBatch"] = spans / decode_s
     del requests
-    for processor in default_processors(config):
+    for processor in registry.build(config).all:
         process = processor.process
         seconds, batches = timed(lambda: [process(b) for b in batches])  # noqa: B023 - called at once
         poll = getattr(processor, "poll", None)

@@ -48,10 +48,10 @@ def rss_bytes() -> int:
 
 def pipeline_processors(sampling: dict[str, Any] | None) -> tuple[list[Any], Any]:
     from spanhouse.collector.config import load
-    from spanhouse.collector.pipeline import default_processors
+    from spanhouse.collector.processors import registry
 
     cfg = load(None, environ={}, overrides={"sampling": sampling or {}})
-    processors = default_processors(cfg)
+    processors = registry.build(cfg).all
     return processors, processors[-1]
 
 

@@ -6,7 +6,7 @@
 
 The collector runs in a child process (one chDB engine per process) with the
 real writer, spool and embedded store; between the writer and the store sits a
-GatedSink (collector/writer/faults.py): "down" makes every insert fail the way a
+GatedSink (tests/faults.py): "down" makes every insert fail the way a
 ClickHouse server on a closed port does (connection refused), "slow" adds a
 delay to every insert.
 
@@ -52,9 +52,10 @@ def collector_main(store_dir: str, grpc_port: int, spool_mib: int, conn: Connect
 
     logging.basicConfig(level=logging.ERROR)  # one warning per retried insert is noise here; errors still show
     from spanhouse.collector import config as config_mod
-    from spanhouse.collector.pipeline import Collector
+    from spanhouse.collector.service import Collector
     from spanhouse.collector.writer import ClickHouseSink
-    from spanhouse.collector.writer.faults import GatedSink
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from faults import GatedSink
 
     cfg = config_mod.load(None, overrides={
         "store": {"url": f"chdb://{store_dir}"},

@@ -10,6 +10,7 @@ has none (no events, no links): values are replaced, never changed in place.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Columns of the `spans` table that the receiver fills, in insert order.
@@ -40,35 +41,59 @@ BASE_COLUMNS: tuple[str, ...] = (
     "Links.Attributes",
 )
 
-# Typed GenAI columns filled by the processors (normalize, price). Value used
-# when a processor has not run or the span carries no such information.
-GENAI_COLUMNS: dict[str, Any] = {
-    "Operation": "",
-    "Provider": "",
-    "RequestModel": "",
-    "ResponseModel": "",
-    "ResponseId": "",
-    "FinishReasons": (),
-    "InputTokens": None,
-    "OutputTokens": None,
-    "CacheReadTokens": None,
-    "CacheWriteTokens": None,
-    "ReasoningTokens": None,
-    "CostInput": None,
-    "CostOutput": None,
-    "CostCacheRead": None,
-    "CostCacheWrite": None,
-    "CostTotal": None,
-    "TimeToFirstToken": None,
-    "ToolName": "",
-    "ToolCallId": "",
-    "AgentName": "",
-    "AgentId": "",
-    "ConversationId": "",
-    "ErrorType": "",
+@dataclass(frozen=True)
+class GenAIColumn:
+    """One typed GenAI column: the single place its facts live.
+
+    normalize fills the columns with a `source` (the current conventions' attribute; dialects.py has the
+    older names), price the Cost* columns, sample SampleRate. redact keeps the string columns with a
+    `source` consistent with the attribute they came from; the sink writes the `in_calls` columns to
+    genai_calls too. tests/test_batch_columns.py checks this table against the migrations.
+    """
+
+    name: str
+    clickhouse_type: str  # as the `spans` table declares it (without codec)
+    default: Any  # the value before a processor sets one, or when a span carries no such information
+    source: str | None = None  # the attribute normalize reads it from (current conventions)
+    in_calls: bool = True  # also a column of genai_calls
+
+
+GENAI_TABLE: tuple[GenAIColumn, ...] = (
+    GenAIColumn("Operation", "LowCardinality(String)", "", "gen_ai.operation.name"),
+    GenAIColumn("Provider", "LowCardinality(String)", "", "gen_ai.provider.name"),
+    GenAIColumn("RequestModel", "LowCardinality(String)", "", "gen_ai.request.model"),
+    GenAIColumn("ResponseModel", "LowCardinality(String)", "", "gen_ai.response.model"),
+    GenAIColumn("ResponseId", "String", "", "gen_ai.response.id"),
+    GenAIColumn("FinishReasons", "Array(LowCardinality(String))", (), "gen_ai.response.finish_reasons"),
+    GenAIColumn("InputTokens", "Nullable(UInt64)", None, "gen_ai.usage.input_tokens"),
+    GenAIColumn("OutputTokens", "Nullable(UInt64)", None, "gen_ai.usage.output_tokens"),
+    GenAIColumn("CacheReadTokens", "Nullable(UInt64)", None, "gen_ai.usage.cache_read.input_tokens"),
+    GenAIColumn("CacheWriteTokens", "Nullable(UInt64)", None, "gen_ai.usage.cache_creation.input_tokens"),
+    GenAIColumn("ReasoningTokens", "Nullable(UInt64)", None, "gen_ai.usage.reasoning.output_tokens"),
+    GenAIColumn("CostInput", "Nullable(Float64)", None),
+    GenAIColumn("CostOutput", "Nullable(Float64)", None),
+    GenAIColumn("CostCacheRead", "Nullable(Float64)", None),
+    GenAIColumn("CostCacheWrite", "Nullable(Float64)", None),
+    GenAIColumn("CostTotal", "Nullable(Float64)", None),
+    GenAIColumn("TimeToFirstToken", "Nullable(Float64)", None, "gen_ai.response.time_to_first_chunk"),
+    GenAIColumn("ToolName", "LowCardinality(String)", "", "gen_ai.tool.name"),
+    GenAIColumn("ToolCallId", "String", "", "gen_ai.tool.call.id"),
+    GenAIColumn("AgentName", "LowCardinality(String)", "", "gen_ai.agent.name"),
+    GenAIColumn("AgentId", "String", "", "gen_ai.agent.id"),
+    GenAIColumn("ConversationId", "String", "", "gen_ai.conversation.id"),
+    GenAIColumn("ErrorType", "LowCardinality(String)", "", "error.type"),
     # Probability the span's trace was kept with (sampling); 1 / SampleRate spans stand for it.
-    "SampleRate": 1.0,
-}
+    GenAIColumn("SampleRate", "Float64", 1.0, in_calls=False),
+)
+
+# Name -> default, in table order: what stages use to fill a column no stage set yet.
+GENAI_COLUMNS: dict[str, Any] = {column.name: column.default for column in GENAI_TABLE}
+
+# The columns of genai_calls: these span columns, then the GenAI columns marked `in_calls`.
+CALLS_BASE_COLUMNS: tuple[str, ...] = (
+    "TenantId", "Timestamp", "ServiceName", "TraceId", "SpanId", "ParentSpanId", "SpanName", "Duration", "StatusCode",
+)
+GENAI_CALLS_COLUMNS: tuple[str, ...] = CALLS_BASE_COLUMNS + tuple(c.name for c in GENAI_TABLE if c.in_calls)
 
 
 # Routing columns: never stored, they tell the sink which tables a span goes to.

@@ -41,7 +41,8 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from spanhouse.collector.pipeline import Collector, tune_gc
+    from spanhouse.collector.pipeline import tune_gc
+    from spanhouse.collector.service import Collector
 
     cfg = _load_config(args)
     _setup_logging(cfg.log_level)

@@ -28,7 +28,7 @@ from spanhouse.collector.auth import AuthError, KeyRing, Principal
 from spanhouse.collector.tenant_query import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
-    from spanhouse.collector.pipeline import Collector
+    from spanhouse.collector.service import Collector
     from spanhouse.collector.store import Store
 
 log = logging.getLogger("spanhouse.query")

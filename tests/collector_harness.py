@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from spanhouse.collector import config as config_mod
-from spanhouse.collector.pipeline import Collector
+from spanhouse.collector.service import Collector
 
 
 def free_port() -> int:

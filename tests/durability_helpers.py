@@ -14,7 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from spanhouse.collector.writer.clickhouse import ClickHouseSink
-from spanhouse.collector.writer.faults import GatedSink
+from faults import GatedSink
 
 
 def StoreGate(store: Any) -> GatedSink:  # noqa: N802 - reads as the class it builds

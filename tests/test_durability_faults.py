@@ -22,7 +22,7 @@ from spanhouse.collector import query_client
 
 from collector_harness import RunningCollector, start_collector
 from collector_process import CollectorProcess
-from spanhouse.collector.writer.faults import GatedSink
+from faults import GatedSink
 
 from durability_helpers import (
     OkCounter,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.pipeline import default_processors
+from spanhouse.collector.processors import registry
 from spanhouse.collector.config import Config
 from spanhouse.collector.receiver.decode import Decoder
 from spanhouse.collector.store import Store
@@ -215,7 +215,7 @@ def test_disk_full_while_appending_refuses_clearly_leaves_no_partial_record_and_
 def genai_batch(spans: int) -> SpanBatch:
     payload, _ = genai_request(spans)
     batch = Decoder(1 << 20).decode_bytes(payload, "default").batch
-    for processor in default_processors(Config()):
+    for processor in registry.build(Config()).all:
         batch = processor.process(batch)
     return batch
 

@@ -231,12 +231,12 @@ def test_builtin_table_covers_every_vendor_and_cites_sources() -> None:
 
 
 def test_pricing_can_be_turned_off_and_operations_set_from_the_environment() -> None:
-    from spanhouse.collector.pipeline import default_processors
+    from spanhouse.collector.processors import registry
 
     off = config_mod.load(None, environ={"SPANHOUSE_PRICING__ENABLED": "false"})
-    assert not any(isinstance(p, PriceProcessor) for p in default_processors(off))
+    assert not any(isinstance(p, PriceProcessor) for p in registry.build(off).all)
     on = config_mod.load(None, environ={"SPANHOUSE_PRICING__OPERATIONS": "chat,embeddings"})
-    (price_stage,) = [p for p in default_processors(on) if isinstance(p, PriceProcessor)]
+    (price_stage,) = [p for p in registry.build(on).all if isinstance(p, PriceProcessor)]
     assert price_stage.operations == {"chat", "embeddings"}
     rows, _ = price([{"Operation": "text_completion", "Provider": "openai", "RequestModel": "gpt-3.5-turbo-instruct",
                       "InputTokens": 10}], on.pricing)

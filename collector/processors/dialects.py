@@ -16,12 +16,14 @@ Anthropic SDK's own spans. docs/dialects.md has the table.
 from __future__ import annotations
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
-from opentelemetry.semconv.attributes import error_attributes
 
-# --- current conventions -------------------------------------------------------------------------
-OPERATION = ga.GEN_AI_OPERATION_NAME
-ERROR_TYPE = error_attributes.ERROR_TYPE
-RESPONSE_ID = ga.GEN_AI_RESPONSE_ID
+from spanhouse.collector.batch import GENAI_TABLE
+
+# --- current conventions: each column's own attribute, from the one table of GenAI columns ----------
+_SOURCE = {column.name: column.source for column in GENAI_TABLE if column.source is not None}
+OPERATION = _SOURCE["Operation"]
+ERROR_TYPE = _SOURCE["ErrorType"]
+RESPONSE_ID = _SOURCE["ResponseId"]
 
 # --- OpenLLMetry (Traceloop) ---------------------------------------------------------------------
 # Releases before the current conventions had no gen_ai.operation.name; the kind of call was here.
@@ -39,37 +41,37 @@ OPENLIT_REQUEST_STREAM = "gen_ai.request.stream"
 OPENLIT_TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token"  # seconds; the whole call when not streaming
 
 # --- columns -------------------------------------------------------------------------------------
-PROVIDER_KEYS = (ga.GEN_AI_PROVIDER_NAME, ga.GEN_AI_SYSTEM, "llm.provider", "llm.system")
-REQUEST_MODEL_KEYS = (ga.GEN_AI_REQUEST_MODEL, "llm.request.model_name")
-RESPONSE_MODEL_KEYS = (ga.GEN_AI_RESPONSE_MODEL, "llm.response.model_name")
+PROVIDER_KEYS = (_SOURCE["Provider"], ga.GEN_AI_SYSTEM, "llm.provider", "llm.system")
+REQUEST_MODEL_KEYS = (_SOURCE["RequestModel"], "llm.request.model_name")
+RESPONSE_MODEL_KEYS = (_SOURCE["ResponseModel"], "llm.response.model_name")
 # OpenInference's one model name: the model that answered (OpenAI), or the one asked for.
 OPENINFERENCE_MODEL_KEYS = ("llm.model_name", "embedding.model_name")
-FINISH_REASONS_KEYS = (ga.GEN_AI_RESPONSE_FINISH_REASONS, "llm.finish_reason", TRACELOOP_FIRST_FINISH_REASON)
-INPUT_TOKENS_KEYS = (ga.GEN_AI_USAGE_INPUT_TOKENS, ga.GEN_AI_USAGE_PROMPT_TOKENS, "llm.token_count.prompt")
-OUTPUT_TOKENS_KEYS = (ga.GEN_AI_USAGE_OUTPUT_TOKENS, ga.GEN_AI_USAGE_COMPLETION_TOKENS, "llm.token_count.completion")
+FINISH_REASONS_KEYS = (_SOURCE["FinishReasons"], "llm.finish_reason", TRACELOOP_FIRST_FINISH_REASON)
+INPUT_TOKENS_KEYS = (_SOURCE["InputTokens"], ga.GEN_AI_USAGE_PROMPT_TOKENS, "llm.token_count.prompt")
+OUTPUT_TOKENS_KEYS = (_SOURCE["OutputTokens"], ga.GEN_AI_USAGE_COMPLETION_TOKENS, "llm.token_count.completion")
 CACHE_READ_TOKENS_KEYS = (
-    ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    _SOURCE["CacheReadTokens"],
     "gen_ai.usage.cache_read_input_tokens",  # OpenLLMetry before the current conventions
     "llm.token_count.prompt_details.cache_read",
 )
 CACHE_WRITE_TOKENS_KEYS = (
-    ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    _SOURCE["CacheWriteTokens"],
     "gen_ai.usage.cache_write.input_tokens",  # the Anthropic SDK's own spans
     "gen_ai.usage.cache_creation_input_tokens",  # OpenLLMetry before the current conventions
     "llm.token_count.prompt_details.cache_write",
 )
 REASONING_TOKENS_KEYS = (
-    ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    _SOURCE["ReasoningTokens"],
     "gen_ai.usage.reasoning_tokens",  # OpenLLMetry
     "llm.usage.reasoning_tokens",  # OpenLLMetry before the current conventions
     "llm.token_count.completion_details.reasoning",
 )
-TIME_TO_FIRST_CHUNK_KEYS = (ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,)
-TOOL_NAME_KEYS = (ga.GEN_AI_TOOL_NAME, "tool.name")
-TOOL_CALL_ID_KEYS = (ga.GEN_AI_TOOL_CALL_ID, "tool_call.id")
-AGENT_NAME_KEYS = (ga.GEN_AI_AGENT_NAME, "agent.name")
-AGENT_ID_KEYS = (ga.GEN_AI_AGENT_ID,)
-CONVERSATION_ID_KEYS = (ga.GEN_AI_CONVERSATION_ID, "session.id")
+TIME_TO_FIRST_CHUNK_KEYS = (_SOURCE["TimeToFirstToken"],)
+TOOL_NAME_KEYS = (_SOURCE["ToolName"], "tool.name")
+TOOL_CALL_ID_KEYS = (_SOURCE["ToolCallId"], "tool_call.id")
+AGENT_NAME_KEYS = (_SOURCE["AgentName"], "agent.name")
+AGENT_ID_KEYS = (_SOURCE["AgentId"],)
+CONVERSATION_ID_KEYS = (_SOURCE["ConversationId"], "session.id")
 
 # --- values --------------------------------------------------------------------------------------
 # Operation for an OpenInference span kind; kinds not listed (CHAIN, RETRIEVER's helpers, ...) are

@@ -16,7 +16,7 @@ import functools
 import json
 from typing import Any
 
-from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.batch import GENAI_TABLE, GenAIColumn, SpanBatch
 from spanhouse.collector.processors import dialects as d
 
 # Token columns are Nullable(UInt64): a larger value would fail every retry of the insert.
@@ -145,12 +145,8 @@ _OPENLIT_SDK_NAME, _OPENLIT_STREAM, _OPENLIT_TTFT = (
     d.OPENLIT_SDK_NAME, d.OPENLIT_REQUEST_STREAM, d.OPENLIT_TIME_TO_FIRST_TOKEN)
 _PROVIDERS = d.PROVIDERS
 
-_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("Operation", ""), ("Provider", ""), ("RequestModel", ""), ("ResponseModel", ""), ("ResponseId", ""),
-    ("FinishReasons", ()), ("InputTokens", None), ("OutputTokens", None), ("CacheReadTokens", None),
-    ("CacheWriteTokens", None), ("ReasoningTokens", None), ("TimeToFirstToken", None), ("ToolName", ""),
-    ("ToolCallId", ""), ("AgentName", ""), ("AgentId", ""), ("ConversationId", ""), ("ErrorType", ""),
-)
+# The columns normalize fills: every GenAI column read from an attribute (batch.GENAI_TABLE).
+_FILLED: tuple[GenAIColumn, ...] = tuple(column for column in GENAI_TABLE if column.source is not None)
 
 
 class NormalizeProcessor:
@@ -167,10 +163,16 @@ class NormalizeProcessor:
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         n = batch.size
-        columns = [[default] * n for _, default in _COLUMNS]
-        (operation, provider, request_model, response_model, response_id, finish, input_tokens, output_tokens,
-         cache_read, cache_write, reasoning, ttft, tool_name, tool_call, agent_name, agent_id, conversation,
-         error_type) = columns
+        filled = {column.name: [column.default] * n for column in _FILLED}
+        operation, provider = filled["Operation"], filled["Provider"]
+        request_model, response_model = filled["RequestModel"], filled["ResponseModel"]
+        response_id, finish = filled["ResponseId"], filled["FinishReasons"]
+        input_tokens, output_tokens = filled["InputTokens"], filled["OutputTokens"]
+        cache_read, cache_write = filled["CacheReadTokens"], filled["CacheWriteTokens"]
+        reasoning, ttft = filled["ReasoningTokens"], filled["TimeToFirstToken"]
+        tool_name, tool_call = filled["ToolName"], filled["ToolCallId"]
+        agent_name, agent_id = filled["AgentName"], filled["AgentId"]
+        conversation, error_type = filled["ConversationId"], filled["ErrorType"]
         isdisjoint = _DIALECT_KEYS.isdisjoint
         genai = dialect = 0
         for i, attrs in enumerate(batch["SpanAttributes"]):
@@ -263,6 +265,6 @@ class NormalizeProcessor:
                                                     event_attributes[i] if event_attributes else None)
         self.genai_spans_total += genai
         self.dialect_spans_total += dialect
-        for (name, _), values in zip(_COLUMNS, columns):
+        for name, values in filled.items():
             batch.set_column(name, values)
         return batch

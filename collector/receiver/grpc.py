@@ -27,7 +27,7 @@ from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
-    from spanhouse.collector.pipeline import Pipeline
+    from spanhouse.collector.component import Consumer
 
 log = logging.getLogger("spanhouse.receiver.grpc")
 
@@ -48,7 +48,7 @@ class ListenError(RuntimeError):
 
 
 class GrpcReceiver:
-    def __init__(self, pipeline: Pipeline, endpoint: str, max_recv_msg_size_mib: int = 64,
+    def __init__(self, pipeline: Consumer, endpoint: str, max_recv_msg_size_mib: int = 64,
                  max_workers: int = 8, default_tenant: str = "default", keys: KeyRing | None = None,
                  credentials: grpc.ServerCredentials | None = None, reuse_port: bool = False) -> None:
         """`reuse_port`: share the port with the collector's other worker processes (SO_REUSEPORT).
@@ -77,7 +77,7 @@ class GrpcReceiver:
         self.port: int | None = None
 
     @classmethod
-    def from_config(cls, pipeline: Pipeline, cfg: Config, reuse_port: bool = False) -> GrpcReceiver:
+    def from_config(cls, pipeline: Consumer, cfg: Config, reuse_port: bool = False) -> GrpcReceiver:
         g = cfg.receiver.grpc
         return cls(pipeline, g.endpoint, g.max_recv_msg_size_mib, g.max_workers, cfg.receiver.default_tenant,
                    KeyRing.from_config(cfg.auth), server_credentials(g.tls_cert_file, g.tls_key_file,

@@ -44,7 +44,7 @@ from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
-    from spanhouse.collector.pipeline import Pipeline
+    from spanhouse.collector.component import Consumer
 
 log = logging.getLogger("spanhouse.receiver.http")
 
@@ -307,7 +307,7 @@ class _Unavailable(Exception):
 class HttpReceiver:
     """OTLP/HTTP on one address; requests go through `pipeline.consume` exactly as gRPC calls do."""
 
-    def __init__(self, pipeline: Pipeline, endpoint: str, max_request_mib: int = 64,
+    def __init__(self, pipeline: Consumer, endpoint: str, max_request_mib: int = 64,
                  default_tenant: str = "default", keys: KeyRing | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.pipeline = pipeline
@@ -322,7 +322,7 @@ class HttpReceiver:
         self.port: int | None = None
 
     @classmethod
-    def from_config(cls, pipeline: Pipeline, cfg: Config) -> HttpReceiver:
+    def from_config(cls, pipeline: Consumer, cfg: Config) -> HttpReceiver:
         h = cfg.receiver.http
         return cls(pipeline, h.endpoint, h.max_request_mib, cfg.receiver.default_tenant,
                    KeyRing.from_config(cfg.auth), server_ssl_context(h.tls_cert_file, h.tls_key_file,

@@ -42,7 +42,7 @@ from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
-    from spanhouse.collector.pipeline import Pipeline
+    from spanhouse.collector.component import EncodedConsumer
 
 log = logging.getLogger("spanhouse.workers")
 
@@ -63,7 +63,7 @@ class _Worker:
 
 
 class WorkerPool:
-    def __init__(self, pipeline: Pipeline, config: Config) -> None:
+    def __init__(self, pipeline: EncodedConsumer, config: Config) -> None:
         self.pipeline = pipeline
         self.config = config
         self.count = config.receiver.processes

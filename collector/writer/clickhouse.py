@@ -4,41 +4,28 @@ from __future__ import annotations
 
 import threading
 from itertools import compress
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanhouse.collector.batch import BASE_COLUMNS, GENAI_COLUMNS, WRITE_CALL, WRITE_SPAN, SpanBatch
+from spanhouse.collector.batch import (
+    BASE_COLUMNS,
+    GENAI_CALLS_COLUMNS,
+    GENAI_COLUMNS,
+    WRITE_CALL,
+    WRITE_SPAN,
+    SpanBatch,
+)
+from spanhouse.collector.component import Sink
 from spanhouse.collector.store import Store, StoreError
 from spanhouse.collector.writer.arrow import arrow_type, build_array
 from spanhouse.collector.writer.errors import RowsNotStorable
 from spanhouse.collector.writer.storable import unstorable_rows
 
+__all__ = ["GENAI_CALLS_COLUMNS", "SPANS_COLUMNS", "ClickHouseSink", "InMemorySink", "Sink"]
+
 SPANS_COLUMNS: tuple[str, ...] = BASE_COLUMNS + tuple(GENAI_COLUMNS)
-
-GENAI_CALLS_COLUMNS: tuple[str, ...] = (
-    "TenantId", "Timestamp", "ServiceName", "TraceId", "SpanId", "ParentSpanId", "SpanName",
-    "Operation", "Provider", "RequestModel", "ResponseModel", "ResponseId", "FinishReasons",
-    "InputTokens", "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens",
-    "CostInput", "CostOutput", "CostCacheRead", "CostCacheWrite", "CostTotal",
-    "Duration", "TimeToFirstToken", "StatusCode", "ErrorType",
-    "ToolName", "ToolCallId", "AgentName", "AgentId", "ConversationId",
-)
-
-
-class Sink(Protocol):
-    def write(self, batch: SpanBatch, token: str | None = None) -> None:
-        """Store the whole batch or raise; a raise means nothing may be assumed stored.
-
-        `token` identifies the batch: writing it again with the same token must not store a second copy.
-        Raises RowsNotStorable, before storing anything, for rows the store cannot hold.
-        """
-        ...
-
-    def probe(self) -> None:
-        """Raise unless the store answers a trivial query (a failing batch is then the batch's fault)."""
-        ...
 
 
 class ClickHouseSink:

@@ -53,6 +53,7 @@ class SampleProcessor:
         self.tail = bool(config.keep_errors or self._duration_ns or config.keep_cost_over_usd is not None
                          or self.rules or self._limiter or config.service_rates)
         self.active = self.tail or not self.rates.always_one
+        self.holds = self.tail  # a HoldingProcessor only with tail policies
         # How often the pipeline should call poll(): a tenth of the wait, within 50 ms .. 1 s.
         self.poll_interval_s = min(1.0, max(0.05, config.decision_wait_s / 10)) if self.tail else 0.0
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.writer.clickhouse import Sink
+from spanhouse.collector.component import Sink
 
 
 def closed_port() -> int:

@@ -1,0 +1,194 @@
+"""The collector as a running service: the only module that knows every component.
+
+It opens the store (migrations, retention, prices), builds the processors from the registry, the
+writer with its spool and dead letters, the pipeline, the receivers (in-process, or worker
+processes) and the query endpoint, and owns their start and stop order:
+
+    start: store -> writer (spool replayed first) -> pipeline -> receivers -> query endpoint
+    stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query endpoint -> store
+
+Nothing below this module imports it; components meet only through the protocols in component.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from spanhouse.collector.component import Sink
+from spanhouse.collector.config import Config, dead_letter_directory, spool_directory
+from spanhouse.collector.pipeline import Pipeline
+from spanhouse.collector.processors import registry
+from spanhouse.collector.processors.price import PriceProcessor
+from spanhouse.collector.receiver.decode import Decoder
+from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFull
+from spanhouse.collector.writer.dead_letter import DeadLetters
+
+log = logging.getLogger("spanhouse.service")
+
+
+def _submit_replays(writer: BatchingWriter) -> None:
+    """Dead-letter files an operator queued for replay (`spanhouse dead-letters replay`): in again, like new spans."""
+    dead_letters = writer.dead_letters
+    if dead_letters is None:
+        return
+    try:
+        pending = dead_letters.pending_replays()
+    except Exception as exc:  # a damaged file must not keep the collector from starting
+        log.error("cannot replay dead letters: %s", exc)
+        return
+    for path, batches in pending:
+        try:
+            for batch in batches:
+                writer.submit(batch)
+        except WriterFull as exc:
+            log.error("cannot replay %s now (%s); it stays queued for the next start", path, exc)
+            return
+        path.unlink()
+        log.info("replaying %d dead-lettered spans from %s", sum(b.size for b in batches), path.name)
+
+
+class Collector:
+    """A running collector: store, pipeline, OTLP/gRPC receiver and the local query endpoint."""
+
+    def __init__(self, config: Config, sink: Sink | None = None,
+                 sink_factory: Callable[[Any], Sink] | None = None) -> None:
+        """`sink` replaces the store entirely; `sink_factory(store)` builds the sink over the opened store."""
+        self.config = config
+        self.store: Any = None
+        self.receiver: Any = None
+        self.http_receiver: Any = None
+        self.query_server: Any = None
+        self.spool: Any = None
+        self._sink = sink
+        self._sink_factory = sink_factory or ClickHouseSink
+        self.pipeline: Pipeline | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        from spanhouse.collector.query_server import QueryServer
+        from spanhouse.collector.receiver.grpc import GrpcReceiver
+        from spanhouse.collector.receiver.http import HttpReceiver
+        from spanhouse.collector.pricing import sync_model_prices
+        from spanhouse.collector.store import Store
+
+        cfg = self.config
+        sink = self._sink
+        processors = registry.build(cfg)
+        if sink is None:
+            self.store = Store.open(cfg.store.url)
+            self.store.migrate()
+            self.store.apply_retention({
+                "spans": cfg.retention.spans_days,
+                "spans_trace_id_ts": cfg.retention.spans_days,
+                "genai_calls": cfg.retention.genai_calls_days,
+                "genai_usage_1m": cfg.retention.rollups_days,
+                "genai_usage_1h": cfg.retention.rollups_days,
+                "trace_costs": cfg.retention.genai_calls_days,
+            })
+            price = next((p for p in processors.all if isinstance(p, PriceProcessor)), None)
+            if price is not None:
+                sync_model_prices(self.store, price.table)
+            sink = self._sink_factory(self.store)
+        if cfg.spool.enabled:
+            from spanhouse.collector.writer.spool import Spool, SpoolError
+
+            try:
+                self.spool = Spool(spool_directory(cfg), cfg.spool.max_size_mib * 1024 * 1024, cfg.spool.fsync)
+            except SpoolError:
+                if self.store is not None:
+                    self.store.close()
+                raise
+        writer = BatchingWriter(sink, cfg.writer.max_batch_rows, cfg.writer.max_wait_s, cfg.writer.max_pending_rows,
+                                cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool,
+                                pace_wait_s=cfg.writer.pace_wait_s,
+                                dead_letters=DeadLetters(dead_letter_directory(cfg)),
+                                unknown_error_attempts=cfg.writer.unknown_error_attempts)
+        _submit_replays(writer)
+        decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
+                          cfg.receiver.max_attributes_per_span)
+        # Worker processes (receiver.processes) run their own `in_worker` processors; what must see a
+        # trace's spans in one place (a tail sampler) runs here on what they hand over.
+        self.pipeline = Pipeline(decoder, processors.all, writer, handoff_processors=processors.after_handoff)
+        self.pipeline.start()
+        try:
+            if cfg.receiver.processes > 1:
+                from spanhouse.collector.workers.owner import WorkerPool
+
+                self.receiver = WorkerPool(self.pipeline, cfg)
+            else:
+                self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
+            self.receiver.start()
+            if cfg.receiver.http.endpoint:
+                self.http_receiver = HttpReceiver.from_config(self.pipeline, cfg)
+                self.http_receiver.start()
+            if cfg.query.endpoint and self.store is not None:
+                self.query_server = QueryServer(self, cfg.query.endpoint)
+                self.query_server.start()
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def grpc_port(self) -> int:
+        return self.receiver.port
+
+    @property
+    def http_url(self) -> str:
+        """Where OTLP/HTTP exporters send traces (the full /v1/traces URL)."""
+        r = self.http_receiver
+        host = r.endpoint.rpartition(":")[0]
+        return f"http{'s' if r.ssl_context else ''}://{host}:{r.port}/v1/traces"
+
+    def counters(self) -> dict[str, int]:
+        """Everything GET /stats shows: the pipeline's counters, the receiver's prefixed with `receiver_`.
+
+        With worker processes, their counters are summed in (their receivers' already carry the prefix).
+        """
+        assert self.pipeline is not None
+        counters = self.pipeline.counters()
+        if self.receiver is None:
+            return counters
+        if self.config.receiver.processes > 1:
+            for key, value in self.receiver.counters().items():
+                counters[key] = counters.get(key, 0) + value
+        else:
+            counters.update({f"receiver_{k}": v for k, v in self.receiver.counters().items()})
+        if self.http_receiver is not None:
+            for key, value in self.http_receiver.counters().items():
+                counters[f"receiver_{key}"] = counters.get(f"receiver_{key}", 0) + value
+        return counters
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Write everything accepted so far, deciding held traces early (as on shutdown)."""
+        assert self.pipeline is not None
+        deadline = time.monotonic() + timeout_s
+        if self.pipeline.release_held(everything=True, timeout_s=timeout_s):
+            return False
+        return self.pipeline.writer.flush(max(0.0, deadline - time.monotonic()))
+
+    def stop(self) -> int:
+        """Stop receiving, write everything accepted, close the store; returns spans lost."""
+        if self._stopped.is_set():
+            return 0
+        self._stopped.set()
+        if self.http_receiver is not None:
+            self.http_receiver.stop()
+        if self.receiver is not None:
+            self.receiver.stop(grace_s=5.0)
+        lost = 0
+        if self.pipeline is not None:
+            deadline = time.monotonic() + self.config.writer.shutdown_timeout_s
+            lost = self.pipeline.stop_holding(self.config.writer.shutdown_timeout_s)
+            if lost:
+                log.error("shutdown: %d held spans found no room in the writer and are lost", lost)
+            lost += self.pipeline.writer.close(max(0.0, deadline - time.monotonic()))
+        if self.query_server is not None:
+            self.query_server.stop()
+        if self.store is not None:
+            self.store.close()
+        log.info("collector stopped (%d spans lost)", lost)
+        return lost
