@@ -1,17 +1,20 @@
 """Tail policies: what is known about a held trace, and the rules that keep it.
 
-Policies run in a fixed order and the first that matches decides: errors,
-slow spans, cost, attribute rules, a rate limit, then the probabilistic rest
-(the consistent head rule of probability.py). A trace kept by one of the first
+Each policy is an object with a `name`, an `observe` that folds a batch's spans of one trace
+into what it needs to know, and a `decide` that says whether it keeps the trace. They run in a
+fixed order and the first that keeps the trace decides: errors, slow spans, cost, attribute
+rules (`build_policies`), then the rest (`RestPolicy`: a rate limit and the consistent
+probabilistic rule of probability.py), which always decides. A trace kept by one of the first
 four is kept with probability 1: every trace matching them is stored.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
-from spanhouse.collector.config import AttributeRuleConfig
+from spanhouse.collector.config import AttributeRuleConfig, SamplingConfig
+from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
 # Agent and workflow spans may repeat their children's usage; a trace's cost is its LLM calls' cost only.
 AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow"})
@@ -75,35 +78,120 @@ class HeldTrace:
         self.root_seen = False
 
 
-class TraceObserver:
-    """Folds a batch's spans of one trace into its HeldTrace, column by column."""
+class TracePolicy(Protocol):
+    """One tail policy: keeps a trace (with probability 1) when what it observed matches."""
+
+    name: str
+
+    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+        """Fold the spans at `indices` (one trace's, of one batch) into `held`."""
+        ...
+
+    def keeps(self, held: HeldTrace) -> bool:
+        ...
+
+
+class ErrorPolicy:
+    """Keeps a trace with a span in error (status Error, or a GenAI span naming its error.type)."""
+
+    name = "error"
+
+    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+        if not held.error:
+            status = columns["StatusCode"]
+            error_type = columns.get("ErrorType")
+            held.error = "Error" in [status[i] for i in indices] or (
+                error_type is not None and any([error_type[i] for i in indices]))
+
+    def keeps(self, held: HeldTrace) -> bool:
+        return held.error
+
+
+class DurationPolicy:
+    """Keeps a trace with a span longer than `over_ns`."""
+
+    name = "duration"
+
+    def __init__(self, over_ns: int) -> None:
+        self.over_ns = over_ns
+
+    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+        duration = columns["Duration"]
+        longest = max([duration[i] for i in indices])
+        if longest > held.max_duration:
+            held.max_duration = longest
+
+    def keeps(self, held: HeldTrace) -> bool:
+        return held.max_duration > self.over_ns
+
+
+class CostPolicy:
+    """Keeps a trace whose LLM calls cost more than `over_usd` together (agent spans' repeats left out)."""
+
+    name = "cost"
+
+    def __init__(self, over_usd: float) -> None:
+        self.over_usd = over_usd
+
+    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+        cost = columns.get("CostTotal")
+        if cost is None:
+            return
+        operation = columns.get("Operation")
+        for i in indices:
+            if cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
+                held.cost += cost[i]
+
+    def keeps(self, held: HeldTrace) -> bool:
+        return held.cost > self.over_usd
+
+
+class AttributePolicy:
+    """Keeps a trace with a span (or its resource) matching one of the `keep_attributes` rules."""
+
+    name = "attribute"
 
     def __init__(self, rules: list[AttributeRule]) -> None:
         self.rules = rules
 
     def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        status = columns["StatusCode"]
-        error_type = columns.get("ErrorType")
-        duration = columns["Duration"]
-        parents = columns["ParentSpanId"]
-        cost = columns.get("CostTotal")
-        operation = columns.get("Operation")
+        if not held.matched:
+            attributes = columns["SpanAttributes"]
+            resources = columns["ResourceAttributes"]
+            held.matched = any(rule.matches(attributes[i], resources[i]) for i in indices for rule in self.rules)
+
+    def keeps(self, held: HeldTrace) -> bool:
+        return held.matched
+
+
+def build_policies(config: SamplingConfig) -> list[TracePolicy]:
+    """The policies the configuration turns on, in the order they are asked."""
+    policies: list[TracePolicy] = []
+    if config.keep_errors:
+        policies.append(ErrorPolicy())
+    over_ns = int(config.keep_duration_over_ms * 1_000_000)
+    if over_ns:
+        policies.append(DurationPolicy(over_ns))
+    if config.keep_cost_over_usd is not None:
+        policies.append(CostPolicy(config.keep_cost_over_usd))
+    if config.keep_attributes:
+        policies.append(AttributePolicy([AttributeRule(rule) for rule in config.keep_attributes]))
+    return policies
+
+
+class TraceObserver:
+    """Folds a batch's spans of one trace into its HeldTrace: what every decision needs, then each policy's part."""
+
+    def __init__(self, policies: list[TracePolicy]) -> None:
+        self.policies = policies
+
+    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
         if not held.spans and not held.service:
             first = indices[0]
             held.service = columns["ServiceName"][first]
             held.tracestate = columns["TraceState"][first]
             held.flags = columns["_TraceFlags"][first] if "_TraceFlags" in columns else 0
-        # Column by column over the trace's rows: one pass of C-level work per question.
-        if not held.error:
-            held.error = "Error" in [status[i] for i in indices] or (
-                error_type is not None and any([error_type[i] for i in indices]))
-        longest = max([duration[i] for i in indices])
-        if longest > held.max_duration:
-            held.max_duration = longest
-        if cost is not None:
-            for i in indices:
-                if cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
-                    held.cost += cost[i]
+        parents = columns["ParentSpanId"]
         if "" in [parents[i] for i in indices]:
             for i in indices:
                 if not parents[i]:
@@ -112,10 +200,8 @@ class TraceObserver:
                     held.service = columns["ServiceName"][i]
                     held.tracestate = columns["TraceState"][i]
                     held.flags = columns["_TraceFlags"][i] if "_TraceFlags" in columns else 0
-        if self.rules and not held.matched:
-            attributes = columns["SpanAttributes"]
-            resources = columns["ResourceAttributes"]
-            held.matched = any(rule.matches(attributes[i], resources[i]) for i in indices for rule in self.rules)
+        for policy in self.policies:
+            policy.observe(held, columns, indices)
 
 
 class RateLimiter:
@@ -151,3 +237,25 @@ class RateLimiter:
             self.kept += 1
             return True
         return False
+
+
+class RestPolicy:
+    """What decides a trace no other policy kept: a rate limit, else the consistent probabilistic rule."""
+
+    def __init__(self, rates: Rates, honor_client: bool, limiter: RateLimiter | None) -> None:
+        self.rates = rates
+        self.honor_client = honor_client
+        self.limiter = limiter
+
+    def decide(self, held: HeldTrace, now: float) -> tuple[str, float]:
+        """(the deciding policy's name, "" when the trace is dropped; the probability a trace like this is kept)."""
+        ours = self.rates.threshold_of(held.tenant, held.service)
+        threshold, randomness = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
+        rate = self.rates.of(held.tenant, held.service) if threshold == ours else probability(threshold)
+        policy = "probabilistic" if randomness >= threshold else ""
+        if self.limiter is not None:
+            q = self.limiter.inclusion()
+            rate = q + (1.0 - q) * rate  # kept by the limit, or else by the probability
+            if self.limiter.take(now):
+                policy = "rate_limit"
+        return policy, rate

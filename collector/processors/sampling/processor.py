@@ -26,10 +26,11 @@ from spanhouse.collector.batch import TRACE_FLAGS, WRITE_CALL, WRITE_SPAN, SpanB
 from spanhouse.collector.config import SamplingConfig
 from spanhouse.collector.processors.sampling.policies import (
     POLICIES,
-    AttributeRule,
     HeldTrace,
     RateLimiter,
+    RestPolicy,
     TraceObserver,
+    build_policies,
 )
 from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
@@ -45,13 +46,12 @@ class SampleProcessor:
         self._clock = clock
         self.rates = Rates(config.rate, config.tenant_rates, config.service_rates)
         self.honor_client = config.honor_client_decision
-        self.rules = [AttributeRule(rule) for rule in config.keep_attributes]
-        self._observer = TraceObserver(self.rules)
-        self._duration_ns = int(config.keep_duration_over_ms * 1_000_000)
-        self._limiter = RateLimiter(config.rate_limit_traces_per_s, clock()) if config.rate_limit_traces_per_s else None
+        self.policies = build_policies(config)
+        self._observer = TraceObserver(self.policies)
+        limiter = RateLimiter(config.rate_limit_traces_per_s, clock()) if config.rate_limit_traces_per_s else None
+        self._rest = RestPolicy(self.rates, self.honor_client, limiter)
         # Per-service rates need the root span's service, so they hold traces like the tail policies do.
-        self.tail = bool(config.keep_errors or self._duration_ns or config.keep_cost_over_usd is not None
-                         or self.rules or self._limiter or config.service_rates)
+        self.tail = bool(self.policies or limiter or config.service_rates)
         self.active = self.tail or not self.rates.always_one
         self.holds = self.tail  # a HoldingProcessor only with tail policies
         # How often the pipeline should call poll(): a tenth of the wait, within 50 ms .. 1 s.
@@ -270,25 +270,11 @@ class SampleProcessor:
 
     def _decide(self, key: tuple[str, str], held: HeldTrace, now: float, arriving: int) -> float:
         """The trace's keep probability (0: dropped), counted and remembered for late spans."""
-        cfg = self.config
-        if cfg.keep_errors and held.error:
-            policy, rate = "error", 1.0
-        elif self._duration_ns and held.max_duration > self._duration_ns:
-            policy, rate = "duration", 1.0
-        elif cfg.keep_cost_over_usd is not None and held.cost > cfg.keep_cost_over_usd:
-            policy, rate = "cost", 1.0
-        elif held.matched:
-            policy, rate = "attribute", 1.0
+        policy = next((p.name for p in self.policies if p.keeps(held)), "")
+        if policy:
+            rate = 1.0
         else:
-            ours = self.rates.threshold_of(held.tenant, held.service)
-            th, r = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
-            rate = self.rates.of(held.tenant, held.service) if th == ours else probability(th)
-            policy = "probabilistic" if r >= th else ""
-            if self._limiter is not None:
-                q = self._limiter.inclusion()
-                rate = q + (1.0 - q) * rate  # kept by the limit, or else by the probability
-                if self._limiter.take(now):
-                    policy = "rate_limit"
+            policy, rate = self._rest.decide(held, now)
         spans = held.spans + arriving
         if policy:
             self.kept_by[policy] += 1
