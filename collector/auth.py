@@ -16,16 +16,37 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanhouse.collector.config import ApiKeyConfig, AuthConfig, ConfigError
+from spanhouse.collector.settings import ConfigError, coerce
 
 # Tenant ids end up in sort keys, file names and SQL filters: keep them plain.
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 KEY_PREFIX = "shk_"
+
+
+@dataclass
+class ApiKeyConfig:
+    tenant: str = ""
+    # SHA-256 hex digest of the key (`spanhouse hash-key`); the key itself is never stored.
+    key_sha256: str = ""
+    # May query every tenant's rows through the query endpoint.
+    admin: bool = False
+    # A label for logs (which key was used), never the key.
+    name: str = ""
+
+
+@dataclass
+class AuthConfig:
+    # With any key configured, every OTLP call and query must present one (`authorization: Bearer <key>`).
+    keys: list[ApiKeyConfig] = field(default_factory=list)
+    # YAML file with more keys in the same shape, read at start-up.
+    keys_file: str = ""
+    # Accept unauthenticated writes on a non-loopback address (refused at start-up otherwise).
+    allow_unauthenticated: bool = False
 
 
 class AuthError(Exception):
@@ -136,8 +157,6 @@ def _entry(where: str, item: ApiKeyConfig) -> tuple[bytes, Principal]:
 def _read_keys_file(path: str) -> list[ApiKeyConfig]:
     import yaml
 
-    from spanhouse.collector.config import _coerce
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -153,4 +172,4 @@ def _read_keys_file(path: str) -> list[ApiKeyConfig]:
     if not isinstance(data, list):
         raise ConfigError(f"auth.keys_file: {path} must hold a list of keys (each with tenant and key_sha256), "
                           "or a mapping with one `keys:` list")
-    return _coerce(f"auth.keys_file {path}", data, list[ApiKeyConfig])
+    return coerce(f"auth.keys_file {path}", data, list[ApiKeyConfig])

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from spanhouse.collector.receiver.decode import DecodeResult
 
 
+class ListenError(RuntimeError):
+    """A listener (a receiver, the worker pool, the query endpoint) could not bind its address."""
+
+
 class Receiver(Protocol):
     """Listens for OTLP and hands each request to a Consumer."""
 

@@ -176,7 +176,7 @@ class Collector:
             return 0
         self._stopped.set()
         if self.http_receiver is not None:
-            self.http_receiver.stop()
+            self.http_receiver.stop(grace_s=5.0)
         if self.receiver is not None:
             self.receiver.stop(grace_s=5.0)
         lost = 0

@@ -18,7 +18,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
-from spanhouse.collector.receiver.grpc import ListenError
+from spanhouse.collector.component import ListenError
 from spanhouse.collector.workers import owner, ports
 
 from access_harness import export, span_request

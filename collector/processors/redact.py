@@ -21,7 +21,7 @@ from itertools import accumulate, repeat
 from operator import add
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.config import RedactionConfig
+from spanhouse.collector.processors.redaction.config import RedactionConfig
 from spanhouse.collector.processors.redaction.detectors import BUILTIN
 from spanhouse.collector.processors.redaction.engine import (
     ALLOW_KEYS_RULE,
@@ -107,7 +107,7 @@ class RedactProcessor:
         try:
             self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
         except Exception as exc:  # hyperscan.error: a user pattern it cannot compile even as a prefilter
-            from spanhouse.collector.config import ConfigError
+            from spanhouse.collector.settings import ConfigError
 
             raise ConfigError(f"redaction.rules: a pattern cannot be compiled for scanning: {exc}") from None
         hash_key = config.hash_key.encode() if config.hash_key else None

@@ -21,6 +21,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
+from spanhouse.collector.component import ListenError
 from spanhouse.collector.receiver.decode import RequestDecodeError
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
@@ -41,10 +42,6 @@ def _retry_info(delay_s: float) -> bytes:
     info = RetryInfo()
     info.retry_delay.FromNanoseconds(int(delay_s * 1e9))
     return info.SerializeToString()
-
-
-class ListenError(RuntimeError):
-    """The receiver could not bind its address."""
 
 
 class GrpcReceiver:

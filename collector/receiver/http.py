@@ -38,6 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
+from spanhouse.collector.component import ListenError
 from spanhouse.collector.receiver.decode import DecodeResult, RequestDecodeError
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
@@ -56,10 +57,6 @@ _INVALID_ARGUMENT, _UNAVAILABLE, _UNAUTHENTICATED, _RESOURCE_EXHAUSTED = 3, 14, 
 # A connection that sends nothing for this long is closed (its thread is freed).
 IDLE_TIMEOUT_S = 60.0
 _ID_FIELDS = (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id"))
-
-
-class ListenError(RuntimeError):
-    """The receiver could not bind its address."""
 
 
 class _BadRequest(Exception):
@@ -345,8 +342,9 @@ class HttpReceiver:
                         "tls_key_file, or terminate TLS in front of the collector", self.endpoint)
         return self.port
 
-    def stop(self) -> None:
-        """Stop accepting requests; requests being handled finish on their own threads."""
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop accepting requests; requests being handled finish on their own threads (each bounded by the
+        idle timeout), so there is nothing to wait `grace_s` for."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

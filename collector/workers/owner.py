@@ -26,7 +26,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection, Listener
 from typing import TYPE_CHECKING, Any
 
-from spanhouse.collector.receiver.grpc import ListenError
+from spanhouse.collector.component import ListenError
 from spanhouse.collector.workers import ports
 from spanhouse.collector.workers.handoff import (
     BATCH,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from spanhouse.collector.config import AttributeRuleConfig, SamplingConfig
+from spanhouse.collector.processors.sampling.config import AttributeRuleConfig, SamplingConfig
 from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
 # Agent and workflow spans may repeat their children's usage; a trace's cost is its LLM calls' cost only.

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanhouse.collector.batch import TRACE_FLAGS, WRITE_CALL, WRITE_SPAN, SpanBatch
-from spanhouse.collector.config import SamplingConfig
+from spanhouse.collector.processors.sampling.config import SamplingConfig
 from spanhouse.collector.processors.sampling.policies import (
     POLICIES,
     HeldTrace,

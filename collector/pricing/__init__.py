@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from spanhouse.collector.config import PricingConfig
+    from spanhouse.collector.pricing.config import PricingConfig
     from spanhouse.collector.store import Store
 
 log = logging.getLogger("spanhouse.pricing")

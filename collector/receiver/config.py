@@ -1,0 +1,130 @@
+"""The receivers' configuration: one listener shape (address and TLS) for gRPC and HTTP, and the request limits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spanhouse.collector.settings import ConfigError, check_endpoint
+
+
+@dataclass
+class ListenerConfig:
+    """An address to listen on, and TLS for it."""
+
+    endpoint: str = ""
+    # PEM files; with both set the listener speaks TLS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # With this set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca_file: str = ""
+
+    def validate(self, section: str) -> None:
+        if self.endpoint:
+            check_endpoint(f"{section}.endpoint", self.endpoint)
+        check_tls(section, self)
+
+
+@dataclass
+class GrpcConfig(ListenerConfig):
+    endpoint: str = "127.0.0.1:4317"
+    max_recv_msg_size_mib: int = 64
+    max_workers: int = 8
+
+
+@dataclass
+class HttpConfig(ListenerConfig):
+    # OTLP/HTTP (POST /v1/traces, protobuf or JSON); "" disables it.
+    endpoint: str = "127.0.0.1:4318"
+    # Larger request bodies (before or after gzip decompression) get 413.
+    max_request_mib: int = 64
+
+
+@dataclass
+class ReceiverConfig:
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    # Longer attribute values are truncated with a marker (reported in partial_success).
+    max_attribute_value_length: int = 1 << 20
+    # Tenant stamped on spans when no API key maps the caller to another one.
+    default_tenant: str = "default"
+    # Spans past this many in one request are refused (counted in partial_success); the rest are stored.
+    max_spans_per_request: int = 100000
+    # A span with more attributes than this is refused (counted in partial_success).
+    max_attributes_per_span: int = 1024
+    # Worker processes that receive on the gRPC port (SO_REUSEPORT), decode, normalize, redact and price;
+    # 1: one process does everything. On N >= 4 cores, N - 1 (see docs/scaling.md).
+    processes: int = 1
+
+    def validate(self) -> None:
+        check_endpoint("receiver.grpc.endpoint", self.grpc.endpoint)
+        positive = {
+            "receiver.grpc.max_recv_msg_size_mib": self.grpc.max_recv_msg_size_mib,
+            "receiver.grpc.max_workers": self.grpc.max_workers,
+            "receiver.http.max_request_mib": self.http.max_request_mib,
+            "receiver.max_attribute_value_length": self.max_attribute_value_length,
+            "receiver.max_spans_per_request": self.max_spans_per_request,
+            "receiver.max_attributes_per_span": self.max_attributes_per_span,
+        }
+        for key, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{key}: must be greater than 0, got {value}")
+        _check_processes(self.processes)
+        if not self.default_tenant:
+            raise ConfigError("receiver.default_tenant: must not be empty")
+        self.grpc.validate("receiver.grpc")
+        self.http.validate("receiver.http")
+
+    def listeners(self) -> list[tuple[str, ListenerConfig]]:
+        """(name, config) of each listener that is on."""
+        return [(name, listener) for name, listener in (("grpc", self.grpc), ("http", self.http)) if listener.endpoint]
+
+
+def check_tls(section: str, listener: ListenerConfig) -> None:
+    if bool(listener.tls_cert_file) != bool(listener.tls_key_file):
+        missing = "tls_key_file" if listener.tls_cert_file else "tls_cert_file"
+        raise ConfigError(f"{section}.{missing}: TLS needs both tls_cert_file and tls_key_file")
+    if listener.tls_client_ca_file and not listener.tls_cert_file:
+        raise ConfigError(f"{section}.tls_client_ca_file: client certificates need TLS: "
+                          "also set tls_cert_file and tls_key_file")
+    if listener.tls_cert_file:
+        _check_tls_files(section, listener)
+
+
+def _check_tls_files(section: str, listener: ListenerConfig) -> None:
+    """Load the PEM files as TLS would, so a bad file stops start-up naming the key."""
+    import ssl
+
+    for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        path = getattr(listener, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{section}.{key}: no such file {path!r}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(listener.tls_cert_file, listener.tls_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{section}.tls_cert_file/tls_key_file: cannot load the certificate and key "
+                          f"({listener.tls_cert_file}, {listener.tls_key_file}): expected PEM files where the key "
+                          f"belongs to the certificate ({exc})") from None
+    if listener.tls_client_ca_file:
+        try:
+            context.load_verify_locations(cafile=listener.tls_client_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"{section}.tls_client_ca_file: cannot load CA certificates from "
+                              f"{listener.tls_client_ca_file} ({exc})") from None
+
+
+MAX_PROCESSES = 64
+
+
+def _check_processes(processes: int) -> None:
+    import socket
+    import sys
+
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise ConfigError(f"receiver.processes: must be between 1 and {MAX_PROCESSES} (one per CPU core is "
+                          f"right; this machine has {os.cpu_count()}), got {processes}")
+    if processes > 1 and (not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT")):
+        raise ConfigError("receiver.processes: more than 1 needs Linux (worker processes share the gRPC port "
+                          f"with SO_REUSEPORT); this is {sys.platform}. Run one collector per port instead")
