@@ -25,6 +25,13 @@ def check_endpoint(key: str, value: str) -> None:
         raise ConfigError(f"{key}: expected HOST:PORT (for example 127.0.0.1:4317), got {value!r}")
 
 
+def require_positive(values: dict[str, float]) -> None:
+    """Raise naming the first key whose value is not greater than 0."""
+    for key, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {value}")
+
+
 def coerce(key: str, raw: Any, kind: Any) -> Any:
     """Convert a YAML or environment value to the field's type, or say what is wrong.
 

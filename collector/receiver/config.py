@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spanhouse.collector.settings import ConfigError, check_endpoint
+from spanhouse.collector.settings import ConfigError, check_endpoint, require_positive
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ReceiverConfig:
 
     def validate(self) -> None:
         check_endpoint("receiver.grpc.endpoint", self.grpc.endpoint)
-        positive = {
+        positive: dict[str, float] = {
             "receiver.grpc.max_recv_msg_size_mib": self.grpc.max_recv_msg_size_mib,
             "receiver.grpc.max_workers": self.grpc.max_workers,
             "receiver.http.max_request_mib": self.http.max_request_mib,
@@ -67,9 +67,7 @@ class ReceiverConfig:
             "receiver.max_spans_per_request": self.max_spans_per_request,
             "receiver.max_attributes_per_span": self.max_attributes_per_span,
         }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key}: must be greater than 0, got {value}")
+        require_positive(positive)
         _check_processes(self.processes)
         if not self.default_tenant:
             raise ConfigError("receiver.default_tenant: must not be empty")

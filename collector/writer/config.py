@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spanhouse.collector.settings import ConfigError
+from spanhouse.collector.settings import ConfigError, require_positive
 
 
 @dataclass
@@ -27,7 +27,7 @@ class WriterConfig:
     unknown_error_attempts: int = 5
 
     def validate(self) -> None:
-        positive = {
+        positive: dict[str, float] = {
             "writer.max_batch_rows": self.max_batch_rows,
             "writer.max_wait_s": self.max_wait_s,
             "writer.max_pending_rows": self.max_pending_rows,
@@ -36,9 +36,7 @@ class WriterConfig:
             "writer.retry_max_s": self.retry_max_s,
             "writer.unknown_error_attempts": self.unknown_error_attempts,
         }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key}: must be greater than 0, got {value}")
+        require_positive(positive)
         if self.max_pending_rows < self.max_batch_rows:
             raise ConfigError(
                 f"writer.max_pending_rows ({self.max_pending_rows}) must be at least "

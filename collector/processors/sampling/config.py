@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spanhouse.collector.settings import ConfigError
+from spanhouse.collector.settings import ConfigError, require_positive
 
 
 @dataclass
@@ -50,16 +50,14 @@ class SamplingConfig:
         for key, value in rates.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{key}: a probability between 0 and 1, got {value}")
-        positive = {
+        positive: dict[str, float] = {
             "sampling.decision_wait_s": self.decision_wait_s,
             "sampling.max_traces_held": self.max_traces_held,
             "sampling.max_spans_held": self.max_spans_held,
             "sampling.decision_cache_s": self.decision_cache_s,
             "sampling.decision_cache_max_traces": self.decision_cache_max_traces,
         }
-        for key, value in positive.items():
-            if value <= 0:
-                raise ConfigError(f"{key}: must be greater than 0, got {value}")
+        require_positive(positive)
         not_negative = {
             "sampling.keep_duration_over_ms": self.keep_duration_over_ms,
             "sampling.rate_limit_traces_per_s": self.rate_limit_traces_per_s,
