@@ -1,0 +1,156 @@
+"""The two kinds of store, chosen once from the URL: the embedded engine (chDB) and a ClickHouse server.
+
+Everything that differs between them is here, behind one shape (`Backend`): how the query client
+and the insert connections are opened, how an Arrow table is inserted, and whether the engine's
+allocator can be purged. The rest of the store code does not ask which kind it has.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from spanhouse.collector.store.errors import StoreBusyError, StoreError, split_statements, sql_file
+
+if TYPE_CHECKING:
+    from spanhouse.collector.store.client import Store
+    from spanhouse.collector.store.location import StoreLocation
+
+log = logging.getLogger("spanhouse.store")
+
+SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Backend(Protocol):
+    embedded: bool
+
+    def open_client(self, location: StoreLocation) -> Any:
+        """The clickhouse-connect client for queries, commands and small inserts."""
+        ...
+
+    def open_insert_connection(self, location: StoreLocation) -> Any:
+        """A further connection of its own for Arrow inserts (see store.client.InsertLane)."""
+        ...
+
+    def insert_arrow(self, connection: Any, table: str, data: Any, settings: dict[str, Any] | None) -> None:
+        ...
+
+    def purge_allocator(self, store: Store) -> bool:
+        """Hand freed engine memory back to the system; False when this engine never can (stop asking)."""
+        ...
+
+
+class EmbeddedBackend:
+    """chDB in this process: one engine per process and directory, which the collector owns."""
+
+    embedded = True
+
+    def open_client(self, location: StoreLocation) -> Any:
+        import clickhouse_connect
+
+        assert location.path is not None
+        location.path.mkdir(parents=True, exist_ok=True)
+        try:
+            return clickhouse_connect.get_client(dsn=location.url)
+        except Exception as exc:  # chdb reports a held directory lock only through its message
+            if _held_by_other_process(location.path):
+                raise StoreBusyError(
+                    f"embedded store {location.path} is in use by another process "
+                    "(only one process may open it; stop that process or query through it)"
+                ) from exc
+            raise StoreError(f"cannot open embedded store {location.path}: {exc}") from exc
+
+    def open_insert_connection(self, location: StoreLocation) -> Any:
+        try:
+            import chdb
+
+            # chDB admits more connections to the engine this process already runs.
+            return chdb.connect(str(location.path))
+        except Exception as exc:
+            raise StoreError(f"cannot open an insert connection to {location.redacted()}: {exc}") from exc
+
+    def insert_arrow(self, connection: Any, table: str, data: Any, settings: dict[str, Any] | None) -> None:
+        """INSERT ... SELECT FROM Python(arrow_table): the engine reads the pyarrow table where it is."""
+        arrow_table = data  # chDB finds the table by this local name
+        columns = ", ".join(f"`{name}`" for name in arrow_table.schema.names)
+        clause = ""
+        if settings:
+            for key in settings:
+                if not SETTING_NAME.match(key):
+                    raise StoreError(f"invalid setting name {key!r}")
+            clause = " SETTINGS " + ", ".join(f"{key} = {_sql_string(value)}" for key, value in settings.items())
+        connection.query(f"INSERT INTO `{table}` ({columns}) SELECT {columns} FROM Python(arrow_table){clause}")
+
+    def purge_allocator(self, store: Store) -> bool:
+        try:
+            store.command(split_statements(sql_file("admin/purge_allocator.sql"))[0])
+        except Exception as exc:  # an engine built without jemalloc: nothing to purge, ever
+            log.info("the embedded engine cannot purge its allocator (%s); not trying again", exc)
+            return False
+        return True
+
+
+class ServerBackend:
+    """A ClickHouse server or cluster over HTTP(S)."""
+
+    embedded = False
+
+    def open_client(self, location: StoreLocation) -> Any:
+        try:
+            return _server_client(location.url)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to ClickHouse at {location.redacted()}: {exc}") from exc
+
+    def open_insert_connection(self, location: StoreLocation) -> Any:
+        import clickhouse_connect
+
+        try:
+            return clickhouse_connect.get_client(dsn=location.url)
+        except Exception as exc:
+            raise StoreError(f"cannot open an insert connection to {location.redacted()}: {exc}") from exc
+
+    def insert_arrow(self, connection: Any, table: str, data: Any, settings: dict[str, Any] | None) -> None:
+        connection.insert_arrow(table, data, settings=settings)
+
+    def purge_allocator(self, store: Store) -> bool:
+        return False  # the server manages its own memory
+
+
+EMBEDDED = EmbeddedBackend()
+SERVER = ServerBackend()
+
+
+def _sql_string(value: Any) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _server_client(url: str) -> Any:
+    """A client for a ClickHouse server, creating the URL's database if it is missing."""
+    import clickhouse_connect
+
+    parts = urlsplit(url)
+    database = parts.path.strip("/")
+    if database:
+        bootstrap = clickhouse_connect.get_client(dsn=parts._replace(path="/default").geturl())
+        bootstrap.command(split_statements(sql_file("admin/create_database.sql"))[0].format(database=database))
+        bootstrap.close()
+    return clickhouse_connect.get_client(dsn=url)
+
+
+def _held_by_other_process(path: Path) -> bool:
+    """True when chDB's status file in `path` is flock()ed, as a running engine keeps it."""
+    import fcntl
+
+    status = path / "status"
+    if not status.exists():
+        return False
+    with open(status, "rb+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False

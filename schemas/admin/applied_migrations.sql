@@ -1,0 +1,2 @@
+-- The versions of the numbered migrations already applied to this store.
+SELECT Version FROM spanhouse_migrations FINAL

@@ -1,0 +1,2 @@
+-- Hand the embedded engine's freed allocator pages back to the system.
+SYSTEM JEMALLOC PURGE
