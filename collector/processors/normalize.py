@@ -120,24 +120,25 @@ def _operation(get: Any) -> str | None:
     return None
 
 
-# Unpacked once: the loops below read module constants as locals.
+# Each column's names, unpacked once and named after the dialect they come from (dialects.py has the
+# precedence); the loop below reads them as module constants, which keeps the per-span cost to dict lookups.
 _OPERATION, _ERROR_TYPE, _RESPONSE_ID = d.OPERATION, d.ERROR_TYPE, d.RESPONSE_ID
-_P1, _P2, _P3, _P4 = d.PROVIDER_KEYS
-_RQ1, _RQ2 = d.REQUEST_MODEL_KEYS
-_RS1, _RS2 = d.RESPONSE_MODEL_KEYS
-_OM1, _OM2 = d.OPENINFERENCE_MODEL_KEYS
-_FR1, _FR2, _FR3 = d.FINISH_REASONS_KEYS
-_IN1, _IN2, _IN3 = d.INPUT_TOKENS_KEYS
-_OUT1, _OUT2, _OUT3 = d.OUTPUT_TOKENS_KEYS
-_CR1, _CR2, _CR3 = d.CACHE_READ_TOKENS_KEYS
-_CW1, _CW2, _CW3, _CW4 = d.CACHE_WRITE_TOKENS_KEYS
-_RE1, _RE2, _RE3, _RE4 = d.REASONING_TOKENS_KEYS
+_PROVIDER, _SYSTEM_DEPRECATED, _LLM_PROVIDER, _LLM_SYSTEM = d.PROVIDER_KEYS
+_REQUEST_MODEL, _LLM_REQUEST_MODEL = d.REQUEST_MODEL_KEYS
+_RESPONSE_MODEL, _LLM_RESPONSE_MODEL = d.RESPONSE_MODEL_KEYS
+_LLM_MODEL_NAME, _EMBEDDING_MODEL_NAME = d.OPENINFERENCE_MODEL_KEYS
+_FINISH_REASONS, _LLM_FINISH_REASON, _FIRST_COMPLETION_FINISH_REASON = d.FINISH_REASONS_KEYS
+_INPUT_TOKENS, _PROMPT_TOKENS, _LLM_PROMPT_TOKENS = d.INPUT_TOKENS_KEYS
+_OUTPUT_TOKENS, _COMPLETION_TOKENS, _LLM_COMPLETION_TOKENS = d.OUTPUT_TOKENS_KEYS
+_CACHE_READ, _CACHE_READ_OPENLLMETRY, _LLM_CACHE_READ = d.CACHE_READ_TOKENS_KEYS
+_CACHE_WRITE, _CACHE_WRITE_ANTHROPIC_SDK, _CACHE_CREATION_OPENLLMETRY, _LLM_CACHE_WRITE = d.CACHE_WRITE_TOKENS_KEYS
+_REASONING, _REASONING_OPENLLMETRY, _REASONING_OPENLLMETRY_OLD, _LLM_REASONING = d.REASONING_TOKENS_KEYS
 (_TTFT,) = d.TIME_TO_FIRST_CHUNK_KEYS
-_TN1, _TN2 = d.TOOL_NAME_KEYS
-_TC1, _TC2 = d.TOOL_CALL_ID_KEYS
-_AN1, _AN2 = d.AGENT_NAME_KEYS
-(_AID,) = d.AGENT_ID_KEYS
-_CV1, _CV2 = d.CONVERSATION_ID_KEYS
+_TOOL_NAME, _LLM_TOOL_NAME = d.TOOL_NAME_KEYS
+_TOOL_CALL_ID, _LLM_TOOL_CALL_ID = d.TOOL_CALL_ID_KEYS
+_AGENT_NAME, _LLM_AGENT_NAME = d.AGENT_NAME_KEYS
+(_AGENT_ID,) = d.AGENT_ID_KEYS
+_CONVERSATION_ID, _SESSION_ID = d.CONVERSATION_ID_KEYS
 _DIALECT_KEYS = d.DIALECT_KEYS
 _OI_PARAMETERS = d.OPENINFERENCE_INVOCATION_PARAMETERS
 _OI_EMBEDDING_PARAMETERS = d.OPENINFERENCE_EMBEDDING_INVOCATION_PARAMETERS
@@ -190,42 +191,42 @@ class NormalizeProcessor:
             if isdisjoint(attrs):
                 # The current conventions (or their deprecated names' absence): one lookup per column.
                 operation[i] = op
-                provider[i] = get(_P1, "")
-                request_model[i] = get(_RQ1, "")
-                response_model[i] = get(_RS1, "")
+                provider[i] = get(_PROVIDER, "")
+                request_model[i] = get(_REQUEST_MODEL, "")
+                response_model[i] = get(_RESPONSE_MODEL, "")
                 response_id[i] = get(_RESPONSE_ID, "")
                 # A missing attribute keeps the column's default without a call (most spans lack most).
-                if (value := get(_FR1)) is not None:
+                if (value := get(_FINISH_REASONS)) is not None:
                     finish[i] = _reasons(value)
-                if (value := get(_IN1)) is not None:
+                if (value := get(_INPUT_TOKENS)) is not None:
                     input_tokens[i] = _count(value)
-                if (value := get(_OUT1)) is not None:
+                if (value := get(_OUTPUT_TOKENS)) is not None:
                     output_tokens[i] = _count(value)
-                if (value := get(_CR1)) is not None:
+                if (value := get(_CACHE_READ)) is not None:
                     cache_read[i] = _count(value)
-                if (value := get(_CW1)) is not None:
+                if (value := get(_CACHE_WRITE)) is not None:
                     cache_write[i] = _count(value)
-                if (value := get(_RE1)) is not None:
+                if (value := get(_REASONING)) is not None:
                     reasoning[i] = _count(value)
                 if (value := get(_TTFT)) is not None:
                     ttft[i] = _seconds(value)
-                tool_name[i] = get(_TN1, "")
-                tool_call[i] = get(_TC1, "")
-                agent_name[i] = get(_AN1, "")
-                agent_id[i] = get(_AID, "")
-                conversation[i] = get(_CV1, "")
+                tool_name[i] = get(_TOOL_NAME, "")
+                tool_call[i] = get(_TOOL_CALL_ID, "")
+                agent_name[i] = get(_AGENT_NAME, "")
+                agent_id[i] = get(_AGENT_ID, "")
+                conversation[i] = get(_CONVERSATION_ID, "")
             else:
                 # Another dialect's names somewhere on the span: each column takes its first name present.
                 dialect += 1
-                system = get(_P1) or get(_P2) or get(_P3) or get(_P4) or ""
+                system = get(_PROVIDER) or get(_SYSTEM_DEPRECATED) or get(_LLM_PROVIDER) or get(_LLM_SYSTEM) or ""
                 system = provider[i] = _PROVIDERS.get(system, system)
                 if legacy and op == "text_completion" and system == "anthropic":
                     op = "chat"  # OpenLLMetry called Anthropic's Messages API "completion"
                 operation[i] = op
-                model = get(_RQ1) or get(_RQ2)
-                answered = get(_RS1) or get(_RS2)
+                model = get(_REQUEST_MODEL) or get(_LLM_REQUEST_MODEL)
+                answered = get(_RESPONSE_MODEL) or get(_LLM_RESPONSE_MODEL)
                 if model is None or answered is None:
-                    named = get(_OM1) or get(_OM2)
+                    named = get(_LLM_MODEL_NAME) or get(_EMBEDDING_MODEL_NAME)
                     if model is None:
                         parameters = get(_OI_PARAMETERS) or get(_OI_EMBEDDING_PARAMETERS)
                         model = (_invocation_model(parameters) if parameters else "") or named
@@ -234,26 +235,26 @@ class NormalizeProcessor:
                 request_model[i] = model or ""
                 response_model[i] = answered or ""
                 response_id[i] = get(_RESPONSE_ID, "")
-                finish[i] = _reasons(get(_FR1) or get(_FR2) or get(_FR3))
-                tokens = _count(get(_IN1) or get(_IN2) or get(_IN3))
-                read = cache_read[i] = _count(get(_CR1) or get(_CR2) or get(_CR3))
-                write = cache_write[i] = _count(get(_CW1) or get(_CW2) or get(_CW3) or get(_CW4))
+                finish[i] = _reasons(get(_FINISH_REASONS) or get(_LLM_FINISH_REASON) or get(_FIRST_COMPLETION_FINISH_REASON))
+                tokens = _count(get(_INPUT_TOKENS) or get(_PROMPT_TOKENS) or get(_LLM_PROMPT_TOKENS))
+                read = cache_read[i] = _count(get(_CACHE_READ) or get(_CACHE_READ_OPENLLMETRY) or get(_LLM_CACHE_READ))
+                write = cache_write[i] = _count(get(_CACHE_WRITE) or get(_CACHE_WRITE_ANTHROPIC_SDK) or get(_CACHE_CREATION_OPENLLMETRY) or get(_LLM_CACHE_WRITE))
                 if system == "anthropic" and tokens is not None and get(_OPENLIT_SDK_NAME) == "openlit":
                     # OpenLIT passes on Anthropic's input_tokens, which leave out cached tokens; the
                     # conventions' input count includes them (priced once, at their own rate, later on).
                     tokens += (read or 0) + (write or 0)
                 input_tokens[i] = tokens
-                output_tokens[i] = _count(get(_OUT1) or get(_OUT2) or get(_OUT3))
-                reasoning[i] = _count(get(_RE1) or get(_RE2) or get(_RE3) or get(_RE4))
+                output_tokens[i] = _count(get(_OUTPUT_TOKENS) or get(_COMPLETION_TOKENS) or get(_LLM_COMPLETION_TOKENS))
+                reasoning[i] = _count(get(_REASONING) or get(_REASONING_OPENLLMETRY) or get(_REASONING_OPENLLMETRY_OLD) or get(_LLM_REASONING))
                 first = get(_TTFT)
                 if first is None and get(_OPENLIT_STREAM) == "true":
                     first = get(_OPENLIT_TTFT)  # only a stream's: otherwise OpenLIT records the whole call
                 ttft[i] = _seconds(first)
-                tool_name[i] = get(_TN1) or get(_TN2) or ""
-                tool_call[i] = get(_TC1) or get(_TC2) or ""
-                agent_name[i] = get(_AN1) or get(_AN2) or ""
-                agent_id[i] = get(_AID, "")
-                conversation[i] = get(_CV1) or get(_CV2) or ""
+                tool_name[i] = get(_TOOL_NAME) or get(_LLM_TOOL_NAME) or ""
+                tool_call[i] = get(_TOOL_CALL_ID) or get(_LLM_TOOL_CALL_ID) or ""
+                agent_name[i] = get(_AGENT_NAME) or get(_LLM_AGENT_NAME) or ""
+                agent_id[i] = get(_AGENT_ID, "")
+                conversation[i] = get(_CONVERSATION_ID) or get(_SESSION_ID) or ""
         status = batch.columns.get("StatusCode")
         if status is not None and "Error" in status:
             event_names = batch.columns.get("Events.Name")
