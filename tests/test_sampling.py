@@ -215,19 +215,65 @@ def test_first_matching_policy_decides_and_is_counted() -> None:
     assert kept and counters["traces_kept_error_total"] == 1 and counters["traces_kept_duration_total"] == 0
 
 
-def test_rate_limit_keeps_at_most_n_traces_a_second_then_the_rate_decides() -> None:
+def test_rate_limit_weights_are_the_probability_each_trace_was_kept_with() -> None:
     clock = FakeClock()
-    s = sampler(clock, rate=0.0, rate_limit_traces_per_s=2)
-    for second in range(3):
-        for t in traces(5, seed=10 + second):
+    cfg = config_mod.load(None, environ={}, overrides={"sampling": {"rate": 0.0, "rate_limit_traces_per_s": 2}}).sampling
+    s = SampleProcessor(cfg, clock, rng=random.Random(3))
+    first = [s.process(batch(t)) for t in traces(5, seed=10)]
+    # The k-th trace of the first second: min(1, 2 / k).
+    assert {r["SampleRate"] for r in stored_spans(first)} <= {0.4, 0.5, 2 / 3, 1.0}
+    assert all(r["SampleRate"] == 1.0 for r in stored_spans(first[:2]))
+    clock.now += 1.0
+    later = [s.process(batch(t)) for t in traces(5, seed=11)]
+    # The previous second offered 5: each trace now has 2/5.
+    assert {r["SampleRate"] for r in stored_spans(later)} <= {0.4}
+
+
+def test_rate_limit_keeps_about_n_a_second_at_a_steady_rate() -> None:
+    clock = FakeClock()
+    cfg = config_mod.load(None, environ={}, overrides={"sampling": {"rate": 0.0, "rate_limit_traces_per_s": 5}}).sampling
+    s = SampleProcessor(cfg, clock, rng=random.Random(5))
+    for second in range(40):
+        for t in traces(50, seed=100 + second):
             s.process(batch(t))
         clock.now += 1.0
-    counters = s.counters()
-    assert counters["traces_kept_rate_limit_total"] == 6
-    assert counters["traces_dropped_total"] == 9
-    out = [s.process(batch(t)) for t in traces(5, seed=20)]
-    # Weight: the last whole second kept 2 of 5 traces offered to the limit.
-    assert {r["SampleRate"] for r in stored_spans(out)} == {0.4}
+    kept = s.counters()["traces_kept_rate_limit_total"]
+    # First second: about 5 * (1 + ln 10) = 16.5; then 5 a second on average.
+    assert 4.0 < (kept - 16.5) / 39 < 6.0
+
+
+def _estimate(seed: int) -> tuple[float, int]:
+    """Two bursts of 600 traces, each followed by a quiet second of 20, through every policy: (sum of 1/SampleRate over stored spans, spans)."""
+    rng = random.Random(seed)
+    clock = FakeClock()
+    cfg = config_mod.load(None, environ={}, overrides={"sampling": {
+        "rate": 0.05, "keep_errors": True, "keep_duration_over_ms": 2000, "rate_limit_traces_per_s": 20,
+        "keep_attributes": [{"key": "user.tier", "values": ["enterprise"]}]}}).sampling
+    s = SampleProcessor(cfg, clock, rng=random.Random(seed))
+    out = []
+    received = 0
+    for arriving in (600, 20, 600, 20):  # bursts, a quiet second after each
+        for _ in range(arriving):
+            kind = rng.random()
+            spans = trace(rng, n_children=rng.randrange(1, 4), error=kind < 0.03,
+                          slow_ns=3_000_000_000 if 0.03 <= kind < 0.05 else 0,
+                          **({"user.tier": "enterprise"} if 0.05 <= kind < 0.06 else {}))
+            received += len(spans)
+            out.append(s.process(batch(spans)))
+        clock.now += 1.0
+    out.append(s.poll(everything=True))
+    return sum(1 / r["SampleRate"] for r in stored_spans(out)), received
+
+
+def test_sum_of_inverse_sample_rates_estimates_what_was_received() -> None:
+    """Over repeated seeds the estimate is unbiased; one run is off by about its standard deviation (~6 %)."""
+    ratios = []
+    for seed in range(12):
+        estimate, received = _estimate(seed)
+        ratios.append(estimate / received)
+    mean = sum(ratios) / len(ratios)
+    assert 0.95 < mean < 1.05, ratios
+    assert all(0.75 < r < 1.25 for r in ratios), ratios
 
 
 def test_probabilistic_rest_uses_the_consistent_head_rule() -> None:

@@ -10,6 +10,7 @@ four is kept with probability 1: every trace matching them is stored.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any, Protocol
 
@@ -205,38 +206,32 @@ class TraceObserver:
 
 
 class RateLimiter:
-    """Keeps at most `per_s` traces a second (token bucket), and estimates its keep probability.
+    """Keeps about `per_s` of the traces reaching it a second, each with a probability known before its draw.
 
-    The probability a trace reaching this policy is kept by it is estimated from
-    the last whole second: kept / offered. Stored spans use it as their weight.
+    The k-th trace of the current second is kept with probability q = min(1, per_s / max(k, n)), where n is
+    the number of traces the previous whole second offered. q depends only on traces already seen, so it
+    is the trace's exact inclusion probability and 1/q an unbiased weight (a token bucket's "first N pass"
+    has no such probability: its kept traces would stand for the dropped ones with no way to say how many).
+    At a steady rate this keeps `per_s` a second on average; in the first second of a burst of B traces it
+    keeps about per_s * (1 + ln(B / per_s)), after that `per_s` again.
     """
 
-    def __init__(self, per_s: float, now: float) -> None:
+    def __init__(self, per_s: float, now: float, rng: random.Random | None = None) -> None:
         self.per_s = per_s
-        self.capacity = max(1.0, per_s)
-        self.tokens = self.capacity
-        self.updated = now
         self.window_start = now
-        self.offered = 0
-        self.kept = 0
-        self.last_ratio = 1.0
+        self.offered = 0  # in the current second
+        self.previous = 0  # in the previous whole second
+        self._rng = rng or random.Random()
 
-    def inclusion(self) -> float:
-        return self.last_ratio
-
-    def take(self, now: float) -> bool:
-        if now - self.window_start >= 1.0:
-            if self.offered:
-                self.last_ratio = self.kept / self.offered
-            self.window_start, self.offered, self.kept = now, 0, 0
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_s)
-        self.updated = now
+    def offer(self, now: float) -> tuple[bool, float]:
+        """(kept, the probability it was kept with) for a trace reaching the limit at `now`."""
+        elapsed = now - self.window_start
+        if elapsed >= 1.0:
+            self.previous = self.offered if elapsed < 2.0 else 0
+            self.window_start, self.offered = now, 0
         self.offered += 1
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            self.kept += 1
-            return True
-        return False
+        q = min(1.0, self.per_s / max(self.offered, self.previous))
+        return self._rng.random() < q, q
 
 
 class RestPolicy:
@@ -254,8 +249,9 @@ class RestPolicy:
         rate = self.rates.of(held.tenant, held.service) if threshold == ours else probability(threshold)
         policy = "probabilistic" if randomness >= threshold else ""
         if self.limiter is not None:
-            q = self.limiter.inclusion()
-            rate = q + (1.0 - q) * rate  # kept by the limit, or else by the probability
-            if self.limiter.take(now):
+            # Kept by the limit (a draw of its own), or else by the trace id: two independent chances.
+            kept, q = self.limiter.offer(now)
+            rate = q + (1.0 - q) * rate
+            if kept:
                 policy = "rate_limit"
         return policy, rate

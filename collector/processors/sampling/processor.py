@@ -16,6 +16,7 @@ Only `spans` rows are sampled, through the routing columns (batch.py):
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -41,14 +42,16 @@ _DROP = 0.0  # a decision is the keep probability of the trace; 0 means dropped
 class SampleProcessor:
     name = "sample"
 
-    def __init__(self, config: SamplingConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: SamplingConfig, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        """`clock` and `rng` (the rate limit's draws) are there for tests to fix."""
         self.config = config
         self._clock = clock
         self.rates = Rates(config.rate, config.tenant_rates, config.service_rates)
         self.honor_client = config.honor_client_decision
         self.policies = build_policies(config)
         self._observer = TraceObserver(self.policies)
-        limiter = RateLimiter(config.rate_limit_traces_per_s, clock()) if config.rate_limit_traces_per_s else None
+        limiter = RateLimiter(config.rate_limit_traces_per_s, clock(), rng) if config.rate_limit_traces_per_s else None
         self._rest = RestPolicy(self.rates, self.honor_client, limiter)
         # Per-service rates need the root span's service, so they hold traces like the tail policies do.
         self.tail = bool(self.policies or limiter or config.service_rates)
