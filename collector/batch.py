@@ -84,10 +84,14 @@ GENAI_TABLE: tuple[GenAIColumn, ...] = (
     GenAIColumn("ErrorType", "LowCardinality(String)", "", "error.type"),
     # Probability the span's trace was kept with (sampling); 1 / SampleRate spans stand for it.
     GenAIColumn("SampleRate", "Float64", 1.0, in_calls=False),
+    # The span counted for the same call when two instrumentors traced it (dedup); '' when this one counts.
+    GenAIColumn("DuplicateOf", "String", "", in_calls=False),
 )
 
 # Name -> default, in table order: what stages use to fill a column no stage set yet.
 GENAI_COLUMNS: dict[str, Any] = {column.name: column.default for column in GENAI_TABLE}
+
+DUPLICATE_OF = "DuplicateOf"
 
 # The columns of genai_calls: these span columns, then the GenAI columns marked `in_calls`.
 CALLS_BASE_COLUMNS: tuple[str, ...] = (

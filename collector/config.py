@@ -20,6 +20,7 @@ from typing import Any
 from spanhouse.collector import auth
 from spanhouse.collector.auth import ApiKeyConfig, AuthConfig
 from spanhouse.collector.pricing.config import PriceOverride, PricingConfig
+from spanhouse.collector.processors.dedup import DedupConfig
 from spanhouse.collector.processors.redaction.config import (
     DEFAULT_MASK_KEYS,
     RedactionConfig,
@@ -31,7 +32,7 @@ from spanhouse.collector.settings import ConfigError, apply, check_endpoint
 from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
-    "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "GrpcConfig",
+    "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
     "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
     "WriterConfig", "dead_letter_directory", "load", "spool_directory",
@@ -72,6 +73,7 @@ class Config:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -93,6 +95,7 @@ class Config:
                                   f"{getattr(self.retention, key)}")
         self.redaction.validate()
         self.sampling.validate()
+        self.dedup.validate()
         self.pricing.validate()
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

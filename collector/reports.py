@@ -115,11 +115,12 @@ def trace_tree(run_sql: RunSql, trace_id: str) -> str:
             children.setdefault(parent, []).append(span)
         else:
             roots.append(span)
-    costs = [float(s["CostTotal"]) for s in spans if s["CostTotal"] is not None]
-    unpriced = sum(1 for s in spans if s["CostTotal"] is None and s["Operation"] in _BILLED and _has_usage(s))
+    counted = [s for s in spans if not s.get("DuplicateOf")]  # a call traced twice counts once
+    costs = [float(s["CostTotal"]) for s in counted if s["CostTotal"] is not None]
+    unpriced = sum(1 for s in counted if s["CostTotal"] is None and s["Operation"] in _BILLED and _has_usage(s))
     starts = [_ns(s["Timestamp"]) for s in spans]
     ends = [start + _int(s["Duration"]) for start, s in zip(starts, spans)]
-    tokens = sum(_int(s["InputTokens"]) + _int(s["OutputTokens"]) for s in spans if s["Operation"] in _BILLED)
+    tokens = sum(_int(s["InputTokens"]) + _int(s["OutputTokens"]) for s in counted if s["Operation"] in _BILLED)
     header = (f"trace {trace_id}: {len(spans)} spans, {(max(ends) - min(starts)) / 1e6:.1f} ms, "
               f"{tokens} tokens, cost ${sum(costs):.6f}"
               + (f" ({unpriced} call{'s' if unpriced != 1 else ''} without a price)" if unpriced else ""))
@@ -178,4 +179,6 @@ def _describe(span: dict[str, Any]) -> str:
         parts.append("cost unknown")
     if span["StatusCode"] in ("Error", "STATUS_CODE_ERROR"):
         parts.append("ERROR")
+    if span.get("DuplicateOf"):
+        parts.append(f"(same call as {span['DuplicateOf']}, counted there)")
     return "  ".join(parts)

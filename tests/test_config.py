@@ -69,6 +69,7 @@ def test_every_key_of_a_full_file_is_read() -> None:
                                          {"key": "http.route", "values": [], "pattern": "^/admin/"}],
                      "rate_limit_traces_per_s": 20.0, "max_traces_held": 1000, "max_spans_held": 20000,
                      "decision_cache_s": 30.0, "decision_cache_max_traces": 5000},
+        "dedup": {"enabled": False, "window_s": 60.0, "max_calls": 1000},
         "log_level": "debug",
     }
 

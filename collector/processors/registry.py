@@ -46,6 +46,14 @@ def _price(config: Config) -> Processor | None:
     return PriceProcessor(build_price_table(config.pricing), config.pricing.operations)
 
 
+def _dedup(config: Config) -> Processor | None:
+    if not config.dedup.enabled:
+        return None
+    from spanhouse.collector.processors.dedup import DedupProcessor
+
+    return DedupProcessor(config.dedup)
+
+
 def _sample(config: Config) -> Processor:
     from spanhouse.collector.processors.sampling import SampleProcessor
 
@@ -60,11 +68,13 @@ def _unless_holding(processor: Processor) -> bool:
     return not (isinstance(processor, HoldingProcessor) and processor.holds)
 
 
-# ARCHITECTURE.md order: normalize -> redact -> price -> sample.
+# ARCHITECTURE.md order: normalize -> redact -> price -> (dedup) -> sample.
 FACTORIES: tuple[ProcessorFactory, ...] = (
     ProcessorFactory("normalize", _normalize, _anywhere),
     ProcessorFactory("redact", _redact, _anywhere),
     ProcessorFactory("price", _price, _anywhere),
+    # Its pairs come from one process's exporter, over one connection, so to one worker.
+    ProcessorFactory("dedup", _dedup, _anywhere),
     ProcessorFactory("sample", _sample, _unless_holding),
 )
 

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from spanhouse.collector.batch import (
     BASE_COLUMNS,
+    DUPLICATE_OF,
     GENAI_CALLS_COLUMNS,
     GENAI_COLUMNS,
     WRITE_CALL,
@@ -82,6 +83,8 @@ class ClickHouseSink:
     def _calls_table(self, batch: SpanBatch, columns: _ArrowColumns) -> pa.Table | None:
         types = self._table_types("genai_calls", GENAI_CALLS_COLUMNS)
         mask = pc.not_equal(columns.get("Operation", types["Operation"]), "")
+        if DUPLICATE_OF in batch.columns:  # a call traced twice is counted once (processors/dedup.py)
+            mask = pc.and_(mask, pc.equal(columns.get(DUPLICATE_OF, pa.string()), ""))
         if WRITE_CALL in batch.columns:
             mask = pc.and_(mask, pa.array(batch[WRITE_CALL], pa.bool_()))
         calls = pc.sum(mask).as_py() or 0

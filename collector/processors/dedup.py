@@ -1,0 +1,180 @@
+"""dedup: one GenAI call traced twice (two instrumentors on one client library) is counted once.
+
+With two instrumentors installed for one library (spanhouse's and the official one, OpenLLMetry,
+OpenInference, OpenLIT, in any language), every call makes two nested CLIENT spans, both with usage.
+A GenAI span is a duplicate when its direct parent or child is a GenAI span of the same provider and
+operation that describes the same request: the same `gen_ai.response.id`, or the same model and token
+counts, the child inside the parent's time span. The duplicate keeps its row in `spans`, with
+`DuplicateOf` naming the span that is counted, and gets no row in `genai_calls` (so none in the
+rollups, trace costs or reports).
+
+Which of the two is counted: the inner one (the span closest to the provider) when the outer one
+arrives with it or after it, as an SDK exports them (a child ends first); if an export brings the
+outer one first, it is already counted and the inner one is marked instead. Either way the call is
+counted once, with the same model and tokens. Recent calls are remembered for `dedup.window_s` so
+pairs split across export requests are found too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spanhouse.collector.batch import DUPLICATE_OF, SpanBatch
+from spanhouse.collector.settings import ConfigError, require_positive
+
+
+@dataclass
+class DedupConfig:
+    # Count a GenAI call traced by two instrumentors once (see docs/dedup.md).
+    enabled: bool = True
+    # How long a call is remembered to match a parent or child that arrives in a later request.
+    window_s: float = 300.0
+    # At most this many calls remembered; the oldest are forgotten first.
+    max_calls: int = 200000
+
+    def validate(self) -> None:
+        require_positive({"dedup.window_s": self.window_s, "dedup.max_calls": self.max_calls})
+        if self.window_s > 86400:
+            raise ConfigError(f"dedup.window_s: at most 86400 (a day), got {self.window_s}")
+
+
+@dataclass
+class _Call:
+    parent: str
+    provider: str
+    operation: str
+    response_id: str
+    request_model: str
+    response_model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    start: int
+    end: int
+    seen_at: float
+    counted: bool = True
+    duplicate_of: str = ""
+
+
+def same_request(outer: _Call, inner: _Call) -> bool:
+    """True when `inner` (a child of `outer`) describes the same provider request as `outer`."""
+    if outer.provider != inner.provider or outer.operation != inner.operation:
+        return False
+    if not (outer.start <= inner.start and inner.end <= outer.end):
+        return False
+    if outer.response_id and outer.response_id == inner.response_id:
+        return True
+    same_model = ((outer.response_model and outer.response_model == inner.response_model)
+                  or (outer.request_model and outer.request_model == inner.request_model))
+    has_usage = outer.input_tokens is not None or outer.output_tokens is not None
+    return bool(same_model and has_usage and outer.input_tokens == inner.input_tokens
+                and outer.output_tokens == inner.output_tokens)
+
+
+class DedupProcessor:
+    name = "dedup"
+
+    def __init__(self, config: DedupConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
+        self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
+        # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
+        self._children: dict[tuple[str, str, str], list[str]] = {}
+        self.calls_seen_total = 0
+        self.calls_duplicate_total = 0
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            remembered = len(self._calls)
+        return {"calls_seen_total": self.calls_seen_total, "calls_duplicate_total": self.calls_duplicate_total,
+                "calls_remembered": remembered}
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        if not self.config.enabled or not batch.size:
+            return batch
+        operations = batch.column("Operation")
+        rows = [i for i, operation in enumerate(operations) if operation]
+        if not rows:
+            return batch
+        with self._lock:
+            duplicates = self._find(batch, rows)
+        if duplicates:
+            column = list(batch.column(DUPLICATE_OF)) if DUPLICATE_OF in batch.columns else [""] * batch.size
+            for row, counted in duplicates.items():
+                column[row] = counted
+            batch.set_column(DUPLICATE_OF, column)
+        return batch
+
+    def _find(self, batch: SpanBatch, rows: list[int]) -> dict[int, str]:
+        """Row -> the span id of the call it duplicates, for this batch's GenAI rows."""
+        now = self._clock()
+        self._expire(now)
+        c = batch.columns
+        tenants, traces, span_ids, parents = c["TenantId"], c["TraceId"], c["SpanId"], c["ParentSpanId"]
+        starts, durations = c["Timestamp"], c["Duration"]
+        providers, operations, response_ids = c["Provider"], c["Operation"], batch.column("ResponseId")
+        request_models, response_models = batch.column("RequestModel"), batch.column("ResponseModel")
+        inputs, outputs = batch.column("InputTokens"), batch.column("OutputTokens")
+        fresh: dict[tuple[str, str, str], int] = {}
+        duplicates: dict[int, str] = {}
+        for i in rows:
+            key = (tenants[i], traces[i], span_ids[i])
+            known = self._calls.get(key)
+            if known is not None:  # a span sent again (a retried export): decided when it first came
+                if known.duplicate_of:
+                    duplicates[i] = known.duplicate_of
+                continue
+            self._calls[key] = _Call(parents[i], providers[i], operations[i], response_ids[i], request_models[i],
+                                     response_models[i], inputs[i], outputs[i], starts[i], starts[i] + durations[i],
+                                     now)
+            if parents[i]:
+                self._children.setdefault((tenants[i], traces[i], parents[i]), []).append(span_ids[i])
+            fresh[key] = i
+        self.calls_seen_total += len(fresh)
+        for key, i in fresh.items():
+            call = self._calls[key]
+            counted = self._counted_child(key, call)
+            if counted is None and call.parent:
+                parent = self._calls.get((key[0], key[1], call.parent))
+                # The outer span came first, in an earlier request: it is counted already.
+                if parent is not None and parent.counted and (key[0], key[1], call.parent) not in fresh \
+                        and same_request(parent, call):
+                    counted = call.parent
+            if counted is not None:
+                call.counted = False
+                call.duplicate_of = counted
+                duplicates[i] = counted
+                self.calls_duplicate_total += 1
+        return duplicates
+
+    def _counted_child(self, key: tuple[str, str, str], call: _Call) -> str | None:
+        """The span id of a remembered child describing the same request (the innermost one counted)."""
+        for child_id in self._children.get(key, ()):
+            child = self._calls.get((key[0], key[1], child_id))
+            if child is not None and same_request(call, child):
+                if child.counted:
+                    return child_id
+                # The child is itself a duplicate (three instrumentors): name what it duplicates.
+                deeper = self._counted_child((key[0], key[1], child_id), child)
+                if deeper is not None:
+                    return deeper
+        return None
+
+    def _expire(self, now: float) -> None:
+        calls, limit, oldest = self._calls, self.config.max_calls, now - self.config.window_s
+        while calls:
+            key, call = next(iter(calls.items()))
+            if call.seen_at > oldest and len(calls) <= limit:
+                break
+            calls.popitem(last=False)
+            if call.parent:
+                siblings = self._children.get((key[0], key[1], call.parent))
+                if siblings is not None:
+                    siblings.remove(key[2])
+                    if not siblings:
+                        del self._children[(key[0], key[1], call.parent)]
