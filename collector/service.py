@@ -12,13 +12,15 @@ Nothing below this module imports it; components meet only through the protocols
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from spanhouse.collector.component import Sink
+from spanhouse.collector.component import ListenError, Sink
 from spanhouse.collector.config import Config, dead_letter_directory, spool_directory
 from spanhouse.collector.pipeline import Pipeline
 from spanhouse.collector.processors import registry
@@ -28,6 +30,39 @@ from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFul
 from spanhouse.collector.writer.dead_letter import DeadLetters
 
 log = logging.getLogger("spanhouse.service")
+
+
+# (what listens, its config key, the command-line flag that moves it)
+_LISTENERS = (("OTLP/gRPC", "receiver.grpc.endpoint", "--grpc"), ("OTLP/HTTP", "receiver.http.endpoint", "--http"),
+              ("queries", "query.endpoint", "--query-endpoint"))
+
+
+def check_ports_free(cfg: Config) -> None:
+    """Raise ListenError naming the listener, the port and how to move it when a configured port is taken.
+
+    4317 and 4318 are the standard OTLP ports: a local OpenTelemetry Collector, Jaeger or Phoenix often
+    holds them. Port 0 (a free port) is not checked; the receivers' own bind still decides.
+    """
+    endpoints = {"receiver.grpc.endpoint": cfg.receiver.grpc.endpoint,
+                 "receiver.http.endpoint": cfg.receiver.http.endpoint, "query.endpoint": cfg.query.endpoint}
+    for what, key, flag in _LISTENERS:
+        endpoint = endpoints[key]
+        host, _, port = endpoint.rpartition(":")
+        if not endpoint or int(port) == 0:
+            continue
+        host = host.strip("[]")
+        try:
+            family = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][0]
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, int(port)))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                continue  # not ours to judge here: the receiver's bind reports it
+            raise ListenError(
+                f"cannot listen for {what} on {endpoint}: address in use by another process (an OpenTelemetry "
+                f"Collector, Jaeger or Phoenix often holds port {port}). Stop it, or choose another port with "
+                f"{flag} HOST:PORT (or `{key}` in the config file)") from None
 
 
 def _submit_replays(writer: BatchingWriter) -> None:
@@ -77,6 +112,7 @@ class Collector:
 
         cfg = self.config
         sink = self._sink
+        check_ports_free(cfg)  # before the store is created: a busy port is the commonest first-run failure
         processors = registry.build(cfg)
         if sink is None:
             self.store = Store.open(cfg.store.url)

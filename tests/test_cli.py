@@ -90,6 +90,24 @@ def test_collector_on_a_busy_port_exits_1_naming_the_address(tmp_path: Path) -> 
                          "--http", "", "--query-endpoint", "")
     assert result.returncode == 1
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in result.stderr
+    assert "--grpc HOST:PORT" in result.stderr  # how to choose another
+    assert not (tmp_path / "store").exists()  # nothing created before the ports were checked
+
+
+@pytest.mark.parametrize(("flag", "what"), [("--http", "OTLP/HTTP"), ("--query-endpoint", "queries")])
+def test_every_busy_port_is_named_with_the_flag_that_moves_it(tmp_path: Path, flag: str, what: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = {"--grpc": "127.0.0.1:0", "--http": "", "--query-endpoint": "", flag: f"127.0.0.1:{port}"}
+        result = run_cli("collector", "--store", f"chdb://{tmp_path / 'store'}",
+                         *[item for pair in args.items() for item in pair])
+    assert result.returncode == 1
+    assert f"cannot listen for {what} on 127.0.0.1:{port}: address in use" in result.stderr
+    assert f"{flag} HOST:PORT" in result.stderr
 
 
 @pytest.mark.parametrize("fmt, expected", [
