@@ -131,7 +131,8 @@ _FINISH_REASONS, _LLM_FINISH_REASON, _FIRST_COMPLETION_FINISH_REASON = d.FINISH_
 _INPUT_TOKENS, _PROMPT_TOKENS, _LLM_PROMPT_TOKENS = d.INPUT_TOKENS_KEYS
 _OUTPUT_TOKENS, _COMPLETION_TOKENS, _LLM_COMPLETION_TOKENS = d.OUTPUT_TOKENS_KEYS
 _CACHE_READ, _CACHE_READ_OPENLLMETRY, _LLM_CACHE_READ = d.CACHE_READ_TOKENS_KEYS
-_CACHE_WRITE, _CACHE_WRITE_ANTHROPIC_SDK, _CACHE_CREATION_OPENLLMETRY, _LLM_CACHE_WRITE = d.CACHE_WRITE_TOKENS_KEYS
+(_CACHE_WRITE, _CACHE_WRITE_ANTHROPIC_SDK, _CACHE_CREATION_OPENLLMETRY,
+ _LLM_CACHE_WRITE) = d.CACHE_WRITE_TOKENS_KEYS
 _REASONING, _REASONING_OPENLLMETRY, _REASONING_OPENLLMETRY_OLD, _LLM_REASONING = d.REASONING_TOKENS_KEYS
 (_TTFT,) = d.TIME_TO_FIRST_CHUNK_KEYS
 _TOOL_NAME, _LLM_TOOL_NAME = d.TOOL_NAME_KEYS
@@ -218,7 +219,8 @@ class NormalizeProcessor:
             else:
                 # Another dialect's names somewhere on the span: each column takes its first name present.
                 dialect += 1
-                system = get(_PROVIDER) or get(_SYSTEM_DEPRECATED) or get(_LLM_PROVIDER) or get(_LLM_SYSTEM) or ""
+                system = (get(_PROVIDER) or get(_SYSTEM_DEPRECATED) or get(_LLM_PROVIDER)
+                          or get(_LLM_SYSTEM) or "")
                 system = provider[i] = _PROVIDERS.get(system, system)
                 if legacy and op == "text_completion" and system == "anthropic":
                     op = "chat"  # OpenLLMetry called Anthropic's Messages API "completion"
@@ -235,17 +237,22 @@ class NormalizeProcessor:
                 request_model[i] = model or ""
                 response_model[i] = answered or ""
                 response_id[i] = get(_RESPONSE_ID, "")
-                finish[i] = _reasons(get(_FINISH_REASONS) or get(_LLM_FINISH_REASON) or get(_FIRST_COMPLETION_FINISH_REASON))
+                finish[i] = _reasons(get(_FINISH_REASONS) or get(_LLM_FINISH_REASON)
+                                     or get(_FIRST_COMPLETION_FINISH_REASON))
                 tokens = _count(get(_INPUT_TOKENS) or get(_PROMPT_TOKENS) or get(_LLM_PROMPT_TOKENS))
-                read = cache_read[i] = _count(get(_CACHE_READ) or get(_CACHE_READ_OPENLLMETRY) or get(_LLM_CACHE_READ))
-                write = cache_write[i] = _count(get(_CACHE_WRITE) or get(_CACHE_WRITE_ANTHROPIC_SDK) or get(_CACHE_CREATION_OPENLLMETRY) or get(_LLM_CACHE_WRITE))
+                read = cache_read[i] = _count(get(_CACHE_READ) or get(_CACHE_READ_OPENLLMETRY)
+                                              or get(_LLM_CACHE_READ))
+                write = cache_write[i] = _count(get(_CACHE_WRITE) or get(_CACHE_WRITE_ANTHROPIC_SDK)
+                                                or get(_CACHE_CREATION_OPENLLMETRY) or get(_LLM_CACHE_WRITE))
                 if system == "anthropic" and tokens is not None and get(_OPENLIT_SDK_NAME) == "openlit":
                     # OpenLIT passes on Anthropic's input_tokens, which leave out cached tokens; the
                     # conventions' input count includes them (priced once, at their own rate, later on).
                     tokens += (read or 0) + (write or 0)
                 input_tokens[i] = tokens
-                output_tokens[i] = _count(get(_OUTPUT_TOKENS) or get(_COMPLETION_TOKENS) or get(_LLM_COMPLETION_TOKENS))
-                reasoning[i] = _count(get(_REASONING) or get(_REASONING_OPENLLMETRY) or get(_REASONING_OPENLLMETRY_OLD) or get(_LLM_REASONING))
+                output_tokens[i] = _count(get(_OUTPUT_TOKENS) or get(_COMPLETION_TOKENS)
+                                          or get(_LLM_COMPLETION_TOKENS))
+                reasoning[i] = _count(get(_REASONING) or get(_REASONING_OPENLLMETRY)
+                                      or get(_REASONING_OPENLLMETRY_OLD) or get(_LLM_REASONING))
                 first = get(_TTFT)
                 if first is None and get(_OPENLIT_STREAM) == "true":
                     first = get(_OPENLIT_TTFT)  # only a stream's: otherwise OpenLIT records the whole call
