@@ -48,3 +48,13 @@ def test_readme_sql_examples_run_on_demo_traffic(running_collector):
     direct = dict(running_collector.query(
         "SELECT Model, count() FROM genai_calls WHERE Model != '' GROUP BY Model"))
     assert calls_by_model == direct
+
+
+def test_ci_runs_the_readme_test_command_and_installs_show_progress():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2, commands  # run the collector with demo traffic; run the whole suite
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1] in ci
+    # pip -q prints nothing for the minute an install takes: a newcomer must see it working.
+    assert all(" -q " not in command.split("pytest")[0] for command in commands)
