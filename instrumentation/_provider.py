@@ -82,8 +82,8 @@ class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         names = ", ".join(f"{o.distribution} {o.version}" for o in others)
         entry_points = ",".join(sorted({o.entry_point for o in others}))
         _LOG.warning(
-            "spanhouse is not tracing %s: %s also traces it and is enabled, and two instrumentors would count "
-            "every call twice. To use spanhouse's instead, set %s=%s; to run both anyway, set %s=false.",
+            "spanhouse is not tracing %s because another enabled instrumentor traces it (%s) and two would "
+            "count every call twice. To use spanhouse's instead, set %s=%s; to run both anyway, set %s=false.",
             self.library, names, _coexist.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, entry_points,
             _config.ENV_STEP_ASIDE)
         return True
