@@ -60,6 +60,7 @@ class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # opentelemetry-instrument (and every distro's load_instrumentor) passes skip_dep_check=True, having
         # checked dependencies itself; a call from user code does not. Stepping aside is for the former only.
         self._auto = bool(kwargs.get("skip_dep_check"))
+        self._library_absent = False  # set again by the dependency check, when there is one
         super().instrument(**kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
