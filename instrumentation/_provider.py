@@ -84,7 +84,8 @@ class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         entry_points = ",".join(sorted({o.entry_point for o in others}))
         _LOG.warning(
             "spanhouse is not tracing %s because another enabled instrumentor traces it (%s) and two would "
-            "count every call twice. To use spanhouse's instead, set %s=%s; to run both anyway, set %s=false.",
+            "count every call twice. To use spanhouse's instead, set %s=%s; "
+            "to run both anyway, set %s=false.",
             self.library, names, _coexist.OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, entry_points,
             _config.ENV_STEP_ASIDE)
         return True

@@ -17,7 +17,6 @@ from opentelemetry import context as otel_context
 from ._stream import AsyncStreamProxy, SyncStreamProxy
 from ._telemetry import Call, Operation, Telemetry, log_once
 
-
 # What `client.<resource>.with_raw_response.<method>(...)` returns: the HTTP response, body already read,
 # with a parse() that caches what it builds, so parsing it here costs the user's own parse() nothing.
 _RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
@@ -34,7 +33,7 @@ def _parsed(result: Any) -> Any:
 
 
 async def _async_parsed(call: Call, result: Any, kwargs: Mapping[str, Any]) -> Any:
-    """The SDK object behind an async raw response, from its (cached) async parse(); None for anything else."""
+    """The SDK object behind an async raw response, from its (cached) async parse(); else None."""
     if kwargs.get("stream") or type(result).__name__ not in _RAW_RESPONSE_TYPES:
         return None
     parse = getattr(result, "parse", None)

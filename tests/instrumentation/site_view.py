@@ -36,7 +36,8 @@ def _site_dirs() -> list[Path]:
 
 def _path_only_pth(path: Path, flattened: set[Path]) -> bool:
     """A .pth that only adds site-packages directories we flatten anyway (a venv layered on another)."""
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
     return bool(lines) and all(Path(line) in flattened for line in lines)
 
 

@@ -85,7 +85,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         request = ExportTraceServiceRequest.FromString(body)
         for resource_spans in request.resource_spans:
@@ -152,8 +152,8 @@ def _run(view: SiteView, library: str, fake_server: FakeProviderServer, receiver
 
 
 @pytest.mark.parametrize("other", _other_params())
-def test_ours_steps_aside_for_another_enabled_instrumentor(other: str, views: Any, fake_server: FakeProviderServer,
-                                                          otlp_receiver: ThreadingHTTPServer) -> None:
+def test_ours_steps_aside_for_another_enabled_instrumentor(
+        other: str, views: Any, fake_server: FakeProviderServer, otlp_receiver: ThreadingHTTPServer) -> None:
     library = OTHERS[other]
     spans, stderr = _run(views(_only(other)), library, fake_server, otlp_receiver)
     assert len(spans) == 1, spans  # counted once
@@ -166,8 +166,10 @@ def test_ours_steps_aside_for_another_enabled_instrumentor(other: str, views: An
 
 
 # Disabling by name turns off every instrumentor of that name, whoever made it: one of each library will do.
-@pytest.mark.parametrize("other", [p for p in _other_params() if p.values[0] in
-                                   ("opentelemetry-instrumentation-openai-v2", "opentelemetry-instrumentation-anthropic")])
+ONE_PER_LIBRARY = ("opentelemetry-instrumentation-openai-v2", "opentelemetry-instrumentation-anthropic")
+
+
+@pytest.mark.parametrize("other", [p for p in _other_params() if p.values[0] in ONE_PER_LIBRARY])
 def test_disabling_the_other_by_its_entry_point_name_brings_ours_back(
         other: str, views: Any, fake_server: FakeProviderServer, otlp_receiver: ThreadingHTTPServer) -> None:
     library = OTHERS[other]
@@ -286,7 +288,8 @@ def test_a_bad_step_aside_value_warns_once_and_keeps_the_default(
 class _AbsentLibraryInstrumentor(ProviderInstrumentor):
     provider = "nobody"
     instruments = ("spanhouse-test-no-such-library >= 1.0",)
-    patches = (Patch("spanhouse_test_no_such_library", "Client", "create", openai_patch.chat_completions_create),)
+    patches = (Patch("spanhouse_test_no_such_library", "Client", "create",
+                     openai_patch.chat_completions_create),)
 
 
 class _TooOldLibraryInstrumentor(ProviderInstrumentor):
