@@ -68,7 +68,8 @@ class SiteView:
 
     def __init__(self, root: Path, hide_dists: Iterable[str] = (), hide_modules: Iterable[str] = (),
                  first: Iterable[Path] = ()) -> None:
-        """`first`: directories of packages (`pip install --target`) seen before this environment's."""
+        """`first`: directories of packages (`pip install --target`) seen before this environment's, and
+        never hidden: they can stand in for a hidden distribution of another version."""
         hidden_dists = {_normalize(d) for d in hide_dists}
         hidden_modules = set(hide_modules)
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
@@ -76,12 +77,15 @@ class SiteView:
         farm = root / "site"
         farm.mkdir()
         flattened = set(_site_dirs())
-        for site_dir in [*first, *_site_dirs()]:  # sys.path order: the first of a name wins, as on import
+        added = [Path(d) for d in first]
+        for site_dir in [*added, *_site_dirs()]:  # sys.path order: the first of a name wins, as on import
+            hiding = site_dir not in added
             for entry in sorted(os.listdir(site_dir)):
                 source = site_dir / entry
-                if entry == "__pycache__" or _dist_name(entry) in hidden_dists:
+                if entry == "__pycache__":
                     continue
-                if entry.removesuffix(".py") in hidden_modules:
+                hidden = _dist_name(entry) in hidden_dists or entry.removesuffix(".py") in hidden_modules
+                if hiding and hidden:
                     continue
                 if entry.endswith(".pth") and _path_only_pth(source, flattened):
                     continue

@@ -202,6 +202,30 @@ def test_step_aside_off_runs_both_as_asked(views: Any, fake_server: FakeProvider
     assert STEP_ASIDE_LINE not in stderr
 
 
+# opentelemetry-instrumentation-genai-openai (openai-v2's successor) needs opentelemetry-util-genai>=1.3b0,
+# which openai-v2 2.4b0 cannot import, so the two never share an environment. To test it beside this one:
+#   pip install --no-deps --target DIR opentelemetry-instrumentation-genai-openai opentelemetry-util-genai
+#   GENAI_OPENAI_TARGET=DIR pytest tests/instrumentation/test_coexistence.py
+GENAI_OPENAI_TARGET = os.environ.get("GENAI_OPENAI_TARGET", "")
+
+
+@pytest.mark.skipif(not GENAI_OPENAI_TARGET, reason="GENAI_OPENAI_TARGET (see the comment above) not set")
+def test_beside_genai_openai_installed_apart(views: Any, tmp_path_factory: pytest.TempPathFactory,
+                                            fake_server: FakeProviderServer,
+                                            otlp_receiver: ThreadingHTTPServer) -> None:
+    hide = (*_only("opentelemetry-instrumentation-genai-openai"), "opentelemetry-util-genai")
+    view = SiteView(tmp_path_factory.mktemp("site_view"), hide, first=[Path(GENAI_OPENAI_TARGET)])
+    spans, stderr = _run(view, "openai", fake_server, otlp_receiver)
+    assert len(spans) == 1 and spans[0].scope.startswith("opentelemetry.instrumentation.genai.openai"), spans
+    assert "opentelemetry-instrumentation-genai-openai" in stderr
+    spans, stderr = _run(view, "openai", fake_server, otlp_receiver,
+                         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai")
+    assert [s.scope for s in spans] == [OURS["openai"]]
+    spans, stderr = _run(view, "openai", fake_server, otlp_receiver,
+                         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="spanhouse_openai")
+    assert len(spans) == 1 and spans[0].scope != OURS["openai"] and STEP_ASIDE_LINE not in stderr
+
+
 def test_alone_ours_traces_and_says_nothing(views: Any, fake_server: FakeProviderServer,
                                             otlp_receiver: ThreadingHTTPServer) -> None:
     spans, stderr = _run(views(tuple(OTHERS)), "openai", fake_server, otlp_receiver)
