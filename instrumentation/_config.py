@@ -1,4 +1,4 @@
-"""Settings read from the environment: kill switch, content capture, size cap.
+"""Settings read from the environment: kill switch, content capture, size cap, stepping aside.
 
 Read once into a module-level object so the hot path checks a plain
 attribute instead of parsing environment variables on every call.
@@ -16,6 +16,7 @@ ENV_SDK_DISABLED = "OTEL_SDK_DISABLED"
 ENV_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_CAPTURE_MAX_BYTES = "SPANHOUSE_CAPTURE_MAX_BYTES"
 ENV_USER_ID_SALT = "SPANHOUSE_USER_ID_SALT"
+ENV_STEP_ASIDE = "SPANHOUSE_INSTRUMENTATION_STEP_ASIDE"
 
 DEFAULT_CAPTURE_MAX_BYTES = 4096
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -31,6 +32,8 @@ class Settings:
     capture_content: bool = False
     capture_max_bytes: int = DEFAULT_CAPTURE_MAX_BYTES
     user_id_salt: str = ""
+    # Under auto-instrumentation, leave a library to another GenAI instrumentor that is enabled for it.
+    step_aside: bool = True
 
 
 def _flag(name: str) -> str:
@@ -56,6 +59,17 @@ def _max_bytes() -> int:
     return value
 
 
+def _step_aside() -> bool:
+    raw = _flag(ENV_STEP_ASIDE)
+    if raw in _FALSE:
+        return False
+    if raw and raw not in _TRUE and f"{ENV_STEP_ASIDE}={raw}" not in _warned:
+        _warned.add(f"{ENV_STEP_ASIDE}={raw}")
+        logging.getLogger("spanhouse.instrumentation").warning(
+            "%s=%r is neither true nor false; using the default, true", ENV_STEP_ASIDE, raw)
+    return True
+
+
 def read() -> Settings:
     enabled = _flag(ENV_ENABLED) not in _FALSE and _flag(ENV_SDK_DISABLED) not in _TRUE
     capture = _flag(ENV_CAPTURE_CONTENT)
@@ -64,6 +78,7 @@ def read() -> Settings:
         capture_content=capture in _TRUE or capture in _CAPTURE_MODES,
         capture_max_bytes=_max_bytes(),
         user_id_salt=os.environ.get(ENV_USER_ID_SALT, ""),
+        step_aside=_step_aside(),
     )
 
 

@@ -1,15 +1,16 @@
-"""The part every instrumentor shares: start a GenAI span, end it, record metrics.
+"""The span and metrics of one GenAI call: start it (`Telemetry.begin`), end it (`Call.end`).
 
-A patched method describes itself with an `Operation` (pure extractor
-functions for its request and response); `traced` / `async_traced` turn that
-into a wrapt wrapper. Every step that belongs to telemetry runs under
-`guarded`, so a bug here is logged once and the user's call goes on; the
-user's own exceptions are re-raised untouched.
+This is the bottom layer of the call path and imports neither the stream
+proxies nor the wrappers: `_stream` ends a `Call` when a stream ends, and
+`_traced` (the wrapt wrappers) decides between ending a call now and handing
+it to a stream proxy. A patched method describes itself with an `Operation`
+(pure extractor functions for its request and response). Every step that
+belongs to telemetry is caught and logged once, so a bug here never breaks
+the user's call.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import timeit
 from collections.abc import Callable, Mapping
@@ -199,99 +200,3 @@ def server_attributes(instance: Any) -> Attributes:
     attributes = {sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}
     _last_server = (url, attributes)
     return attributes
-
-
-# What `client.<resource>.with_raw_response.<method>(...)` returns: the HTTP response, body already read,
-# with a parse() that caches what it builds, so parsing it here costs the user's own parse() nothing.
-_RAW_RESPONSE_TYPES = frozenset({"LegacyAPIResponse", "APIResponse", "AsyncAPIResponse"})
-
-
-def _parsed(result: Any) -> Any:
-    """The SDK object behind a raw response (None when only an async parse is offered), else `result`."""
-    if type(result).__name__ not in _RAW_RESPONSE_TYPES:
-        return result
-    parse = getattr(result, "parse", None)
-    if parse is None or inspect.iscoroutinefunction(parse):
-        return None
-    return parse()
-
-
-async def _async_parsed(call: Call, result: Any, kwargs: Mapping[str, Any]) -> Any:
-    """The SDK object behind an async raw response, from its (cached) async parse(); None for anything else."""
-    if kwargs.get("stream") or type(result).__name__ not in _RAW_RESPONSE_TYPES:
-        return None
-    parse = getattr(result, "parse", None)
-    if not inspect.iscoroutinefunction(parse):
-        return None
-    try:
-        return await parse()
-    except Exception as exc:  # noqa: BLE001 - the user's own parse() will meet the same problem
-        log_once(f"{call.telemetry.provider}.{call.operation.name}.parse", exc)
-        return None
-
-
-def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, Any],
-           response: Any = None) -> Any:
-    """End a non-stream call with its response, or hand a stream to a proxy that ends it later.
-
-    `response` is the parsed SDK object when the caller already has it (an async raw response).
-    """
-    from ._stream import AsyncStreamProxy, SyncStreamProxy  # here to keep the import graph acyclic
-
-    try:
-        if kwargs.get("stream") and operation.stream_accumulator is not None:
-            accumulator = operation.stream_accumulator(kwargs)
-            if hasattr(result, "__aiter__"):
-                return AsyncStreamProxy(result, call, accumulator)
-            if hasattr(result, "__iter__"):
-                return SyncStreamProxy(result, call, accumulator)
-        if response is None and not kwargs.get("stream"):  # a raw streaming response stays unread
-            response = _parsed(result)
-        outputs = (lambda: operation.output_messages(response)) if operation.output_messages else None
-        call.end(operation.response_attributes(response), outputs)
-    except Exception as exc:  # noqa: BLE001
-        log_once(f"{call.telemetry.provider}.{operation.name}.finish", exc)
-        call.end()
-    return result
-
-
-def traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
-    """A wrapt wrapper for a synchronous SDK method."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        call = telemetry.begin(operation, instance, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
-        return finish(call, operation, result, kwargs)
-
-    return wrapper
-
-
-def async_traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
-    """A wrapt wrapper for an `async def` SDK method."""
-
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
-        call = telemetry.begin(operation, instance, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
-        return finish(call, operation, result, kwargs, await _async_parsed(call, result, kwargs))
-
-    return wrapper

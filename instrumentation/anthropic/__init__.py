@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-
-from .. import _config
 from .. import _semconv as sc
-from .._patching import Patch, apply, make_telemetry, revert
+from .._patching import Patch
+from .._provider import ProviderInstrumentor
 from . import patch
 
 _INSTRUMENTS = ("anthropic >= 0.30",)
@@ -23,22 +18,13 @@ _PATCHES = (
 )
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(ProviderInstrumentor):
     """Traces `messages.create` (plain and streaming) and the `messages.stream()` helper.
 
     `instrument(tracer_provider=..., meter_provider=...)`; both default to the global ones.
     Nothing is patched when `SPANHOUSE_INSTRUMENTATION_ENABLED=false` or `OTEL_SDK_DISABLED=true`.
     """
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        self._applied: list[tuple[type, str]] = []
-        if not _config.refresh().enabled:
-            return
-        telemetry = make_telemetry(sc.PROVIDER_ANTHROPIC, __name__, kwargs)
-        self._applied = apply(_PATCHES, telemetry)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        revert(getattr(self, "_applied", []))
+    provider = sc.PROVIDER_ANTHROPIC
+    instruments = _INSTRUMENTS
+    patches = _PATCHES

@@ -18,7 +18,8 @@ from opentelemetry import context as otel_context
 
 from .. import _semconv as sc
 from .._stream import AsyncStreamProxy, SyncStreamProxy
-from .._telemetry import Call, Operation, Telemetry, async_traced, log_once, traced
+from .._telemetry import Call, Operation, Telemetry, log_once
+from .._traced import async_traced, traced
 from . import extract
 from .accumulate import MessagesStreamAccumulator
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-
-from .. import _config
 from .. import _semconv as sc
-from .._patching import Patch, apply, make_telemetry, revert
+from .._patching import Patch
+from .._provider import ProviderInstrumentor
 from . import patch
 
 _INSTRUMENTS = ("openai >= 1.0",)
@@ -25,22 +20,13 @@ _PATCHES = (
 )
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIInstrumentor(ProviderInstrumentor):
     """Traces chat completions, responses and embeddings calls of `openai` clients.
 
     `instrument(tracer_provider=..., meter_provider=...)`; both default to the global ones.
     Nothing is patched when `SPANHOUSE_INSTRUMENTATION_ENABLED=false` or `OTEL_SDK_DISABLED=true`.
     """
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        self._applied: list[tuple[type, str]] = []
-        if not _config.refresh().enabled:
-            return
-        telemetry = make_telemetry(sc.PROVIDER_OPENAI, __name__, kwargs)
-        self._applied = apply(_PATCHES, telemetry)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        revert(getattr(self, "_applied", []))
+    provider = sc.PROVIDER_OPENAI
+    instruments = _INSTRUMENTS
+    patches = _PATCHES

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _semconv as sc
-from .._telemetry import Operation, Telemetry, async_traced, traced
+from .._telemetry import Operation, Telemetry
+from .._traced import async_traced, traced
 from . import extract
 from .accumulate import ChatStreamAccumulator, ResponsesStreamAccumulator
 
