@@ -252,7 +252,8 @@ class Collector:
                                 cfg.writer.retry_initial_s, cfg.writer.retry_max_s, spool=self.spool,
                                 pace_wait_s=cfg.writer.pace_wait_s)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
-                          cfg.receiver.max_attributes_per_span)
+                          cfg.receiver.max_attributes_per_span, cfg.retention.spans_days,
+                          cfg.receiver.max_future_skew_s)
         # Worker processes (receiver.processes) run every processor but a tail sampler, which needs a
         # trace's spans in one place: here.
         tail = [p for p in processors if isinstance(p, SampleProcessor) and p.tail]
