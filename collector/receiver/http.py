@@ -78,8 +78,12 @@ class _BadRequest(Exception):
         self.code = code
 
 
-def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
-    """An OTLP/JSON trace request -> (binary protobuf request, number of ids that were not hex).
+def json_to_protobuf(body: bytes) -> tuple[bytes, dict[str, int]]:
+    """An OTLP/JSON trace request -> (binary protobuf request, {what was repaired: how often}).
+
+    Ids that are not hex are emptied (the decoder refuses their spans alone); strings holding
+    lone surrogates (`"\\ud800"`: JSON can write them, UTF-8 cannot) get U+FFFD in their place,
+    as invalid UTF-8 does in protobuf requests.
 
     Raises RequestDecodeError when the body is not an OTLP/JSON ExportTraceServiceRequest.
     """
@@ -105,17 +109,76 @@ def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
                 for link in _items(span, "links", "links"):
                     bad_ids += _hex_ids_to_base64(link)
                     _cut_deep_values(link)
+    notes: dict[str, int] = {}
+    if bad_ids:
+        notes["trace or span ids were not hex strings (OTLP/JSON writes ids as hex)"] = bad_ids
     try:
-        request = json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True,
-                                        max_recursion_depth=_MAX_MESSAGE_DEPTH)
-        # Values nested deeper than MAX_VALUE_DEPTH but within what the parser takes are refused
-        # span by span by the decoder, which reads these bytes.
-        return request.SerializeToString(), bad_ids
+        try:
+            request = _parse_request(doc)
+        except json_format.ParseError:
+            repaired = _repair_surrogates(doc)  # rare: only then are all strings looked at
+            if not repaired:
+                raise
+            notes["string values held lone UTF-16 surrogates and were stored with U+FFFD replacements"] = repaired
+            request = _parse_request(doc)
     except json_format.ParseError as exc:
         raise RequestDecodeError(f"request is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
     except RecursionError:
         raise RequestDecodeError(f"request nests attribute values far deeper than the {MAX_VALUE_DEPTH} levels "
                                  "this collector stores") from None
+    # Values nested deeper than MAX_VALUE_DEPTH but within what the parser takes are refused
+    # span by span by the decoder, which reads these bytes.
+    return request.SerializeToString(), notes
+
+
+def _parse_request(doc: dict[str, Any]) -> ExportTraceServiceRequest:
+    return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True,
+                                 max_recursion_depth=_MAX_MESSAGE_DEPTH)
+
+
+def _repaired(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _repair_surrogates(doc: Any) -> int:
+    """Replace lone surrogates in every string of `doc` (keys too) in place; returns the strings repaired.
+
+    Walks with its own stack: the document may nest as deep as the JSON parser went.
+    """
+    repaired = 0
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                fixed_key = _repaired(key)
+                if fixed_key is not None:
+                    del node[key]
+                    node[fixed_key] = value
+                    key = fixed_key
+                    repaired += 1
+                if isinstance(value, str):
+                    fixed = _repaired(value)
+                    if fixed is not None:
+                        node[key] = fixed
+                        repaired += 1
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if isinstance(value, str):
+                    fixed = _repaired(value)
+                    if fixed is not None:
+                        node[i] = fixed
+                        repaired += 1
+                else:
+                    stack.append(value)
+    return repaired
 
 
 def _cut_deep_values(holder: Any) -> None:
@@ -422,17 +485,17 @@ class HttpReceiver:
             raise _BadRequest(HTTPStatus.UNAUTHORIZED, str(exc), _UNAUTHENTICATED) from None
 
     def export(self, body: bytes, as_json: bool, tenant: str) -> ExportTraceServiceResponse:
-        bad_ids = 0
+        notes: dict[str, int] = {}
         try:
             if as_json:
-                body, bad_ids = json_to_protobuf(body)
+                body, notes = json_to_protobuf(body)
             result: DecodeResult = self.pipeline.consume(body, tenant)
         except RequestDecodeError as exc:
             raise _BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
         except WriterFull as exc:
             raise _Unavailable(f"collector is busy, retry later: {exc}", exc.retry_after_s) from None
-        if bad_ids:
-            result.note("trace or span ids were not hex strings (OTLP/JSON writes ids as hex)", bad_ids)
+        for problem, count in notes.items():
+            result.note(problem, count)
         return result.export_response()
 
 
