@@ -286,3 +286,17 @@ def test_the_time_window_follows_the_clock_it_is_given() -> None:
     result = decoder.decode(ExportTraceServiceRequest.FromString(protobuf_request(spans)), "t")
     assert (result.batch["SpanName"], result.rejected_spans) == (["in"], 2)
     assert result.batch["Duration"] == [DAY_NS + 58 * 10**9]
+
+
+def test_json_lone_surrogate_is_stored_with_replacement_character(
+        running: RunningCollector, transports: Transports) -> None:
+    now = time.time_ns()
+    span, neighbour = Span("placeholder", now, now + 1), Span("neighbour", now, now + 1)
+    body = json_request([span, neighbour]).replace(b'"placeholder"', b'"half \\ud83d pair"')
+
+    status, answer = post(running.collector.http_url, body, "application/json")
+
+    assert status == 200
+    message = json.loads(answer)["partialSuccess"]["errorMessage"]
+    assert "lone UTF-16 surrogates" in message and "U+FFFD" in message
+    assert stored_names(running, span, neighbour) == ["half \ufffd pair", "neighbour"]
