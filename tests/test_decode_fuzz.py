@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -106,7 +107,8 @@ any_value = _mostly(shallow_value, deep_value())
 attributes = st.lists(st.tuples(st.one_of(raw_text, st.sampled_from(GENAI_KEYS)), any_value), max_size=4)
 
 span_spec = st.fixed_dictionaries({
-    "trace_id": trace_ids, "span_id": span_ids, "parent_span_id": st.one_of(st.just(b""), span_ids), "name": raw_text, "trace_state": raw_text,
+    "trace_id": trace_ids, "span_id": span_ids, "parent_span_id": st.one_of(st.just(b""), span_ids),
+    "name": raw_text, "trace_state": raw_text,
     "kind": i32, "start": times, "end": times, "flags": u32, "status_code": i32, "status_message": raw_text,
     "attributes": attributes, "dropped": u32,
     "events": st.lists(st.tuples(times, raw_text, attributes), max_size=2),
@@ -200,7 +202,7 @@ def _json_value(value: tuple[str, Any], style: str) -> Any:
     if kind == "i":
         return {"intValue": _json_int(payload, style)}
     if kind == "d":
-        return {"doubleValue": payload if payload == payload and abs(payload) != float("inf") else str(payload)}
+        return {"doubleValue": payload if math.isfinite(payload) else str(payload)}
     if kind == "b":
         return {"boolValue": payload}
     if kind == "y":

@@ -34,8 +34,8 @@ PAST_2106 = "past 2106-02-07T06:28:15Z"
 
 
 def _ns(year: int) -> int:
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-    return int((datetime.datetime(year, 1, 1, tzinfo=datetime.timezone.utc) - epoch).total_seconds()) * 10**9
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return int((datetime.datetime(year, 1, 1, tzinfo=datetime.UTC) - epoch).total_seconds()) * 10**9
 
 
 @dataclass

@@ -23,8 +23,8 @@ import datetime
 import json
 import time
 from collections.abc import Callable
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -400,7 +400,7 @@ def _clamp_event_times(times: list[int], maps: list[dict[str, str]], start: int,
 
 def _iso(ns: int) -> str:
     seconds = min(ns // 1_000_000_000, 253_402_300_799)  # datetime ends in the year 9999
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _TimeWindow:
@@ -423,15 +423,18 @@ class _TimeWindow:
         for name, value in (("start_time_unix_nano", start), ("end_time_unix_nano", end)):
             if value > self.high:
                 if value > MAX_TIME_NS:
-                    return (f"{name} is past 2106-02-07T06:28:15Z, the latest time the store keeps "
-                            "(OTLP times are Unix nanoseconds)", f"{name}={value}")
-                return (f"{name} is more than receiver.max_future_skew_s ({self.skew_s:g} s) ahead of "
-                        "the collector's clock", f"{name}={value} ({_iso(value)})")
+                    reason = (f"{name} is past 2106-02-07T06:28:15Z, the latest time the store keeps "
+                              "(OTLP times are Unix nanoseconds)")
+                    return reason, f"{name}={value}"
+                reason = (f"{name} is more than receiver.max_future_skew_s ({self.skew_s:g} s) ahead of "
+                          "the collector's clock")
+                return reason, f"{name}={value} ({_iso(value)})"
         if start == 0:
             return "start_time_unix_nano is 0 (not set)", "start_time_unix_nano=0"
         if start < self.low:
-            return (f"start_time_unix_nano is older than retention.spans_days ({self.retention_days} days): "
-                    "the store would delete the span at once", f"start_time_unix_nano={start} ({_iso(start)})")
+            reason = (f"start_time_unix_nano is older than retention.spans_days ({self.retention_days} days): "
+                      "the store would delete the span at once")
+            return reason, f"start_time_unix_nano={start} ({_iso(start)})"
         return None
 
 
