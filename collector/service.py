@@ -145,7 +145,8 @@ class Collector:
                                 unknown_error_attempts=cfg.writer.unknown_error_attempts)
         _submit_replays(writer)
         decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
-                          cfg.receiver.max_attributes_per_span)
+                          cfg.receiver.max_attributes_per_span, cfg.retention.spans_days,
+                          cfg.receiver.max_future_skew_s)
         # Worker processes (receiver.processes) run their own `in_worker` processors; what must see a
         # trace's spans in one place (a tail sampler) runs here on what they hand over.
         self.pipeline = Pipeline(decoder, processors.all, writer, handoff_processors=processors.after_handoff)

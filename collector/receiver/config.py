@@ -53,6 +53,8 @@ class ReceiverConfig:
     max_spans_per_request: int = 100000
     # A span with more attributes than this is refused (counted in partial_success).
     max_attributes_per_span: int = 1024
+    # A span starting or ending more than this far ahead of the collector's clock is refused (clock skew).
+    max_future_skew_s: float = 86400.0
     # Worker processes that receive on the gRPC port (SO_REUSEPORT), decode, normalize, redact and price;
     # 1: one process does everything. On N >= 4 cores, N - 1 (see docs/scaling.md).
     processes: int = 1
@@ -66,6 +68,7 @@ class ReceiverConfig:
             "receiver.max_attribute_value_length": self.max_attribute_value_length,
             "receiver.max_spans_per_request": self.max_spans_per_request,
             "receiver.max_attributes_per_span": self.max_attributes_per_span,
+            "receiver.max_future_skew_s": self.max_future_skew_s,
         }
         require_positive(positive)
         _check_processes(self.processes)

@@ -5,14 +5,26 @@ rejected and counted, its neighbours are kept. Strings that are not valid
 UTF-8 make protobuf refuse the whole request; those requests are re-read with a
 byte-tolerant twin of the OTLP schema, repaired (invalid sequences become
 U+FFFD) and decoded normally, so one bad string costs no other span.
+
+Every value is kept inside what the store's columns hold (docs/durability.md):
+a span whose start or end time the store cannot keep (unset, older than the
+spans table's retention, too far ahead of the collector's clock, or past
+2106-02-07 where ClickHouse's DateTime ends) is refused with its reason; an
+event time out of that range is set to the span's start, the original kept in
+an event attribute. Attribute values nesting more than MAX_VALUE_DEPTH levels
+refuse their span; a request protobuf cannot parse for its depth is pruned of
+those spans first (see `_wire`), so the others are kept.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
-from itertools import repeat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -22,7 +34,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanhouse.collector.batch import BASE_COLUMNS, TRACE_FLAGS, SpanBatch
-from spanhouse.collector.receiver import lenient
+from spanhouse.collector.receiver import _wire, lenient
+from spanhouse.collector.receiver._wire import DEEP_REASON as _DEEP
+from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -36,6 +50,18 @@ _ZERO_SPAN_ID = bytes(8)
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # The string encoder _to_json uses, so both paths render a string identically.
 _json_string = json.encoder.encode_basestring
+# The latest time the store keeps intact: the tables partition, expire and index spans by
+# toDate/toDateTime(Timestamp), and ClickHouse's DateTime (seconds in a UInt32) ends at
+# 2106-02-07T06:28:15Z; later values wrap around silently (a span of 2150 would be filed
+# under 1970 and deleted by the TTL at once). DateTime64(9) itself ends at 2262-04-11.
+MAX_TIME_NS = (1 << 32) * 1_000_000_000 - 1
+_NS_PER_DAY = 86_400 * 1_000_000_000
+# Event attribute keeping an event time that was out of range (the event is stored at the span's start).
+ORIGINAL_EVENT_TIME = "spanhouse.original_time_unix_nano"
+
+
+class _TooDeep(Exception):
+    """An attribute value nests more than MAX_VALUE_DEPTH levels (raised while rendering it)."""
 
 
 class RequestDecodeError(ValueError):
@@ -77,8 +103,14 @@ class DecodeResult:
         return "; ".join(parts)
 
 
-def _plain(value: Any) -> Any:
-    """AnyValue -> plain Python value, for JSON rendering of arrays and maps."""
+def _plain(value: Any, depth: int = 1) -> Any:
+    """AnyValue -> plain Python value, for JSON rendering of arrays and maps.
+
+    Raises _TooDeep past MAX_VALUE_DEPTH levels: the span is refused (protobuf itself takes
+    arrays nested up to ~47 levels, and Python's recursion must stay bounded).
+    """
+    if depth > MAX_VALUE_DEPTH:
+        raise _TooDeep
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -91,9 +123,9 @@ def _plain(value: Any) -> Any:
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
     if which == "array_value":
-        return [_plain(v) for v in value.array_value.values]
+        return [_plain(v, depth + 1) for v in value.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: _plain(kv.value, depth + 1) for kv in value.kvlist_value.values}
     return None
 
 
@@ -123,21 +155,39 @@ class Decoder:
     """Turns serialized ExportTraceServiceRequest messages into SpanBatches."""
 
     def __init__(self, max_attribute_value_length: int = 1 << 20, max_spans_per_request: int = 100_000,
-                 max_attributes_per_span: int = 1024) -> None:
+                 max_attributes_per_span: int = 1024, retention_days: int = 0,
+                 max_future_skew_s: float = 86_400.0, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        """`retention_days`: the spans table's retention (retention.spans_days; 0 keeps forever): a span
+        starting before it would be deleted by the table's TTL at once, so it is refused instead.
+        `max_future_skew_s`: how far a span's start or end may lie ahead of `clock_ns()`."""
         self.max_value_length = max_attribute_value_length
         self.max_spans = max_spans_per_request
         self.max_attributes = max_attributes_per_span
+        self.retention_days = retention_days
+        self.max_future_skew_s = max_future_skew_s
+        self._clock_ns = clock_ns
 
     def decode_bytes(self, data: bytes, tenant: str) -> DecodeResult:
+        refused: dict[tuple[int, int, int], str] = {}
         try:
             request = ExportTraceServiceRequest.FromString(data)
             repaired = 0
         except DecodeError as exc:
+            # Rare: invalid UTF-8, values nested deeper than protobuf parses, or not OTLP at all.
             try:
-                request, repaired = lenient.parse_repairing_utf8(data)
-            except DecodeError:
+                data, refused = _wire.prune_deep_values(data)
+            except _wire.WireError:
                 raise RequestDecodeError(f"request is not a valid OTLP ExportTraceServiceRequest: {exc}") from None
-        result = self.decode(request, tenant)
+            try:
+                request = ExportTraceServiceRequest.FromString(data)
+                repaired = 0
+            except DecodeError:
+                try:
+                    request, repaired = lenient.parse_repairing_utf8(data)
+                except DecodeError:
+                    raise RequestDecodeError(
+                        f"request is not a valid OTLP ExportTraceServiceRequest: {exc}") from None
+        result = self.decode(request, tenant, refused)
         if repaired:
             result.note("string values were not valid UTF-8 and were stored with U+FFFD replacements", repaired)
         return result
@@ -170,42 +220,89 @@ class Decoder:
                 attributes[key] = f"{text[:limit]}...[truncated {len(text) - limit} chars]"
                 result.note(f"attribute values longer than {limit} chars were truncated")
 
-    def decode(self, request: ExportTraceServiceRequest, tenant: str) -> DecodeResult:
+    def _time_window(self) -> _TimeWindow:
+        now = self._clock_ns()
+        low = 1  # 0 is an unset time
+        if self.retention_days:
+            low = max(low, now - self.retention_days * _NS_PER_DAY)
+        high = min(MAX_TIME_NS, now + int(self.max_future_skew_s * 1e9))
+        return _TimeWindow(low, high, self.retention_days, self.max_future_skew_s)
+
+    def decode(self, request: ExportTraceServiceRequest, tenant: str,
+               refused: dict[tuple[int, int, int], str] | None = None) -> DecodeResult:
+        """`refused`: (resource, scope, span) index -> reason, for spans already refused while parsing."""
         columns: dict[str, list[Any]] = {name: [] for name in BASE_COLUMNS}
         columns[TRACE_FLAGS] = []
         result = DecodeResult(SpanBatch.empty())
+        window = self._time_window()
         seen = 0  # spans of the request so far, stored or not: the limit counts the request, not what is kept
         for r_index, resource_spans in enumerate(request.resource_spans):
-            res_attrs = self._attributes(resource_spans.resource.attributes, result)
+            try:
+                res_attrs = self._attributes(resource_spans.resource.attributes, result)
+                resource_problem = None
+            except _TooDeep:
+                res_attrs, resource_problem = {}, f"a resource attribute value {_DEEP}"
             service = res_attrs.get("service.name", "")
             for s_index, scope_spans in enumerate(resource_spans.scope_spans):
                 spans = list(scope_spans.spans)
                 if not spans:
                     continue
+                where = f"resource_spans[{r_index}].scope_spans[{s_index}]"
                 scope = _ScopeSpans(spans)
-                if not scope.valid(self.max_attributes, self.max_spans - seen):
-                    scope = self._keep_valid(scope, seen, result, f"resource_spans[{r_index}].scope_spans[{s_index}]")
+                early = {p: reason for (r, s, p), reason in refused.items() if r == r_index and s == s_index} \
+                    if refused else {}
+                if resource_problem is not None:
+                    early = dict.fromkeys(range(len(spans)), resource_problem)
+                if early or not scope.valid(self.max_attributes, self.max_spans - seen, window):
+                    scope = self._keep_valid(scope, seen, result, where, window, early)
                 seen += len(spans)
-                if scope.spans:
+                if not scope.spans:
+                    continue
+                mark = len(columns["SpanId"])
+                try:
                     self._append(columns, scope, tenant, service, res_attrs, scope_spans.scope, result)
+                except _TooDeep:  # rare: undo this scope's rows, refuse the deep spans, append the others
+                    for values in columns.values():
+                        del values[mark:]
+                    scope = self._keep_shallow(scope, result, where)
+                    if scope.spans:
+                        self._append(columns, scope, tenant, service, res_attrs, scope_spans.scope, result)
         result.batch = SpanBatch(columns, len(columns["SpanId"]))
         return result
 
-    def _keep_valid(self, scope: _ScopeSpans, seen: int, result: DecodeResult, where: str) -> _ScopeSpans:
+    def _keep_valid(self, scope: _ScopeSpans, seen: int, result: DecodeResult, where: str,
+                    window: _TimeWindow, early: dict[int, str]) -> _ScopeSpans:
         """The spans of `scope` that pass the checks; each other one is rejected with its reason."""
         keep: list[int] = []
         for p_index, span in enumerate(scope.spans):
-            problem = _id_problem(span)
+            problem = early.get(p_index)
+            if problem is None:
+                problem = _id_problem(span)
             if problem is not None:
                 pass
             elif len(scope.attributes[p_index]) > self.max_attributes:
                 problem = f"more than receiver.max_attributes_per_span ({self.max_attributes}) attributes"
             elif seen + p_index + 1 > self.max_spans:
                 problem = f"request holds more than receiver.max_spans_per_request ({self.max_spans}) spans"
+            else:
+                bad_time = window.problem(scope.starts[p_index], scope.ends[p_index])
+                if bad_time is not None:
+                    result.reject(bad_time[0], f"{where}.spans[{p_index}], {bad_time[1]}")
+                    continue
             if problem is None:
                 keep.append(p_index)
             else:
                 result.reject(problem, f"{where}.spans[{p_index}]")
+        return scope.take(keep)
+
+    def _keep_shallow(self, scope: _ScopeSpans, result: DecodeResult, where: str) -> _ScopeSpans:
+        keep: list[int] = []
+        for p_index, span in enumerate(scope.spans):
+            holders = [span, *span.events, *span.links]
+            if any(_value_depth(kv.value) > MAX_VALUE_DEPTH for h in holders for kv in h.attributes):
+                result.reject(f"an attribute value {_DEEP}", f"{where}.spans[{p_index}]")
+            else:
+                keep.append(p_index)
         return scope.take(keep)
 
     def _append(self, columns: dict[str, list[Any]], scope: _ScopeSpans, tenant: str, service: str,
@@ -213,11 +310,13 @@ class Decoder:
         """Append the spans of one instrumentation scope, column by column."""
         spans = scope.spans
         n = len(spans)
+        # Rendered first: an attribute value nested too deep raises _TooDeep before any column grows.
+        attributes = self._attributes
+        span_attributes = [attributes(kvs, result) for kvs in scope.attributes]
         columns["TenantId"] += [tenant] * n
-        starts = [s.start_time_unix_nano for s in spans]
-        ends = [s.end_time_unix_nano for s in spans]
+        starts = scope.starts
         columns["Timestamp"] += starts
-        columns["Duration"] += [end - start if end > start else 0 for start, end in zip(starts, ends)]
+        columns["Duration"] += [end - start if end > start else 0 for start, end in zip(starts, scope.ends)]
         columns["TraceId"] += map(bytes.hex, scope.trace_ids)
         columns["SpanId"] += map(bytes.hex, scope.span_ids)
         columns["ParentSpanId"] += map(bytes.hex, scope.parent_ids)
@@ -229,15 +328,14 @@ class Decoder:
         columns["ResourceAttributes"] += [res_attrs] * n  # one dict per resource, shared by its spans
         columns["ScopeName"] += [instrumentation_scope.name] * n
         columns["ScopeVersion"] += [instrumentation_scope.version] * n
-        attributes = self._attributes
-        columns["SpanAttributes"] += [attributes(kvs, result) for kvs in scope.attributes]
+        columns["SpanAttributes"] += span_attributes
         statuses = [s.status for s in spans]
         columns["StatusCode"] += map(_STATUS_CODE_NAMES.get, [st.code for st in statuses], repeat("Unset"))
         columns["StatusMessage"] += [st.message for st in statuses]
         # A span without events or links (most have no links) gets the empty tuple in those
         # columns: one shared immutable object instead of four to seven new lists per span.
         ev_ts, ev_name, ev_attrs = columns["Events.Timestamp"], columns["Events.Name"], columns["Events.Attributes"]
-        for events in [s.events for s in spans]:
+        for start, events in zip(starts, [s.events for s in spans]):
             if not events:
                 ev_ts.append(())
                 ev_name.append(())
@@ -250,6 +348,8 @@ class Decoder:
                 times.append(event.time_unix_nano)
                 names.append(event.name)
                 maps.append(attributes(event.attributes, result))
+            if min(times) < 1 or max(times) > MAX_TIME_NS:
+                _clamp_event_times(times, maps, start, result)
             ev_ts.append(times)
             ev_name.append(names)
             ev_attrs.append(maps)
@@ -274,10 +374,74 @@ class Decoder:
                 ln_attrs.append(())
 
 
+def _value_depth(value: Any, depth: int = 1) -> int:
+    """Levels of AnyValue in `value`, counting no further than MAX_VALUE_DEPTH + 1."""
+    if depth > MAX_VALUE_DEPTH:
+        return depth
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        children = list(value.array_value.values)
+    elif which == "kvlist_value":
+        children = [kv.value for kv in value.kvlist_value.values]
+    else:
+        return depth
+    return max((_value_depth(v, depth + 1) for v in children), default=depth)
+
+
+def _clamp_event_times(times: list[int], maps: list[dict[str, str]], start: int, result: DecodeResult) -> None:
+    """Event times the store cannot keep become the span's start; the original stays in an attribute."""
+    for i, t in enumerate(times):
+        if t < 1 or t > MAX_TIME_NS:
+            times[i] = start
+            maps[i] = {**maps[i], ORIGINAL_EVENT_TIME: str(t)}
+            result.note(f"event times that were unset or past 2106-02-07 were set to the span's start "
+                        f"(the original is in the event attribute {ORIGINAL_EVENT_TIME})")
+
+
+def _iso(ns: int) -> str:
+    seconds = min(ns // 1_000_000_000, 253_402_300_799)  # datetime ends in the year 9999
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _TimeWindow:
+    """The start and end times a span may have: [low, high] in Unix nanoseconds, fixed per request."""
+
+    __slots__ = ("high", "low", "retention_days", "skew_s")
+
+    def __init__(self, low: int, high: int, retention_days: int, skew_s: float) -> None:
+        self.low = low
+        self.high = high
+        self.retention_days = retention_days
+        self.skew_s = skew_s
+
+    def problem(self, start: int, end: int) -> tuple[str, str] | None:
+        """(why a span with these times cannot be stored, the value at fault), or None.
+
+        The reason is the same for every span it hits, so partial_success counts them together;
+        the value goes with the position of the first one.
+        """
+        for name, value in (("start_time_unix_nano", start), ("end_time_unix_nano", end)):
+            if value > self.high:
+                if value > MAX_TIME_NS:
+                    reason = (f"{name} is past 2106-02-07T06:28:15Z, the latest time the store keeps "
+                              "(OTLP times are Unix nanoseconds)")
+                    return reason, f"{name}={value}"
+                reason = (f"{name} is more than receiver.max_future_skew_s ({self.skew_s:g} s) ahead of "
+                          "the collector's clock")
+                return reason, f"{name}={value} ({_iso(value)})"
+        if start == 0:
+            return "start_time_unix_nano is 0 (not set)", "start_time_unix_nano=0"
+        if start < self.low:
+            reason = (f"start_time_unix_nano is older than retention.spans_days ({self.retention_days} days): "
+                      "the store would delete the span at once")
+            return reason, f"start_time_unix_nano={start} ({_iso(start)})"
+        return None
+
+
 class _ScopeSpans:
     """The spans of one instrumentation scope with the fields checked before decoding, read once."""
 
-    __slots__ = ("attributes", "parent_ids", "span_ids", "spans", "trace_ids")
+    __slots__ = ("attributes", "ends", "parent_ids", "span_ids", "spans", "starts", "trace_ids")
 
     def __init__(self, spans: list[Any]) -> None:
         self.spans = spans
@@ -285,14 +449,18 @@ class _ScopeSpans:
         self.span_ids: list[bytes] = [s.span_id for s in spans]
         self.parent_ids: list[bytes] = [s.parent_span_id for s in spans]
         self.attributes: list[Any] = [s.attributes for s in spans]
+        self.starts: list[int] = [s.start_time_unix_nano for s in spans]
+        self.ends: list[int] = [s.end_time_unix_nano for s in spans]
 
-    def valid(self, max_attributes: int, spans_left: int) -> bool:
-        """True when no span breaks a rule (checked a column at a time; `_id_problem` says which does)."""
+    def valid(self, max_attributes: int, spans_left: int, window: _TimeWindow) -> bool:
+        """True when no span breaks a rule (checked a column at a time; `_keep_valid` says which does)."""
         return (len(self.spans) <= spans_left
                 and set(map(len, self.trace_ids)) == {16} and _ZERO_TRACE_ID not in self.trace_ids
                 and set(map(len, self.span_ids)) == {8} and _ZERO_SPAN_ID not in self.span_ids
                 and set(map(len, self.parent_ids)) <= {0, 8}
-                and max(map(len, self.attributes)) <= max_attributes)
+                and max(map(len, self.attributes)) <= max_attributes
+                and window.low <= min(self.starts) and max(self.starts) <= window.high
+                and max(self.ends) <= window.high)
 
     def take(self, keep: list[int]) -> _ScopeSpans:
         out = _ScopeSpans.__new__(_ScopeSpans)

@@ -8,9 +8,11 @@ The OTLP/HTTP rules it follows:
 - `Content-Encoding: gzip` (or none); a body larger than the configured
   maximum, before or after decompression, gets 413.
 - 200 on success, with `partial_success` when some spans were refused; 400
-  when the request cannot be decoded (not retryable); 503 with `Retry-After`
-  when the collector cannot take data now (retryable); 401 without a valid
-  API key when keys are configured.
+  when the request cannot be decoded (not retryable), including JSON nested
+  deeper than the JSON parser goes; 503 with `Retry-After` when the collector
+  cannot take data now (retryable); 401 without a valid API key when keys are
+  configured; 500 with the error's name when the collector itself fails on a
+  request (logged with its traceback): every request gets an answer.
 - In OTLP/JSON, trace and span ids are hex strings (not base64 as in the
   generic protobuf JSON mapping) and enums are integers. Unknown fields are
   ignored. A span whose id is not hex is refused alone, like any bad id.
@@ -39,6 +41,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
+from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
 from spanhouse.collector.receiver.decode import DecodeResult, RequestDecodeError
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
@@ -53,10 +56,16 @@ TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # google.rpc.Code values carried in the Status bodies.
-_INVALID_ARGUMENT, _UNAVAILABLE, _UNAUTHENTICATED, _RESOURCE_EXHAUSTED = 3, 14, 16, 8
+_INVALID_ARGUMENT, _UNAVAILABLE, _UNAUTHENTICATED, _RESOURCE_EXHAUSTED, _INTERNAL = 3, 14, 16, 8, 13
 # A connection that sends nothing for this long is closed (its thread is freed).
 IDLE_TIMEOUT_S = 60.0
 _ID_FIELDS = (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id"))
+# AnyValue members that nest further values.
+_KVLIST_KEYS = ("kvlistValue", "kvlist_value")
+_NESTING_KEYS = ("arrayValue", "array_value", *_KVLIST_KEYS)
+# Message levels the JSON parser may descend: a request through a link's attribute value cut one level
+# below MAX_VALUE_DEPTH (three levels per key-value list) stays within it.
+_MAX_MESSAGE_DEPTH = 8 + 3 * (MAX_VALUE_DEPTH + 1)
 
 
 class _BadRequest(Exception):
@@ -66,8 +75,12 @@ class _BadRequest(Exception):
         self.code = code
 
 
-def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
-    """An OTLP/JSON trace request -> (binary protobuf request, number of ids that were not hex).
+def json_to_protobuf(body: bytes) -> tuple[bytes, dict[str, int]]:
+    """An OTLP/JSON trace request -> (binary protobuf request, {what was repaired: how often}).
+
+    Ids that are not hex are emptied (the decoder refuses their spans alone); strings holding
+    lone surrogates (`"\\ud800"`: JSON can write them, UTF-8 cannot) get U+FFFD in their place,
+    as invalid UTF-8 does in protobuf requests.
 
     Raises RequestDecodeError when the body is not an OTLP/JSON ExportTraceServiceRequest.
     """
@@ -75,20 +88,121 @@ def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestDecodeError(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestDecodeError(f"request body nests JSON arrays and objects deeper than this collector reads "
+                                 f"(attribute values may nest {MAX_VALUE_DEPTH} levels)") from None
     if not isinstance(doc, dict):
         raise RequestDecodeError("request body must be a JSON object (an OTLP ExportTraceServiceRequest)")
     bad_ids = 0
     for resource_spans in _items(doc, "resourceSpans", "resource_spans"):
+        _cut_deep_values(resource_spans.get("resource"))
         for scope_spans in _items(resource_spans, "scopeSpans", "scope_spans"):
+            _cut_deep_values(scope_spans.get("scope"))
             for span in _items(scope_spans, "spans", "spans"):
                 bad_ids += _hex_ids_to_base64(span)
+                _cut_deep_values(span)
+                for event in _items(span, "events", "events"):
+                    _cut_deep_values(event)
                 for link in _items(span, "links", "links"):
                     bad_ids += _hex_ids_to_base64(link)
+                    _cut_deep_values(link)
+    notes: dict[str, int] = {}
+    if bad_ids:
+        notes["trace or span ids were not hex strings (OTLP/JSON writes ids as hex)"] = bad_ids
     try:
-        request = json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        try:
+            request = _parse_request(doc)
+        except json_format.ParseError:
+            repaired = _repair_surrogates(doc)  # rare: only then are all strings looked at
+            if not repaired:
+                raise
+            notes["string values held lone UTF-16 surrogates and were stored with U+FFFD replacements"] = repaired
+            request = _parse_request(doc)
     except json_format.ParseError as exc:
         raise RequestDecodeError(f"request is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return request.SerializeToString(), bad_ids
+    except RecursionError:
+        raise RequestDecodeError(f"request nests attribute values far deeper than the {MAX_VALUE_DEPTH} levels "
+                                 "this collector stores") from None
+    # Values nested deeper than MAX_VALUE_DEPTH but within what the parser takes are refused
+    # span by span by the decoder, which reads these bytes.
+    return request.SerializeToString(), notes
+
+
+def _parse_request(doc: dict[str, Any]) -> ExportTraceServiceRequest:
+    return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True,
+                                 max_recursion_depth=_MAX_MESSAGE_DEPTH)
+
+
+def _repaired(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _repair_surrogates(doc: Any) -> int:
+    """Replace lone surrogates in every string of `doc` (keys too) in place; returns the strings repaired.
+
+    Walks with its own stack: the document may nest as deep as the JSON parser went.
+    """
+    repaired = 0
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                fixed_key = _repaired(key)
+                if fixed_key is not None:
+                    del node[key]
+                    node[fixed_key] = value
+                    key = fixed_key
+                    repaired += 1
+                if isinstance(value, str):
+                    fixed = _repaired(value)
+                    if fixed is not None:
+                        node[key] = fixed
+                        repaired += 1
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                if isinstance(value, str):
+                    fixed = _repaired(value)
+                    if fixed is not None:
+                        node[i] = fixed
+                        repaired += 1
+                else:
+                    stack.append(value)
+    return repaired
+
+
+def _cut_deep_values(holder: Any) -> None:
+    """Empty every attribute value of `holder` found below MAX_VALUE_DEPTH levels of nesting.
+
+    The emptied value still sits one level too deep, so the decoder refuses its span (alone)
+    with the reason; the JSON parser, which recurses per level, never sees more than that.
+    """
+    for kv in _items(holder, "attributes", "attributes"):
+        value = kv.get("value")
+        if isinstance(value, dict):
+            _cut_below(value, 1)
+
+
+def _cut_below(value: dict[str, Any], depth: int) -> None:
+    for key in _NESTING_KEYS:
+        inner = value.get(key)
+        if not isinstance(inner, dict) or not isinstance(inner.get("values"), list):
+            continue
+        for item in inner["values"]:
+            child = item.get("value") if key in _KVLIST_KEYS and isinstance(item, dict) else item
+            if not isinstance(child, dict):
+                continue
+            if depth >= MAX_VALUE_DEPTH:
+                child.clear()
+            else:
+                _cut_below(child, depth + 1)
 
 
 def _items(parent: Any, camel: str, snake: str) -> list[Any]:
@@ -176,6 +290,12 @@ class _Handler(BaseHTTPRequestHandler):
         except _Unavailable as exc:
             self._reply_status(HTTPStatus.SERVICE_UNAVAILABLE, _UNAVAILABLE, str(exc), as_json,
                                {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))})
+        except Exception as exc:  # a bug: the client still gets an answer, and nothing was accepted
+            log.exception("OTLP/HTTP export from %s failed", self.client_address[0])
+            self.close_connection = True  # the body may not have been read to its end
+            self._reply_status(HTTPStatus.INTERNAL_SERVER_ERROR, _INTERNAL,
+                               f"the collector failed on this request ({type(exc).__name__}: {str(exc)[:200]}); "
+                               "its log has the details", as_json)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._method_not_allowed()
@@ -363,17 +483,17 @@ class HttpReceiver:
             raise _BadRequest(HTTPStatus.UNAUTHORIZED, str(exc), _UNAUTHENTICATED) from None
 
     def export(self, body: bytes, as_json: bool, tenant: str) -> ExportTraceServiceResponse:
-        bad_ids = 0
+        notes: dict[str, int] = {}
         try:
             if as_json:
-                body, bad_ids = json_to_protobuf(body)
+                body, notes = json_to_protobuf(body)
             result: DecodeResult = self.pipeline.consume(body, tenant)
         except RequestDecodeError as exc:
             raise _BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
         except WriterFull as exc:
             raise _Unavailable(f"collector is busy, retry later: {exc}", exc.retry_after_s) from None
-        if bad_ids:
-            result.note("trace or span ids were not hex strings (OTLP/JSON writes ids as hex)", bad_ids)
+        for problem, count in notes.items():
+            result.note(problem, count)
         return result.export_response()
 
 

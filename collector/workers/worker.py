@@ -47,7 +47,8 @@ def run(args: WorkerArgs) -> int:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     writer = HandoffWriter(args.address, args.authkey)
     decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
-                      cfg.receiver.max_attributes_per_span)
+                      cfg.receiver.max_attributes_per_span, cfg.retention.spans_days,
+                      cfg.receiver.max_future_skew_s)
     pipeline = Pipeline(decoder, registry.build(cfg).in_worker, writer)  # type: ignore[arg-type]
     receiver = GrpcReceiver.from_config(pipeline, cfg, reuse_port=True)
     tune_gc()
