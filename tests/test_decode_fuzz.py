@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spanhouse.collector.config import Config
-from spanhouse.collector.pipeline import default_processors
+from spanhouse.collector.processors import registry
 from spanhouse.collector.receiver import lenient
 from spanhouse.collector.receiver.decode import MAX_TIME_NS, Decoder, RequestDecodeError
 from spanhouse.collector.receiver.http import json_to_protobuf
@@ -286,7 +286,7 @@ def _check(data: bytes, sent: int, sink: ClickHouseSink, store: Store) -> None:
     assert stored == batch.size
 
 
-_PROCESSORS = [p for p in default_processors(Config()) if p.name in ("normalize", "price")]
+_PROCESSORS = [p for p in registry.build(Config()).all if p.name in ("normalize", "price")]
 
 
 @FUZZ
