@@ -301,36 +301,3 @@ def test_json_lone_surrogate_is_stored_with_replacement_character(
     assert "lone UTF-16 surrogates" in message and "U+FFFD" in message
     assert stored_names(running, span, neighbour) == ["half \ufffd pair", "neighbour"]
 
-
-def test_after_every_poison_value_and_a_restart_a_normal_batch_is_queryable(tmp_path: Any) -> None:
-    """Every poison value through every receiver, then a restart on the same store and spool: nothing is
-    waiting in the spool, the writer failed nothing, and a normal batch is queryable as soon as it is flushed."""
-    store_dir = tmp_path / "store"
-    running = start_collector(store_dir)
-    sent_normal: list[Span] = []
-    try:
-        transports = Transports(running)
-        for param in POISON:
-            start, end, _reason = param.values
-            for transport in TRANSPORTS:
-                normal = Span("normal", time.time_ns(), time.time_ns() + 1)
-                answer = transports.send(transport, [normal, Span("poison", start, end)])
-                assert (answer.status, answer.rejected) == (200, 1), answer.message
-                sent_normal.append(normal)
-        transports.channel.close()
-        running.flush()
-    finally:
-        assert running.collector.stop() == 0
-    again = start_collector(store_dir)
-    try:
-        counters = again.collector.counters()
-        assert counters["writer_spans_pending"] == 0  # nothing left behind to replay
-        transports = Transports(again)
-        after = Span("after-restart", time.time_ns(), time.time_ns() + 1)
-        assert transports.send("grpc", [after]) == Answer(200, 0, "")
-        transports.channel.close()
-        assert stored_names(again, *sent_normal, after).count("normal") == len(sent_normal)
-        assert "after-restart" in stored_names(again, after)
-        assert again.collector.counters()["writer_write_errors_total"] == 0
-    finally:
-        again.collector.stop()
