@@ -35,8 +35,10 @@ from spanhouse.collector.processors.redaction.engine import (
     Rule,
     Scanner,
     Trigger,
+    _looks_like_json,
     glob_regex,
 )
+from spanhouse.collector.processors.redaction.normalize import could_fold, json_could_fold
 
 COUNT_ATTRIBUTE = "spanhouse.redaction.count"
 RULES_ATTRIBUTE = "spanhouse.redaction.rules"
@@ -103,6 +105,12 @@ class RedactProcessor:
             key = glob_regex(glob.lstrip("*"), for_json_key=True) if glob.startswith("*") else (
                 '"' + glob_regex(glob, for_json_key=True))
             triggers.append(Trigger(f'{key}"\\s*:', len(rules), caseless=True))
+        # Percent-escapes and JSON `\\u` escapes may hide a match that only the folded text shows
+        # (see normalize.py). Found in the same pass as everything else: a second search of every
+        # value for them would cost more than the whole scan.
+        self.fold_id = len(rules) + 1
+        triggers.append(Trigger(r"%[0-9A-Fa-f]{2}", self.fold_id))
+        triggers.append(Trigger(r"\\u[0-9A-Fa-f]{4}", self.fold_id))
         self.keys = KeyRules(config.allow_keys, config.drop_keys, config.mask_keys)
         try:
             self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
@@ -184,7 +192,7 @@ class RedactProcessor:
         for k, (i, parts, flag) in enumerate(spans):
             data = blocks[k]
             span_hits = hits.get(k, [])
-            if span_hits or flag or (cap and len(data) > cap):
+            if span_hits or flag or (cap and len(data) > cap) or not data.isascii():
                 found = Findings()
                 self._redact_span(batch, i, parts, data, span_hits, found)
                 if found.changes:
@@ -219,6 +227,23 @@ class RedactProcessor:
             assert ends is not None
             ends.append(end - starts[index])
         return out
+
+    def _settle_folding(self, parts: list[str], data: bytes, part_rules: dict[int, Hits]) -> None:
+        """Which parts need their folded form redacted: those with a percent or `\\u` escape that
+        folding changes (an escaped `é` changes nothing: no need to parse that JSON), and non-ASCII
+        parts with look-alike characters. Each gets an entry in `part_rules`, if only an empty one."""
+        fold_id = self.fold_id
+        for index in [i for i, hits in part_rules.items() if fold_id in hits]:
+            hits = part_rules[index]
+            part = parts[index]
+            if len(hits) == 1 and not (json_could_fold(part) if _looks_like_json(part) else could_fold(part)):
+                del part_rules[index]
+        if data.isascii():
+            return
+        for index, part in enumerate(parts):
+            if index not in part_rules and not part.isascii() and (
+                    json_could_fold(part) if _looks_like_json(part) else could_fold(part)):
+                part_rules[index] = {}
 
     def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool] | None:
         """The rules to confirm in one part (with trigger offsets when the part is ASCII), and
@@ -299,6 +324,7 @@ class RedactProcessor:
     def _redact_span(self, batch: SpanBatch, i: int, parts: list[str], data: bytes,
                      hits: list[tuple[int, int]], found: Findings) -> None:
         part_rules = self._part_rules(parts, data, hits)
+        self._settle_folding(parts, data, part_rules)
         attrs = batch["SpanAttributes"][i]
         batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True)
         pos = len(attrs)
@@ -329,9 +355,12 @@ class RedactProcessor:
                 flag = any(keys.verdict(k, allow_list_applies=False) != KeyRules.KEEP for k in res)
                 found: Findings | None = None
                 new = res
-                if hits or flag or (self.max_value_bytes and len(data) > self.max_value_bytes):
+                if hits or flag or (self.max_value_bytes and len(data) > self.max_value_bytes) \
+                        or not data.isascii():
                     found = Findings()
-                    new = self._redact_map(res, 0, self._part_rules(parts, data, hits), found, False)
+                    part_rules = self._part_rules(parts, data, hits)
+                    self._settle_folding(parts, data, part_rules)
+                    new = self._redact_map(res, 0, part_rules, found, False)
                     if not found.changes:
                         found = None
                 result = done[id(res)] = (new, found)
@@ -371,6 +400,7 @@ class RedactProcessor:
         texts = list(unique)
         data = "\n".join(texts).encode("utf-8", "surrogatepass")
         part_rules = self._part_rules(texts, data, self.scanner.scan(data))
+        self._settle_folding(texts, data, part_rules)
         cap = self.max_value_bytes
         if cap:
             for j, text in enumerate(texts):
@@ -441,3 +471,4 @@ def _hits_by_block(blocks: list[bytes], hits: list[tuple[int, int]]) -> dict[int
         k = bisect_right(starts, end - 1) - 1
         out.setdefault(k, []).append((rule_id, end - starts[k]))
     return out
+

@@ -110,6 +110,45 @@ def _ipv6_ok(text: str) -> bool:
     return not (address.is_loopback or address.is_unspecified)
 
 
+# Query-string and fragment parameters that carry credentials (`?access_token=...`,
+# `#access_token=...` of an OAuth implicit flow, presigned S3 and GCS URLs, Azure SAS `sig`).
+# Names that only ever hold a secret: any value of 4 characters or more is one.
+_STRONG_QUERY_NAMES = (
+    "access_token", "refresh_token", "id_token", "auth_token", "session_token", "private_token",
+    "api_key", "api-key", "apikey", "client_secret", "secret", "password", "passwd", "pwd",
+    "x-amz-signature", "x-amz-security-token", "x-amz-credential", "x-goog-signature", "x-goog-credential",
+)
+# Names that also hold ordinary words (`?key=value`, `?code=200`, `?session=expired`): the value
+# must look like a secret (see _secret_shaped).
+_WEAK_QUERY_NAMES = ("token", "key", "sig", "signature", "code", "auth", "session", "session_id", "sessionid",
+                     "sid", "jwt")
+_QUERY_SECRET_NAMES = "|".join(re.escape(n) for n in sorted(_STRONG_QUERY_NAMES + _WEAK_QUERY_NAMES, key=len,
+                                                            reverse=True))
+# A value runs to the next parameter, fragment, space, quote or bracket; `{` and `$` start a
+# template (`?token={token}`), not a value. Trailing sentence punctuation is not part of it.
+_QUERY_VALUE = r"[^&#;\s\"'\\<>,()\[\]{}|^`]"
+_QUERY_VALUE_END = r"[^&#;\s\"'\\<>,()\[\]{}|^`.!?:]"
+_STRONG_QUERY_SET = frozenset(_STRONG_QUERY_NAMES)
+# What a value already masked by its producer looks like: `****`, `xxxx`, `...`.
+_MASKED_VALUE = re.compile(r"[*xX.\-]+|\$.*|%s|null|undefined|none|redacted", re.I)
+
+
+def _secret_shaped(value: str) -> bool:
+    """At least 8 characters with a digit, or 16 or more: a random token, not a word or a status code."""
+    if len(value) >= 16:
+        return True
+    return len(value) >= 8 and any(ch.isdigit() for ch in value)
+
+
+def _query_secret_ok(text: str) -> bool:
+    name, _, value = text[1:].partition("=")
+    if _MASKED_VALUE.fullmatch(value):
+        return False
+    if name.lower() in _STRONG_QUERY_SET:
+        return len(value) >= 4
+    return _secret_shaped(value)
+
+
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _H = r"[0-9A-Fa-f]{1,4}"
 
@@ -182,6 +221,14 @@ BUILTIN: tuple[Detector, ...] = (
         r"(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?[^\s;\"'&,]",
         re.compile(r"(?ai)(?<![A-Za-z])(?:password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?(?P<v>[^\s;\"'&,\\]+)"),
         credential=True,
+        trigger_caseless=True,
+    ),
+    Detector(
+        "url_query_secret",
+        rf"[?&#;](?:{_QUERY_SECRET_NAMES})=[^&#\s\"'\\]",
+        re.compile(rf"(?ai)[?&#;](?:{_QUERY_SECRET_NAMES})=(?P<v>{_QUERY_VALUE}*{_QUERY_VALUE_END})"),
+        credential=True,
+        validate=_query_secret_ok,
         trigger_caseless=True,
     ),
     Detector(

@@ -19,6 +19,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from spanhouse.collector.processors.redaction.normalize import could_fold, fold
+
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - platforms without a hyperscan wheel
@@ -329,22 +331,49 @@ class Redactor:
             spans = sorted(kept)
         return spans
 
-    def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings) -> str:
+    def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings,
+               values: list[str] | None = None) -> str:
+        """Replace `spans` of `text`; `values` are what the hash action hashes when not the text itself."""
         out: list[str] = []
         pos = 0
-        for start, end, rule_id in spans:
+        for k, (start, end, rule_id) in enumerate(spans):
             rule = self.rules[rule_id]
             out.append(text[pos:start])
-            out.append(self._replacement(rule, text[start:end]))
+            out.append(self._replacement(rule, text[start:end] if values is None else values[k]))
             found.add(rule.name)
             pos = end
         out.append(text[pos:])
         return "".join(out)
 
     def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str:
-        """`text` with every confirmed match of the given rules replaced. Raises Dropped."""
-        spans = self._matches(text, rule_ids)
-        return self._apply(text, spans, found) if spans else text
+        """`text` with every confirmed match of the given rules replaced, then what only its
+        percent-decoded, NFKC-folded form shows (see normalize.py). Raises Dropped."""
+        if rule_ids:
+            spans = self._matches(text, rule_ids)
+            if spans:
+                text = self._apply(text, spans, found)
+        if could_fold(text):
+            text = self._redact_folded(text, found)
+        return text
+
+    def _redact_folded(self, text: str, found: Findings) -> str:
+        folded = fold(text)
+        if folded is None:
+            return text
+        plain = folded.text
+        hits = self.rescan(plain) if self.rescan is not None else dict.fromkeys(self.all_rule_ids)
+        hits = {r: ends for r, ends in hits.items() if r < len(self.rules)}
+        if not hits:
+            return text
+        spans: list[tuple[int, int, int]] = []
+        values: list[str] = []
+        for start, end, rule_id in self._matches(plain, hits):
+            ostart, oend = folded.span(start, end)
+            if spans and ostart < spans[-1][1]:  # two matches in the pieces of one disguised character
+                continue
+            spans.append((ostart, oend, rule_id))
+            values.append(plain[start:end])  # hashed in its plain form: `a%40b.c` and `a@b.c` join
+        return self._apply(text, spans, found, values) if spans else text
 
     def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str | None:
         """Replace matches in the JSON text itself when that is safe; None when it must be parsed.
@@ -353,7 +382,7 @@ class Redactor:
         string that holds no nested JSON; then a placeholder (no quote, no backslash)
         keeps the document valid and equal to what redacting the parsed values gives.
         """
-        if "\\u" in text:  # escaped characters could hide a value from the raw text
+        if "\\u" in text or could_fold(text):  # escaped or disguised characters: redact the parsed values
             return None
         spans = self._matches(text, rule_ids)
         if not spans:
@@ -400,7 +429,7 @@ class Redactor:
             redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1)
             if redacted is not None:
                 return redacted
-        if rule_ids:
+        if rule_ids or could_fold(text):
             text = self.redact_text(text, rule_ids, found)
         if self.max_value_bytes:
             text = self.cap(text, found)
