@@ -134,3 +134,4 @@ def test_every_detector_is_counted_and_credentials_apart(stored):
     credential = sum(v for k, v in stats.items() if k.startswith("redact_hits_") and any(
         name in k for name in ("api_key", "aws_", "token", "jwt", "private_key", "password", "secret", "mask_keys")))
     assert stats["redact_credential_hits_total"] == credential
+

@@ -9,7 +9,9 @@ a group named `v`, only that group is replaced (the password of a URL, the token
 after `Bearer`), so the text around it stays readable.
 
 Expressions never consume `"` or `\\`, so a match can never cross the quoting of
-a JSON string it was found in.
+a JSON string it was found in. A match never starts right after `%`, and an
+e-mail's local part holds no `%`: in `and%20192.168.1.1` the digits of the escape
+are not part of the address (the folded text, see normalize.py, finds it).
 """
 
 from __future__ import annotations
@@ -124,10 +126,12 @@ _WEAK_QUERY_NAMES = ("token", "key", "sig", "signature", "code", "auth", "sessio
                      "sid", "jwt")
 _QUERY_SECRET_NAMES = "|".join(re.escape(n) for n in sorted(_STRONG_QUERY_NAMES + _WEAK_QUERY_NAMES, key=len,
                                                             reverse=True))
-# A value runs to the next parameter, fragment, space, quote or bracket; `{` and `$` start a
-# template (`?token={token}`), not a value. Trailing sentence punctuation is not part of it.
-_QUERY_VALUE = r"[^&#;\s\"'\\<>,()\[\]{}|^`]"
-_QUERY_VALUE_END = r"[^&#;\s\"'\\<>,()\[\]{}|^`.!?:]"
+# A value runs to the next parameter, fragment, space (`%20` too), quote or bracket; `{` and `$`
+# start a template (`?token={token}`), not a value. Trailing sentence punctuation is not part of it.
+_QUERY_CHAR = r"[^&#;\s\"'\\<>,()\[\]{}|^`%]"
+_QUERY_ESCAPE = r"%(?!20|0[9aAdD])[0-9A-Fa-f]{2}"
+_QUERY_END = r"[^&#;\s\"'\\<>,()\[\]{}|^`%.!?:]"
+_QUERY_VALUE = rf"(?:{_QUERY_CHAR}|{_QUERY_ESCAPE})*(?:{_QUERY_END}|{_QUERY_ESCAPE})"
 _STRONG_QUERY_SET = frozenset(_STRONG_QUERY_NAMES)
 # What a value already masked by its producer looks like: `****`, `xxxx`, `...`.
 _MASKED_VALUE = re.compile(r"[*xX.\-]+|\$.*|%s|null|undefined|none|redacted", re.I)
@@ -226,7 +230,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "url_query_secret",
         rf"[?&#;](?:{_QUERY_SECRET_NAMES})=[^&#\s\"'\\]",
-        re.compile(rf"(?ai)[?&#;](?:{_QUERY_SECRET_NAMES})=(?P<v>{_QUERY_VALUE}*{_QUERY_VALUE_END})"),
+        re.compile(rf"(?ai)[?&#;](?:{_QUERY_SECRET_NAMES})=(?P<v>{_QUERY_VALUE})"),
         credential=True,
         validate=_query_secret_ok,
         trigger_caseless=True,
@@ -234,7 +238,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "email",
         r"@[A-Za-z0-9-]{1,63}\.[A-Za-z]",
-        re.compile(r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+        re.compile(r"(?<![\w.%+-])[\w+-](?:[\w.+-]{0,62}[\w+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                    r"[A-Za-z]{2,24}(?![\w-])"),
     ),
     Detector(
@@ -246,7 +250,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "credit_card",
         r"\d(?:[ -]?\d){12}",
-        re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)"),
+        re.compile(r"(?<![\d.,%-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)"),
         validate=_card_ok,
     ),
     Detector(
@@ -271,13 +275,13 @@ BUILTIN: tuple[Detector, ...] = (
         # Two colons are enough to look closer (a time of day fires it too): a third one in
         # the trigger halves the scan rate.
         (r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:", r"[0-9A-Fa-f]::", r"::[0-9A-Fa-f]{1,4}"),
-        re.compile(rf"(?<![\w:.])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
+        re.compile(rf"(?<![\w:.%])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
         validate=_ipv6_ok,
     ),
     Detector(
         "ipv4",
         r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
-        re.compile(rf"(?<![\w.]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\.?\d|\.\w)"),
+        re.compile(rf"(?<![\w.%]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\.?\d|\.\w)"),
         validate=_ipv4_ok,
     ),
 )

@@ -36,6 +36,8 @@ MASK_KEYS_RULE = "mask_keys"
 DROP_KEYS_RULE = "drop_keys"
 ALLOW_KEYS_RULE = "allow_keys"
 
+# Rounds of scanning a value again after a replacement uncovered a neighbour.
+_MAX_RESCANS = 16
 # Nesting depth up to which JSON inside JSON strings (tool arguments) is parsed again.
 _MAX_JSON_DEPTH = 4
 # What a placeholder or keyed hash looks like: a password group would otherwise match it again.
@@ -457,8 +459,9 @@ class Redactor:
         """
         out = self._redact_once(text, rules, found, json_keys)
         # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
-        # hides the key behind the card until the card is gone. Scan again until nothing changes.
-        for _ in range(3):
+        # hides the key behind the card until the card is gone. Scan again until nothing changes
+        # (`+00000000+00000000+...` uncovers one more number per round; bounded against hostile input).
+        for _ in range(_MAX_RESCANS):
             if out == text or self.rescan is None:
                 break
             hits = {r: ends for r, ends in self.rescan(out).items() if r < len(self.rules)}

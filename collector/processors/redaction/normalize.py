@@ -186,14 +186,23 @@ def _compose(outer: list[tuple[int, int, int, bool]], inner: Folded) -> list[tup
 
 
 def fold(text: str) -> Folded | None:
-    """`text` percent-decoded, then NFKC-folded character by character; None if nothing changed."""
+    """`text` percent-decoded (twice at most), then NFKC-folded character by character; None if nothing changed."""
     decoded = _percent_decode(text) if "%" in text else None
     current = Folded(*decoded) if decoded is not None else None
+    if current is not None and "%" in current.text:
+        # Encoded twice (a URL carried in a parameter of another URL, then encoded again): once more.
+        again = _percent_decode(current.text)
+        if again is not None:
+            current = Folded(again[0], _compose(again[1], current))
     base = current.text if current is not None else text
     unicode_folded = _unicode_fold(base) if not base.isascii() else None
     if unicode_folded is None:
         return current
-    if current is None:
-        return Folded(*unicode_folded)
-    folded_text, pieces = unicode_folded
-    return Folded(folded_text, _compose(pieces, current))
+    folded = Folded(*unicode_folded) if current is None else Folded(unicode_folded[0],
+                                                                     _compose(unicode_folded[1], current))
+    if "%" in folded.text:
+        # Full-width escapes (`％４０`) are escapes once folded.
+        decoded = _percent_decode(folded.text)
+        if decoded is not None:
+            folded = Folded(decoded[0], _compose(decoded[1], folded))
+    return folded
