@@ -21,7 +21,8 @@ from test_redaction_end_to_end import _forms, _stored_text
 # Credentials in URLs, percent-encoded and full-width values: one span over OTLP, and each one in a
 # span attribute, an event attribute, a resource attribute and the span name.
 DISGUISED = {
-    "url_query_secret": ("https://api.example.com/v1/items?access_token={}&page=2", "tok_live_9f8e7d6c5b4a3f2e1d0c"),
+    "url_query_secret": ("https://api.example.com/v1/items?access_token={}&page=2",
+                         "tok_live_9f8e7d6c5b4a3f2e1d0c"),
     "url_password": ("https://deploy:{}@git.example.com/repo.git", "Zx9-pass-Q7"),
     "email": ("unsubscribe?email={}", "john%40example.com"),
     "openai_api_key": ("log: {}", "sk%2Dproj%2DAb3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"),
@@ -84,7 +85,8 @@ def test_disguised_credentials_reach_neither_the_spool_nor_the_store(tmp_path: P
         held[0].release.set()
         rows = running.query("SELECT SpanName, SpanAttributes['url.full'], SpanAttributes['detector'], "
                              "Events.Attributes[1]['http.url'], ResourceAttributes, "
-                             "SpanAttributes['spanhouse.redaction.rules'] FROM spans ORDER BY SpanAttributes['detector']")
+                             "SpanAttributes['spanhouse.redaction.rules'] FROM spans "
+                             "ORDER BY SpanAttributes['detector']")
         assert len(rows) == len(DISGUISED)
         stored = _stored_text(running)
         assert [s for s in secrets for form in _forms(s) if form in stored] == []

@@ -34,7 +34,8 @@ def _fold_char(ch: str) -> str:
     any script (Arabic-Indic, Devanagari, mathematical bold, ...) turned into 0-9."""
     folded = unicodedata.normalize("NFKC", ch)
     if any(not c.isascii() and c.isdecimal() for c in folded):
-        folded = "".join(str(unicodedata.decimal(c)) if not c.isascii() and c.isdecimal() else c for c in folded)
+        folded = "".join(str(unicodedata.decimal(c)) if not c.isascii() and c.isdecimal() else c
+                         for c in folded)
     return folded
 
 
@@ -62,7 +63,10 @@ def json_could_fold(text: str) -> bool:
     if "\\u" not in text:
         return False
     for high, low, single in _JSON_ESCAPE.findall(text):
-        code = int(single, 16) if single else 0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00
+        if single:
+            code = int(single, 16)
+        else:
+            code = 0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00
         if _foldable_char(chr(code)):
             return True
     return False
@@ -108,7 +112,9 @@ def _percent_decode(text: str) -> tuple[str, list[tuple[int, int, int, bool]]] |
         i = 0
         while i < len(run):
             lead = run[i]
-            n = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
+            # The UTF-8 sequence length its lead byte announces; 0 for a byte that cannot lead one.
+            n = (1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14
+                 else 4 if lead >> 3 == 30 else 0)
             try:
                 ch = run[i:i + n].decode("utf-8") if n and i + n <= len(run) else None
             except UnicodeDecodeError:
@@ -186,7 +192,8 @@ def _compose(outer: list[tuple[int, int, int, bool]], inner: Folded) -> list[tup
 
 
 def fold(text: str) -> Folded | None:
-    """`text` percent-decoded (twice at most), then NFKC-folded character by character; None if nothing changed."""
+    """`text` percent-decoded (twice at most), then NFKC-folded character by character, then
+    decoded once more if folding made escapes; None if nothing changed."""
     decoded = _percent_decode(text) if "%" in text else None
     current = Folded(*decoded) if decoded is not None else None
     if current is not None and "%" in current.text:
