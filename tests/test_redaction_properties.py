@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from redaction_helpers import batch_of, span_row
 
@@ -174,5 +174,6 @@ def test_full_width_values_are_gone_in_plain_and_json_values(sample, in_json):
 @given(st.lists(st.sampled_from(TRAPS), min_size=1, max_size=3).map(" ".join), st.booleans())
 def test_percent_encoding_a_trap_finds_nothing(text, spaces_only):
     """Traps stay traps once encoded as a URL would carry them: decoding adds no detection."""
+    assume(run(FAST, {"note": text}) == {"note": text})  # traps side by side can make a phone number
     encoded = quote(text, safe="") if not spaces_only else text.replace(" ", "%20")
     assert run(FAST, {"note": encoded}) == {"note": encoded}

@@ -465,7 +465,8 @@ class Redactor:
             if out == text or self.rescan is None:
                 break
             hits = {r: ends for r, ends in self.rescan(out).items() if r < len(self.rules)}
-            if not hits:
+            # The folded text counts too: `x.AA+0000000０` is a phone number once the `A` before it is gone.
+            if not hits and not could_fold(out):
                 break
             text, out = out, self._redact_once(out, hits, found, False)
         return out
