@@ -245,15 +245,17 @@ class RedactProcessor:
                     json_could_fold(part) if _looks_like_json(part) else could_fold(part)):
                 part_rules[index] = {}
 
-    def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool] | None:
-        """The rules to confirm in one part (with trigger offsets when the part is ASCII), and
-        whether a key rule may apply inside it; None when no trigger fired in it."""
+    def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool, bool] | None:
+        """The rules to confirm in one part (with trigger offsets when the part is ASCII), whether
+        a key rule may apply inside it, and whether it may fold (an escape, or not ASCII); None
+        when no trigger fired in it."""
         hits = part_rules.get(index)
         if hits is None:
             return None
         json_keys = self.rule_count in hits
         ascii_text = text.isascii()
-        return {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}, json_keys
+        rules = {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}
+        return rules, json_keys, self.fold_id in hits or not ascii_text
 
     def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, Hits], found: Findings,
                     allow_list_applies: bool) -> dict[str, str]:
@@ -291,9 +293,9 @@ class RedactProcessor:
                 if key in flagged and keys.verdict(key, allow_list_applies) != KeyRules.KEEP:
                     continue
                 rules = self._rules_of(part_rules, base + j, value)
-                hits, json_keys = rules or ({}, False)
+                hits, json_keys, fold = rules or ({}, False, True)
                 try:
-                    new = redactor.redact_value(value, hits, found, json_keys)
+                    new = redactor.redact_value(value, hits, found, json_keys, fold)
                 except Dropped as dropped:
                     found.add(str(dropped))
                     del out[key]
@@ -313,10 +315,10 @@ class RedactProcessor:
                 out[j] = self._redact_string(value, rules, found)
         return out
 
-    def _redact_string(self, value: str, rules: tuple[Hits, bool] | None, found: Findings) -> str:
-        hits, json_keys = rules or ({}, False)
+    def _redact_string(self, value: str, rules: tuple[Hits, bool, bool] | None, found: Findings) -> str:
+        hits, json_keys, fold = rules or ({}, False, True)
         try:
-            return self.redactor.redact_value(value, hits, found, json_keys)
+            return self.redactor.redact_value(value, hits, found, json_keys, fold)
         except Dropped as dropped:
             found.add(str(dropped))
             return ""

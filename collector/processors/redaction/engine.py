@@ -347,14 +347,15 @@ class Redactor:
         out.append(text[pos:])
         return "".join(out)
 
-    def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str:
+    def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, fold: bool = True) -> str:
         """`text` with every confirmed match of the given rules replaced, then what only its
-        percent-decoded, NFKC-folded form shows (see normalize.py). Raises Dropped."""
+        percent-decoded, NFKC-folded form shows (see normalize.py; `fold=False`: the caller knows
+        there is nothing to fold). Raises Dropped."""
         if rule_ids:
             spans = self._matches(text, rule_ids)
             if spans:
                 text = self._apply(text, spans, found)
-        if could_fold(text):
+        if fold and could_fold(text):
             text = self._redact_folded(text, found)
         return text
 
@@ -377,14 +378,15 @@ class Redactor:
             values.append(plain[start:end])  # hashed in its plain form: `a%40b.c` and `a@b.c` join
         return self._apply(text, spans, found, values) if spans else text
 
-    def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str | None:
+    def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings,
+                          fold: bool = True) -> str | None:
         """Replace matches in the JSON text itself when that is safe; None when it must be parsed.
 
         Safe: every match lies inside one JSON string, next to no escape sequence, in a
         string that holds no nested JSON; then a placeholder (no quote, no backslash)
         keeps the document valid and equal to what redacting the parsed values gives.
         """
-        if "\\u" in text or could_fold(text):  # escaped or disguised characters: redact the parsed values
+        if "\\u" in text or (fold and could_fold(text)):  # escaped or disguised characters: redact the parsed values
             return None
         spans = self._matches(text, rule_ids)
         if not spans:
@@ -400,9 +402,9 @@ class Redactor:
         return self._apply(text, spans, found)
 
     # -- JSON ---------------------------------------------------------------------------------------
-    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int) -> object:
+    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int, fold: bool = True) -> object:
         if isinstance(node, str):
-            return self._leaf(node, rule_ids, found, depth)
+            return self._leaf(node, rule_ids, found, depth, fold)
         if isinstance(node, dict):
             out: dict[str, object] = {}
             keys = self.keys
@@ -413,31 +415,32 @@ class Redactor:
                     continue
                 if verdict == KeyRules.MASK and value is not None and value != "":
                     found.add(MASK_KEYS_RULE)
-                    out[self._leaf(key, rule_ids, found, depth)] = self.masked(
+                    out[self._leaf(key, rule_ids, found, depth, fold)] = self.masked(
                         value if isinstance(value, str) else _to_json(value))
                     continue
-                out[self._leaf(key, rule_ids, found, depth)] = self._walk(value, rule_ids, found, depth)
+                out[self._leaf(key, rule_ids, found, depth, fold)] = self._walk(value, rule_ids, found, depth, fold)
             return out
         if isinstance(node, list):
-            return [self._walk(v, rule_ids, found, depth) for v in node]
+            return [self._walk(v, rule_ids, found, depth, fold) for v in node]
         if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= 10_000_000:
             text = str(node)
             redacted = self.redact_text(text, rule_ids, found)
             return node if redacted == text else redacted
         return node
 
-    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int) -> str:
+    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int, fold: bool = True) -> str:
         if depth < _MAX_JSON_DEPTH and _looks_like_json(text):
-            redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1)
+            redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1, fold)
             if redacted is not None:
                 return redacted
-        if rule_ids or could_fold(text):
-            text = self.redact_text(text, rule_ids, found)
+        if rule_ids or (fold and could_fold(text)):
+            text = self.redact_text(text, rule_ids, found, fold)
         if self.max_value_bytes:
             text = self.cap(text, found)
         return text
 
-    def _redact_json(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int) -> str | None:
+    def _redact_json(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int,
+                     fold: bool = True) -> str | None:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
@@ -445,19 +448,22 @@ class Redactor:
         if not isinstance(parsed, (dict, list)):
             return None
         before = found.changes
-        result = self._walk(parsed, rule_ids, found, depth)
+        result = self._walk(parsed, rule_ids, found, depth, fold)
         if found.changes == before:
             return text  # nothing changed: keep the producer's formatting
         return _to_json(result)
 
     # -- one attribute value ------------------------------------------------------------------------
-    def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False) -> str:
+    def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False,
+                     fold: bool = True) -> str:
         """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped.
 
         `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
         `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
+        `fold`: False when the caller knows the value has no percent-escape and is ASCII, so
+        that nothing in it or in its output (placeholders are plain ASCII) can fold.
         """
-        out = self._redact_once(text, rules, found, json_keys)
+        out = self._redact_once(text, rules, found, json_keys, fold)
         # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
         # hides the key behind the card until the card is gone. Scan again until nothing changes
         # (`+00000000+00000000+...` uncovers one more number per round; bounded against hostile input).
@@ -466,18 +472,19 @@ class Redactor:
                 break
             hits = {r: ends for r, ends in self.rescan(out).items() if r < len(self.rules)}
             # The folded text counts too: `x.AA+0000000０` is a phone number once the `A` before it is gone.
-            if not hits and not could_fold(out):
+            if not hits and not (fold and could_fold(out)):
                 break
-            text, out = out, self._redact_once(out, hits, found, False)
+            text, out = out, self._redact_once(out, hits, found, False, fold)
         return out
 
-    def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool) -> str:
+    def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
+                     fold: bool = True) -> str:
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
-            redacted = self._redact_json_text(text, rules, found)
+            redacted = self._redact_json_text(text, rules, found, fold)
             if redacted is not None:
                 return redacted
-        return self._leaf(text, rules, found, 0)
+        return self._leaf(text, rules, found, 0, fold)
 
     def cap(self, text: str, found: Findings) -> str:
         limit = self.max_value_bytes
