@@ -386,7 +386,8 @@ class Redactor:
         string that holds no nested JSON; then a placeholder (no quote, no backslash)
         keeps the document valid and equal to what redacting the parsed values gives.
         """
-        if "\\u" in text or (fold and could_fold(text)):  # escaped or disguised characters: redact the parsed values
+        # Escaped or disguised characters: redact the parsed values.
+        if "\\u" in text or (fold and could_fold(text)):
             return None
         spans = self._matches(text, rule_ids)
         if not spans:
@@ -402,7 +403,8 @@ class Redactor:
         return self._apply(text, spans, found)
 
     # -- JSON ---------------------------------------------------------------------------------------
-    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int, fold: bool = True) -> object:
+    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int,
+              fold: bool = True) -> object:
         if isinstance(node, str):
             return self._leaf(node, rule_ids, found, depth, fold)
         if isinstance(node, dict):
@@ -418,7 +420,8 @@ class Redactor:
                     out[self._leaf(key, rule_ids, found, depth, fold)] = self.masked(
                         value if isinstance(value, str) else _to_json(value))
                     continue
-                out[self._leaf(key, rule_ids, found, depth, fold)] = self._walk(value, rule_ids, found, depth, fold)
+                out[self._leaf(key, rule_ids, found, depth, fold)] = self._walk(value, rule_ids, found, depth,
+                                                                                fold)
             return out
         if isinstance(node, list):
             return [self._walk(v, rule_ids, found, depth, fold) for v in node]
@@ -428,7 +431,8 @@ class Redactor:
             return node if redacted == text else redacted
         return node
 
-    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int, fold: bool = True) -> str:
+    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int,
+              fold: bool = True) -> str:
         if depth < _MAX_JSON_DEPTH and _looks_like_json(text):
             redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1, fold)
             if redacted is not None:
