@@ -14,6 +14,7 @@ from redaction_helpers import batch_of, span_row
 from spanhouse.collector.config import RedactionConfig
 from spanhouse.collector.processors.redact import COUNT_ATTRIBUTE, RULES_ATTRIBUTE, RedactProcessor
 from spanhouse.collector.processors.redaction.engine import Findings
+from spanhouse.collector.processors.redaction.normalize import fold
 
 CORPUS = json.loads((Path(__file__).parent / "redaction_corpus" / "corpus.json").read_text())
 VALUES = [p[1] for p in CORPUS["positives"]]
@@ -177,3 +178,30 @@ def test_percent_encoding_a_trap_finds_nothing(text, spaces_only):
     assume(run(FAST, {"note": text}) == {"note": text})  # traps side by side can make a phone number
     encoded = quote(text, safe="") if not spaces_only else text.replace(" ", "%20")
     assert run(FAST, {"note": encoded}) == {"note": encoded}
+
+
+# (as written, as folded): each folds on its own, whatever stands next to it.
+FOLD_PIECES = [("a", "a"), ("Z9 ", "Z9 "), ("é", "é"), ("%40", "@"), ("%2540", "@"), ("４", "4"),
+               ("%EF%BC%94", "4"), ("ﬁ", "fi"), ("١", "1"), ("𝟒", "4"), ("\u3000", " "), ("5% ", "5% ")]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(FOLD_PIECES), min_size=1, max_size=12))
+def test_fold_maps_each_folded_character_back_to_the_characters_it_came_from(pieces):
+    text = "".join(written for written, _ in pieces)
+    folded = fold(text)
+    plain = "".join(out for _, out in pieces)
+    if folded is None:
+        assert plain == text
+        return
+    assert folded.text == plain
+    pos = written_pos = 0
+    for written, out in pieces:
+        for i in range(pos, pos + len(out)):
+            start, end = folded.span(i, i + 1)
+            # Inside the piece it came from (a percent-escape or a character maps as a whole).
+            assert written_pos <= start < end <= written_pos + len(written), (written, out, i)
+        if len(out) > 0:
+            assert folded.span(pos, pos + len(out)) == (written_pos, written_pos + len(written))
+        pos += len(out)
+        written_pos += len(written)
