@@ -362,3 +362,15 @@ def test_hash_of_an_encoded_value_equals_the_hash_of_its_plain_form():
     plain = redact_one(proc, {"u": "frank@example.com"})["SpanAttributes"]["u"]
     assert redact_one(proc, {"u": "frank%40example.com"})["SpanAttributes"]["u"] == plain
     assert redact_one(proc, {"u": "ｆｒａｎｋ＠ｅｘａｍｐｌｅ．ｃｏｍ"})["SpanAttributes"]["u"] == plain
+
+
+def test_a_value_with_many_matches_is_redacted_whole(processor):
+    # Hostile input: tens of thousands of matches in one value, encoded and plain (overlaps are
+    # resolved by neighbours in text order, not against every match kept so far).
+    value = "john%40example.com bob@example.org 4111 1111 1111 1111 " * 10_000
+    before = processor.counters()
+    attrs = redact_one(processor, {"v": value})["SpanAttributes"]
+    assert attrs["v"] == "<EMAIL> <EMAIL> <CREDIT_CARD> " * 10_000
+    assert attrs[COUNT_ATTRIBUTE] == "30000"
+    after = processor.counters()
+    assert after["hits_email_total"] - before["hits_email_total"] == 20_000

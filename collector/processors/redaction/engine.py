@@ -326,11 +326,17 @@ class Redactor:
         if len(spans) > 1:
             # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
             spans.sort(key=lambda s: (s[2], s[0], s[0] - s[1]))
+            # Kept spans never overlap, so only the neighbours in text order can conflict: one bisect
+            # each, where comparing with every kept span made a value with many matches quadratic.
             kept: list[tuple[int, int, int]] = []
+            starts: list[int] = []
             for span in spans:
-                if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
-                    kept.append(span)
-            spans = sorted(kept)
+                k = bisect_right(starts, span[0])
+                if (k and kept[k - 1][1] > span[0]) or (k < len(kept) and kept[k][0] < span[1]):
+                    continue
+                starts.insert(k, span[0])
+                kept.insert(k, span)
+            spans = kept
         return spans
 
     def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings,
