@@ -111,6 +111,10 @@ class RedactProcessor:
         self.fold_id = len(rules) + 1
         triggers.append(Trigger(r"%[0-9A-Fa-f]{2}", self.fold_id))
         triggers.append(Trigger(r"\\u[0-9A-Fa-f]{4}", self.fold_id))
+        # Whether a batch holds any non-ASCII byte at all: only then is each span checked for
+        # look-alikes (one match per scan, so CJK text costs no callback per character).
+        self.non_ascii_id = len(rules) + 2
+        triggers.append(Trigger(r"[\x80-\xff]", self.non_ascii_id, single=True))
         self.keys = KeyRules(config.allow_keys, config.drop_keys, config.mask_keys)
         try:
             self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
@@ -188,15 +192,25 @@ class RedactProcessor:
                 blocks.append("\n".join(parts).encode("utf-8", "surrogatepass"))
         if not blocks:
             return
-        hits = _hits_by_block(blocks, self.scanner.scan(b"\n".join(blocks)))
+        scanned = self.scanner.scan(b"\n".join(blocks))
+        non_ascii = self.non_ascii_id
+        batch_ascii = all(hit[0] != non_ascii for hit in scanned)
+        if not batch_ascii:
+            scanned = [hit for hit in scanned if hit[0] != non_ascii]
+        hits = _hits_by_block(blocks, scanned)
         for k, (i, parts, flag) in enumerate(spans):
             data = blocks[k]
             span_hits = hits.get(k, [])
-            if span_hits or flag or (cap and len(data) > cap) or not data.isascii():
+            if span_hits or flag or (cap and len(data) > cap) or not (batch_ascii or data.isascii()):
                 found = Findings()
                 self._redact_span(batch, i, parts, data, span_hits, found)
                 if found.changes:
                     findings[i] = found
+
+    def _scan(self, data: bytes) -> list[tuple[int, int]]:
+        """Trigger hits in `data`, without the batch-level non-ASCII marker."""
+        non_ascii = self.non_ascii_id
+        return [hit for hit in self.scanner.scan(data) if hit[0] != non_ascii]
 
     def _gather(self, maps: list[dict[str, str]], parts: list[str]) -> bool:
         """Append the values of event or link attribute maps to `parts`; True if a key rule applies."""
@@ -353,7 +367,7 @@ class RedactProcessor:
                 keys.learn(res)
                 parts = list(res.values())
                 data = "\n".join(parts).encode("utf-8", "surrogatepass")
-                hits = self.scanner.scan(data) if parts else []
+                hits = self._scan(data) if parts else []
                 flag = any(keys.verdict(k, allow_list_applies=False) != KeyRules.KEEP for k in res)
                 found: Findings | None = None
                 new = res
@@ -401,7 +415,7 @@ class RedactProcessor:
             return
         texts = list(unique)
         data = "\n".join(texts).encode("utf-8", "surrogatepass")
-        part_rules = self._part_rules(texts, data, self.scanner.scan(data))
+        part_rules = self._part_rules(texts, data, self._scan(data))
         self._settle_folding(texts, data, part_rules)
         cap = self.max_value_bytes
         if cap:

@@ -90,6 +90,8 @@ class Trigger:
     # Hyperscan prefilter mode: an approximation for constructs it cannot run
     # (lookarounds, back-references); the exact expression confirms anyway.
     prefilter: bool = False
+    # Only the first match of the whole scan is reported: "somewhere in this block".
+    single: bool = False
 
 
 class Scanner:
@@ -109,12 +111,14 @@ class Scanner:
                     f |= hyperscan.HS_FLAG_CASELESS
                 if t.prefilter:
                     f |= hyperscan.HS_FLAG_PREFILTER
+                if t.single:
+                    f |= hyperscan.HS_FLAG_SINGLEMATCH
                 flags.append(f)
             self._db.compile(expressions=[t.expression.encode() for t in triggers],
                              ids=[t.rule_id for t in triggers], elements=len(triggers), flags=flags)
         else:
-            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.M | (re.I if t.caseless else 0)))
-                         for t in triggers]
+            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.M | (re.I if t.caseless else 0)),
+                          t.single) for t in triggers]
 
     def scan(self, data: bytes) -> list[tuple[int, int]]:
         hits: list[tuple[int, int]] = []
@@ -124,8 +128,13 @@ class Scanner:
                 scratch = self._local.scratch = hyperscan.Scratch(self._db)
             self._db.scan(data, match_event_handler=_on_match, context=hits, scratch=scratch)
         else:
-            for rule_id, expr in self._res:
-                hits.extend((rule_id, m.end()) for m in expr.finditer(data))
+            for rule_id, expr, single in self._res:
+                if single:
+                    m = expr.search(data)
+                    if m is not None:
+                        hits.append((rule_id, m.end()))
+                else:
+                    hits.extend((rule_id, m.end()) for m in expr.finditer(data))
         return hits
 
 
