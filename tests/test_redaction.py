@@ -11,6 +11,7 @@ from redaction_helpers import batch_of, span_row, stored_strings
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError, RedactionConfig, RedactionRuleConfig
 from spanhouse.collector.processors.redact import COUNT_ATTRIBUTE, RULES_ATTRIBUTE, RedactProcessor
+from spanhouse.collector.processors.redaction.engine import Findings
 
 CORPUS = json.loads((Path(__file__).parent / "redaction_corpus" / "corpus.json").read_text())
 POSITIVES = [tuple(p) for p in CORPUS["positives"]]
@@ -261,3 +262,115 @@ def test_redaction_config_from_yaml_and_environment(tmp_path):
     assert cfg.redaction.disabled_detectors == ["ipv4", "ipv6"]
     assert cfg.redaction.rules[0].name == "emp" and cfg.redaction.rules[0].credential
     assert cfg.redaction.hash_key == HASH_KEY
+
+
+def test_corpus_precision_and_recall_are_one():
+    """Every positive found by its own detector and no other; no trap touched (bench/redaction.py --corpus)."""
+    redactor = RedactProcessor(RedactionConfig()).redactor
+    missed, wrong = [], []
+    for detector, value, template in POSITIVES:
+        found = Findings()
+        out = redactor.redact_value(template.replace("{}", value), redactor.all_rule_ids, found)
+        if value in out or detector not in found.rules:
+            missed.append((detector, value))
+        wrong += [(rule, value) for rule in found.rules if rule != detector]
+    for _, text in TRAPS:
+        found = Findings()
+        redactor.redact_value(text, redactor.all_rule_ids, found)
+        wrong += [(rule, text) for rule in found.rules]
+    assert missed == [] and wrong == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Only the value goes; the parameter's name and the rest of the URL stay readable.
+    ("https://api.example.com/v1/items?access_token=tok_live_9f8e7d6c5b4a3f2e1d0c&page=2",
+     "https://api.example.com/v1/items?access_token=<URL_QUERY_SECRET>&page=2"),
+    ("https://app.example.com/cb#ACCESS_TOKEN=ya29.a0AfH6SMBx&expires_in=3599",
+     "https://app.example.com/cb#ACCESS_TOKEN=<URL_QUERY_SECRET>&expires_in=3599"),
+    ("see https://x.example.com/?key=AIzaSyD4x9Q2mZ7pL1vR8tY3wK6nB0cH5jF2gD8.",
+     "see https://x.example.com/?key=<URL_QUERY_SECRET>."),
+    ("?apikey=abcd", "?apikey=<URL_QUERY_SECRET>"),  # a name that only holds secrets: any value of 4+
+    # Names that also hold words: the value must look like a token (8+ with a digit, or 16+).
+    ("pass parameters as ?key=value pairs", None),
+    ("https://httpbin.org/status?code=200&session=expired", None),
+    ("/cb?code=4/0AY0e-g7xK2mP9qR&state=xyz", "/cb?code=<URL_QUERY_SECRET>&state=xyz"),
+    # Templates and values masked already are not secrets.
+    ("GET /docs?token={token}&api_key=${API_KEY}", None),
+    ("https://example.com/cb?access_token=****", None),
+    # The name must be the whole parameter name, after `?`, `&`, `#` or `;`.
+    ("sort_key=abcdef123456&monkey=banana12345678", None),
+    ("https://deploy:Zx9-pass-Q7@git.example.com/r.git", "https://deploy:<URL_PASSWORD>@git.example.com/r.git"),
+])
+def test_url_query_secret_rule(processor, text, expected):
+    row = redact_one(processor, {"url.full": text})
+    assert row["SpanAttributes"]["url.full"] == (text if expected is None else expected)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mail john%40example.com now", "mail <EMAIL> now"),
+    ("%6A%6F%68%6E%40example.com, thanks", "<EMAIL>, thanks"),
+    ("k=sk%2Dproj%2DAb3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z;", "k=<OPENAI_API_KEY>;"),
+    ("next=https%3A%2F%2Fa.example.com%2F%3Faccess_token%3Dtok_live_abc123def456%26x%3D1",
+     "next=https%3A%2F%2Fa.example.com%2F%3Faccess_token%3D<URL_QUERY_SECRET>%26x%3D1"),
+    ("twice: john%2540example.com", "twice: <EMAIL>"),
+    ("カード ４１１１ １１１１ １１１１ １１１１ です", "カード <CREDIT_CARD> です"),
+    ("key ＡＫＩＡＩＯＳＦＯＤＮＮ７ＥＸＡＭＰＬＥ!", "key <AWS_ACCESS_KEY_ID>!"),
+    ("ssn ١٢٣-٤٥-٦٧٨٩ ok", "ssn <US_SSN> ok"),
+    ("𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟓𝟒𝟒𝟒𝟒", "<CREDIT_CARD>"),
+    ("ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ まで", "<EMAIL> まで"),
+    # Nothing to find once folded: left exactly as it was.
+    ("50% off, 100%25 sure, caf%C3%A9 and Ｈｅｌｌｏ １２３", None),
+])
+def test_folded_matches_replace_exactly_the_original_characters(processor, text, expected):
+    content = json.dumps({"content": text})  # ASCII-only JSON: full-width characters as \u escapes
+    row = redact_one(processor, {"note": text, "gen_ai.input.messages": content})
+    attrs = row["SpanAttributes"]
+    want = text if expected is None else expected
+    assert attrs["note"] == want
+    assert json.loads(attrs["gen_ai.input.messages"]) == {"content": want}
+
+
+def test_every_field_kind_carries_no_url_credential_or_disguised_value(processor):
+    secrets = {
+        "url": "https://api.example.com/v1/items?access_token=tok_live_9f8e7d6c5b4a3f2e1d0c",
+        "encoded": "john%40example.com",
+        "wide": "４１１１ １１１１ １１１１ １１１１",
+    }
+    text = " ".join(secrets.values())
+    row = span_row(
+        {"url.full": text}, SpanName=f"GET {text}", StatusMessage=text,
+        ResourceAttributes={"service.name": "svc", "deploy.url": text},
+        **{"Events.Name": [text], "Events.Timestamp": [1], "Events.Attributes": [{"http.url": text}],
+           "Links.TraceId": ["4bf92f3577b34da6a3ce929d0e0e4736"], "Links.SpanId": ["00f067aa0ba902b7"],
+           "Links.TraceState": [""], "Links.Attributes": [{"link.url": text}], "ToolCallId": text},
+    )
+    batch = batch_of(row)
+    processor.process(batch)
+    stored = stored_strings(batch)
+    assert [name for name, value in secrets.items() if value in stored] == []
+    assert "tok_live" not in stored and "john" not in stored and "１１１１" not in stored
+    expected = "https://api.example.com/v1/items?access_token=<URL_QUERY_SECRET> <EMAIL> <CREDIT_CARD>"
+    assert batch["SpanName"][0] == f"GET {expected}"
+    assert batch["ResourceAttributes"][0]["deploy.url"] == expected
+    assert batch["Events.Attributes"][0] == [{"http.url": expected}]
+    assert batch["Links.Attributes"][0] == [{"link.url": expected}]
+    assert batch["Events.Name"][0] == [expected] and batch["StatusMessage"][0] == expected
+
+
+def test_hash_of_an_encoded_value_equals_the_hash_of_its_plain_form():
+    proc = RedactProcessor(RedactionConfig(detector_actions={"email": "hash"}, hash_key=HASH_KEY))
+    plain = redact_one(proc, {"u": "frank@example.com"})["SpanAttributes"]["u"]
+    assert redact_one(proc, {"u": "frank%40example.com"})["SpanAttributes"]["u"] == plain
+    assert redact_one(proc, {"u": "ｆｒａｎｋ＠ｅｘａｍｐｌｅ．ｃｏｍ"})["SpanAttributes"]["u"] == plain
+
+
+def test_a_value_with_many_matches_is_redacted_whole(processor):
+    # Hostile input: tens of thousands of matches in one value, encoded and plain (overlaps are
+    # resolved by neighbours in text order, not against every match kept so far).
+    value = "john%40example.com bob@example.org 4111 1111 1111 1111 " * 10_000
+    before = processor.counters()
+    attrs = redact_one(processor, {"v": value})["SpanAttributes"]
+    assert attrs["v"] == "<EMAIL> <EMAIL> <CREDIT_CARD> " * 10_000
+    assert attrs[COUNT_ATTRIBUTE] == "30000"
+    after = processor.counters()
+    assert after["hits_email_total"] - before["hits_email_total"] == 20_000

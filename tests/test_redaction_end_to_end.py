@@ -132,5 +132,7 @@ def test_every_detector_is_counted_and_credentials_apart(stored):
         assert stats[f"redact_hits_{detector}_total"] > 0, detector
     assert stats["redact_spans_redacted_total"] >= len(POSITIVES)
     credential = sum(v for k, v in stats.items() if k.startswith("redact_hits_") and any(
-        name in k for name in ("api_key", "aws_", "token", "jwt", "private_key", "password", "mask_keys")))
+        name in k for name in ("api_key", "aws_", "token", "jwt", "private_key", "password", "secret",
+                               "mask_keys")))
     assert stats["redact_credential_hits_total"] == credential
+

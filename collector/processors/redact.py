@@ -35,8 +35,10 @@ from spanhouse.collector.processors.redaction.engine import (
     Rule,
     Scanner,
     Trigger,
+    _looks_like_json,
     glob_regex,
 )
+from spanhouse.collector.processors.redaction.normalize import could_fold, json_could_fold
 
 COUNT_ATTRIBUTE = "spanhouse.redaction.count"
 RULES_ATTRIBUTE = "spanhouse.redaction.rules"
@@ -103,6 +105,16 @@ class RedactProcessor:
             key = glob_regex(glob.lstrip("*"), for_json_key=True) if glob.startswith("*") else (
                 '"' + glob_regex(glob, for_json_key=True))
             triggers.append(Trigger(f'{key}"\\s*:', len(rules), caseless=True))
+        # Percent-escapes and JSON `\\u` escapes may hide a match that only the folded text shows
+        # (see normalize.py). Found in the same pass as everything else: a second search of every
+        # value for them would cost more than the whole scan.
+        self.fold_id = len(rules) + 1
+        triggers.append(Trigger(r"%[0-9A-Fa-f]{2}", self.fold_id))
+        triggers.append(Trigger(r"\\u[0-9A-Fa-f]{4}", self.fold_id))
+        # Whether a batch holds any non-ASCII byte at all: only then is each span checked for
+        # look-alikes (one match per scan, so CJK text costs no callback per character).
+        self.non_ascii_id = len(rules) + 2
+        triggers.append(Trigger(r"[\x80-\xff]", self.non_ascii_id, single=True))
         self.keys = KeyRules(config.allow_keys, config.drop_keys, config.mask_keys)
         try:
             self.scanner = Scanner(triggers, use_hyperscan=use_hyperscan)
@@ -180,15 +192,25 @@ class RedactProcessor:
                 blocks.append("\n".join(parts).encode("utf-8", "surrogatepass"))
         if not blocks:
             return
-        hits = _hits_by_block(blocks, self.scanner.scan(b"\n".join(blocks)))
+        scanned = self.scanner.scan(b"\n".join(blocks))
+        non_ascii = self.non_ascii_id
+        batch_ascii = all(hit[0] != non_ascii for hit in scanned)
+        if not batch_ascii:
+            scanned = [hit for hit in scanned if hit[0] != non_ascii]
+        hits = _hits_by_block(blocks, scanned)
         for k, (i, parts, flag) in enumerate(spans):
             data = blocks[k]
             span_hits = hits.get(k, [])
-            if span_hits or flag or (cap and len(data) > cap):
+            if span_hits or flag or (cap and len(data) > cap) or not (batch_ascii or data.isascii()):
                 found = Findings()
                 self._redact_span(batch, i, parts, data, span_hits, found)
                 if found.changes:
                     findings[i] = found
+
+    def _scan(self, data: bytes) -> list[tuple[int, int]]:
+        """Trigger hits in `data`, without the batch-level non-ASCII marker."""
+        non_ascii = self.non_ascii_id
+        return [hit for hit in self.scanner.scan(data) if hit[0] != non_ascii]
 
     def _gather(self, maps: list[dict[str, str]], parts: list[str]) -> bool:
         """Append the values of event or link attribute maps to `parts`; True if a key rule applies."""
@@ -220,15 +242,34 @@ class RedactProcessor:
             ends.append(end - starts[index])
         return out
 
-    def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool] | None:
-        """The rules to confirm in one part (with trigger offsets when the part is ASCII), and
-        whether a key rule may apply inside it; None when no trigger fired in it."""
+    def _settle_folding(self, parts: list[str], data: bytes, part_rules: dict[int, Hits]) -> None:
+        """Which parts need their folded form redacted: those with a percent or `\\u` escape that
+        folding changes (an escaped `é` changes nothing: no need to parse that JSON), and non-ASCII
+        parts with look-alike characters. Each gets an entry in `part_rules`, if only an empty one."""
+        fold_id = self.fold_id
+        for index in [i for i, hits in part_rules.items() if fold_id in hits]:
+            hits = part_rules[index]
+            part = parts[index]
+            if len(hits) == 1 and not (json_could_fold(part) if _looks_like_json(part) else could_fold(part)):
+                del part_rules[index]
+        if data.isascii():
+            return
+        for index, part in enumerate(parts):
+            if index not in part_rules and not part.isascii() and (
+                    json_could_fold(part) if _looks_like_json(part) else could_fold(part)):
+                part_rules[index] = {}
+
+    def _rules_of(self, part_rules: dict[int, Hits], index: int, text: str) -> tuple[Hits, bool, bool] | None:
+        """The rules to confirm in one part (with trigger offsets when the part is ASCII), whether
+        a key rule may apply inside it, and whether it may fold (an escape, or not ASCII); None
+        when no trigger fired in it."""
         hits = part_rules.get(index)
         if hits is None:
             return None
         json_keys = self.rule_count in hits
         ascii_text = text.isascii()
-        return {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}, json_keys
+        rules = {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}
+        return rules, json_keys, self.fold_id in hits or not ascii_text
 
     def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, Hits], found: Findings,
                     allow_list_applies: bool) -> dict[str, str]:
@@ -266,9 +307,9 @@ class RedactProcessor:
                 if key in flagged and keys.verdict(key, allow_list_applies) != KeyRules.KEEP:
                     continue
                 rules = self._rules_of(part_rules, base + j, value)
-                hits, json_keys = rules or ({}, False)
+                hits, json_keys, fold = rules or ({}, False, True)
                 try:
-                    new = redactor.redact_value(value, hits, found, json_keys)
+                    new = redactor.redact_value(value, hits, found, json_keys, fold)
                 except Dropped as dropped:
                     found.add(str(dropped))
                     del out[key]
@@ -288,10 +329,10 @@ class RedactProcessor:
                 out[j] = self._redact_string(value, rules, found)
         return out
 
-    def _redact_string(self, value: str, rules: tuple[Hits, bool] | None, found: Findings) -> str:
-        hits, json_keys = rules or ({}, False)
+    def _redact_string(self, value: str, rules: tuple[Hits, bool, bool] | None, found: Findings) -> str:
+        hits, json_keys, fold = rules or ({}, False, True)
         try:
-            return self.redactor.redact_value(value, hits, found, json_keys)
+            return self.redactor.redact_value(value, hits, found, json_keys, fold)
         except Dropped as dropped:
             found.add(str(dropped))
             return ""
@@ -299,6 +340,7 @@ class RedactProcessor:
     def _redact_span(self, batch: SpanBatch, i: int, parts: list[str], data: bytes,
                      hits: list[tuple[int, int]], found: Findings) -> None:
         part_rules = self._part_rules(parts, data, hits)
+        self._settle_folding(parts, data, part_rules)
         attrs = batch["SpanAttributes"][i]
         batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True)
         pos = len(attrs)
@@ -325,13 +367,16 @@ class RedactProcessor:
                 keys.learn(res)
                 parts = list(res.values())
                 data = "\n".join(parts).encode("utf-8", "surrogatepass")
-                hits = self.scanner.scan(data) if parts else []
+                hits = self._scan(data) if parts else []
                 flag = any(keys.verdict(k, allow_list_applies=False) != KeyRules.KEEP for k in res)
                 found: Findings | None = None
                 new = res
-                if hits or flag or (self.max_value_bytes and len(data) > self.max_value_bytes):
+                if hits or flag or (self.max_value_bytes and len(data) > self.max_value_bytes) \
+                        or not data.isascii():
                     found = Findings()
-                    new = self._redact_map(res, 0, self._part_rules(parts, data, hits), found, False)
+                    part_rules = self._part_rules(parts, data, hits)
+                    self._settle_folding(parts, data, part_rules)
+                    new = self._redact_map(res, 0, part_rules, found, False)
                     if not found.changes:
                         found = None
                 result = done[id(res)] = (new, found)
@@ -370,7 +415,8 @@ class RedactProcessor:
             return
         texts = list(unique)
         data = "\n".join(texts).encode("utf-8", "surrogatepass")
-        part_rules = self._part_rules(texts, data, self.scanner.scan(data))
+        part_rules = self._part_rules(texts, data, self._scan(data))
+        self._settle_folding(texts, data, part_rules)
         cap = self.max_value_bytes
         if cap:
             for j, text in enumerate(texts):
@@ -441,3 +487,4 @@ def _hits_by_block(blocks: list[bytes], hits: list[tuple[int, int]]) -> dict[int
         k = bisect_right(starts, end - 1) - 1
         out.setdefault(k, []).append((rule_id, end - starts[k]))
     return out
+

@@ -9,7 +9,9 @@ a group named `v`, only that group is replaced (the password of a URL, the token
 after `Bearer`), so the text around it stays readable.
 
 Expressions never consume `"` or `\\`, so a match can never cross the quoting of
-a JSON string it was found in.
+a JSON string it was found in. A match never starts right after `%`, and an
+e-mail's local part holds no `%`: in `and%20192.168.1.1` the digits of the escape
+are not part of the address (the folded text, see normalize.py, finds it).
 """
 
 from __future__ import annotations
@@ -110,6 +112,47 @@ def _ipv6_ok(text: str) -> bool:
     return not (address.is_loopback or address.is_unspecified)
 
 
+# Query-string and fragment parameters that carry credentials (`?access_token=...`,
+# `#access_token=...` of an OAuth implicit flow, presigned S3 and GCS URLs, Azure SAS `sig`).
+# Names that only ever hold a secret: any value of 4 characters or more is one.
+_STRONG_QUERY_NAMES = (
+    "access_token", "refresh_token", "id_token", "auth_token", "session_token", "private_token",
+    "api_key", "api-key", "apikey", "client_secret", "secret", "password", "passwd", "pwd",
+    "x-amz-signature", "x-amz-security-token", "x-amz-credential", "x-goog-signature", "x-goog-credential",
+)
+# Names that also hold ordinary words (`?key=value`, `?code=200`, `?session=expired`): the value
+# must look like a secret (see _secret_shaped).
+_WEAK_QUERY_NAMES = ("token", "key", "sig", "signature", "code", "auth", "session", "session_id", "sessionid",
+                     "sid", "jwt")
+_QUERY_SECRET_NAMES = "|".join(re.escape(n) for n in sorted(_STRONG_QUERY_NAMES + _WEAK_QUERY_NAMES, key=len,
+                                                            reverse=True))
+# A value runs to the next parameter, fragment, space (`%20` too), quote or bracket; `{` and `$`
+# start a template (`?token={token}`), not a value. Trailing sentence punctuation is not part of it.
+_QUERY_CHAR = r"[^&#;\s\"'\\<>,()\[\]{}|^`%]"
+_QUERY_ESCAPE = r"%(?!20|0[9aAdD])[0-9A-Fa-f]{2}"
+_QUERY_END = r"[^&#;\s\"'\\<>,()\[\]{}|^`%.!?:]"
+_QUERY_VALUE = rf"(?:{_QUERY_CHAR}|{_QUERY_ESCAPE})*(?:{_QUERY_END}|{_QUERY_ESCAPE})"
+_STRONG_QUERY_SET = frozenset(_STRONG_QUERY_NAMES)
+# What a value already masked by its producer looks like: `****`, `xxxx`, `...`.
+_MASKED_VALUE = re.compile(r"[*xX.\-]+|\$.*|%s|null|undefined|none|redacted", re.I)
+
+
+def _secret_shaped(value: str) -> bool:
+    """At least 8 characters with a digit, or 16 or more: a random token, not a word or a status code."""
+    if len(value) >= 16:
+        return True
+    return len(value) >= 8 and any(ch.isdigit() for ch in value)
+
+
+def _query_secret_ok(text: str) -> bool:
+    name, _, value = text[1:].partition("=")
+    if _MASKED_VALUE.fullmatch(value):
+        return False
+    if name.lower() in _STRONG_QUERY_SET:
+        return len(value) >= 4
+    return _secret_shaped(value)
+
+
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _H = r"[0-9A-Fa-f]{1,4}"
 
@@ -185,9 +228,17 @@ BUILTIN: tuple[Detector, ...] = (
         trigger_caseless=True,
     ),
     Detector(
+        "url_query_secret",
+        rf"[?&#;](?:{_QUERY_SECRET_NAMES})=[^&#\s\"'\\]",
+        re.compile(rf"(?ai)[?&#;](?:{_QUERY_SECRET_NAMES})=(?P<v>{_QUERY_VALUE})"),
+        credential=True,
+        validate=_query_secret_ok,
+        trigger_caseless=True,
+    ),
+    Detector(
         "email",
         r"@[A-Za-z0-9-]{1,63}\.[A-Za-z]",
-        re.compile(r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+        re.compile(r"(?<![\w.%+-])[\w+-](?:[\w.+-]{0,62}[\w+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                    r"[A-Za-z]{2,24}(?![\w-])"),
     ),
     Detector(
@@ -199,7 +250,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "credit_card",
         r"\d(?:[ -]?\d){12}",
-        re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)"),
+        re.compile(r"(?<![\d.,%-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)"),
         validate=_card_ok,
     ),
     Detector(
@@ -224,13 +275,13 @@ BUILTIN: tuple[Detector, ...] = (
         # Two colons are enough to look closer (a time of day fires it too): a third one in
         # the trigger halves the scan rate.
         (r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:", r"[0-9A-Fa-f]::", r"::[0-9A-Fa-f]{1,4}"),
-        re.compile(rf"(?<![\w:.])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
+        re.compile(rf"(?<![\w:.%])(?:{_H}|:)?(?::{_H}|:){{2,8}}(?:\.\d{{1,3}}){{0,3}}(?![\w:])"),
         validate=_ipv6_ok,
     ),
     Detector(
         "ipv4",
         r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
-        re.compile(rf"(?<![\w.]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\.?\d|\.\w)"),
+        re.compile(rf"(?<![\w.%]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?!\.?\d|\.\w)"),
         validate=_ipv4_ok,
     ),
 )

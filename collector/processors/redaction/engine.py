@@ -19,6 +19,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from spanhouse.collector.processors.redaction.normalize import could_fold, fold
+
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - platforms without a hyperscan wheel
@@ -34,6 +36,8 @@ MASK_KEYS_RULE = "mask_keys"
 DROP_KEYS_RULE = "drop_keys"
 ALLOW_KEYS_RULE = "allow_keys"
 
+# Rounds of scanning a value again after a replacement uncovered a neighbour.
+_MAX_RESCANS = 16
 # Nesting depth up to which JSON inside JSON strings (tool arguments) is parsed again.
 _MAX_JSON_DEPTH = 4
 # What a placeholder or keyed hash looks like: a password group would otherwise match it again.
@@ -86,6 +90,8 @@ class Trigger:
     # Hyperscan prefilter mode: an approximation for constructs it cannot run
     # (lookarounds, back-references); the exact expression confirms anyway.
     prefilter: bool = False
+    # Only the first match of the whole scan is reported: "somewhere in this block".
+    single: bool = False
 
 
 class Scanner:
@@ -105,12 +111,14 @@ class Scanner:
                     f |= hyperscan.HS_FLAG_CASELESS
                 if t.prefilter:
                     f |= hyperscan.HS_FLAG_PREFILTER
+                if t.single:
+                    f |= hyperscan.HS_FLAG_SINGLEMATCH
                 flags.append(f)
             self._db.compile(expressions=[t.expression.encode() for t in triggers],
                              ids=[t.rule_id for t in triggers], elements=len(triggers), flags=flags)
         else:
-            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.M | (re.I if t.caseless else 0)))
-                         for t in triggers]
+            self._res = [(t.rule_id, re.compile(t.expression.encode(), re.M | (re.I if t.caseless else 0)),
+                          t.single) for t in triggers]
 
     def scan(self, data: bytes) -> list[tuple[int, int]]:
         hits: list[tuple[int, int]] = []
@@ -120,8 +128,13 @@ class Scanner:
                 scratch = self._local.scratch = hyperscan.Scratch(self._db)
             self._db.scan(data, match_event_handler=_on_match, context=hits, scratch=scratch)
         else:
-            for rule_id, expr in self._res:
-                hits.extend((rule_id, m.end()) for m in expr.finditer(data))
+            for rule_id, expr, single in self._res:
+                if single:
+                    m = expr.search(data)
+                    if m is not None:
+                        hits.append((rule_id, m.end()))
+                else:
+                    hits.extend((rule_id, m.end()) for m in expr.finditer(data))
         return hits
 
 
@@ -322,38 +335,74 @@ class Redactor:
         if len(spans) > 1:
             # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
             spans.sort(key=lambda s: (s[2], s[0], s[0] - s[1]))
+            # Kept spans never overlap, so only the neighbours in text order can conflict: one bisect
+            # each, where comparing with every kept span made a value with many matches quadratic.
             kept: list[tuple[int, int, int]] = []
+            starts: list[int] = []
             for span in spans:
-                if all(span[1] <= k[0] or span[0] >= k[1] for k in kept):
-                    kept.append(span)
-            spans = sorted(kept)
+                k = bisect_right(starts, span[0])
+                if (k and kept[k - 1][1] > span[0]) or (k < len(kept) and kept[k][0] < span[1]):
+                    continue
+                starts.insert(k, span[0])
+                kept.insert(k, span)
+            spans = kept
         return spans
 
-    def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings) -> str:
+    def _apply(self, text: str, spans: list[tuple[int, int, int]], found: Findings,
+               values: list[str] | None = None) -> str:
+        """Replace `spans` of `text`; `values` are what the hash action hashes when not the text itself."""
         out: list[str] = []
         pos = 0
-        for start, end, rule_id in spans:
+        for k, (start, end, rule_id) in enumerate(spans):
             rule = self.rules[rule_id]
             out.append(text[pos:start])
-            out.append(self._replacement(rule, text[start:end]))
+            out.append(self._replacement(rule, text[start:end] if values is None else values[k]))
             found.add(rule.name)
             pos = end
         out.append(text[pos:])
         return "".join(out)
 
-    def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str:
-        """`text` with every confirmed match of the given rules replaced. Raises Dropped."""
-        spans = self._matches(text, rule_ids)
-        return self._apply(text, spans, found) if spans else text
+    def redact_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, fold: bool = True) -> str:
+        """`text` with every confirmed match of the given rules replaced, then what only its
+        percent-decoded, NFKC-folded form shows (see normalize.py; `fold=False`: the caller knows
+        there is nothing to fold). Raises Dropped."""
+        if rule_ids:
+            spans = self._matches(text, rule_ids)
+            if spans:
+                text = self._apply(text, spans, found)
+        if fold and could_fold(text):
+            text = self._redact_folded(text, found)
+        return text
 
-    def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings) -> str | None:
+    def _redact_folded(self, text: str, found: Findings) -> str:
+        folded = fold(text)
+        if folded is None:
+            return text
+        plain = folded.text
+        hits = self.rescan(plain) if self.rescan is not None else dict.fromkeys(self.all_rule_ids)
+        hits = {r: ends for r, ends in hits.items() if r < len(self.rules)}
+        if not hits:
+            return text
+        spans: list[tuple[int, int, int]] = []
+        values: list[str] = []
+        for start, end, rule_id in self._matches(plain, hits):
+            ostart, oend = folded.span(start, end)
+            if spans and ostart < spans[-1][1]:  # two matches in the pieces of one disguised character
+                continue
+            spans.append((ostart, oend, rule_id))
+            values.append(plain[start:end])  # hashed in its plain form: `a%40b.c` and `a@b.c` join
+        return self._apply(text, spans, found, values) if spans else text
+
+    def _redact_json_text(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings,
+                          fold: bool = True) -> str | None:
         """Replace matches in the JSON text itself when that is safe; None when it must be parsed.
 
         Safe: every match lies inside one JSON string, next to no escape sequence, in a
         string that holds no nested JSON; then a placeholder (no quote, no backslash)
         keeps the document valid and equal to what redacting the parsed values gives.
         """
-        if "\\u" in text:  # escaped characters could hide a value from the raw text
+        # Escaped or disguised characters: redact the parsed values.
+        if "\\u" in text or (fold and could_fold(text)):
             return None
         spans = self._matches(text, rule_ids)
         if not spans:
@@ -369,9 +418,10 @@ class Redactor:
         return self._apply(text, spans, found)
 
     # -- JSON ---------------------------------------------------------------------------------------
-    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int) -> object:
+    def _walk(self, node: object, rule_ids: frozenset[int], found: Findings, depth: int,
+              fold: bool = True) -> object:
         if isinstance(node, str):
-            return self._leaf(node, rule_ids, found, depth)
+            return self._leaf(node, rule_ids, found, depth, fold)
         if isinstance(node, dict):
             out: dict[str, object] = {}
             keys = self.keys
@@ -382,31 +432,34 @@ class Redactor:
                     continue
                 if verdict == KeyRules.MASK and value is not None and value != "":
                     found.add(MASK_KEYS_RULE)
-                    out[self._leaf(key, rule_ids, found, depth)] = self.masked(
+                    out[self._leaf(key, rule_ids, found, depth, fold)] = self.masked(
                         value if isinstance(value, str) else _to_json(value))
                     continue
-                out[self._leaf(key, rule_ids, found, depth)] = self._walk(value, rule_ids, found, depth)
+                out[self._leaf(key, rule_ids, found, depth, fold)] = self._walk(value, rule_ids, found, depth,
+                                                                                fold)
             return out
         if isinstance(node, list):
-            return [self._walk(v, rule_ids, found, depth) for v in node]
+            return [self._walk(v, rule_ids, found, depth, fold) for v in node]
         if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= 10_000_000:
             text = str(node)
             redacted = self.redact_text(text, rule_ids, found)
             return node if redacted == text else redacted
         return node
 
-    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int) -> str:
+    def _leaf(self, text: str, rule_ids: Iterable[int] | Hits, found: Findings, depth: int,
+              fold: bool = True) -> str:
         if depth < _MAX_JSON_DEPTH and _looks_like_json(text):
-            redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1)
+            redacted = self._redact_json(text, frozenset(rule_ids), found, depth + 1, fold)
             if redacted is not None:
                 return redacted
-        if rule_ids:
-            text = self.redact_text(text, rule_ids, found)
+        if rule_ids or (fold and could_fold(text)):
+            text = self.redact_text(text, rule_ids, found, fold)
         if self.max_value_bytes:
             text = self.cap(text, found)
         return text
 
-    def _redact_json(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int) -> str | None:
+    def _redact_json(self, text: str, rule_ids: frozenset[int], found: Findings, depth: int,
+                     fold: bool = True) -> str | None:
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError):
@@ -414,37 +467,43 @@ class Redactor:
         if not isinstance(parsed, (dict, list)):
             return None
         before = found.changes
-        result = self._walk(parsed, rule_ids, found, depth)
+        result = self._walk(parsed, rule_ids, found, depth, fold)
         if found.changes == before:
             return text  # nothing changed: keep the producer's formatting
         return _to_json(result)
 
     # -- one attribute value ------------------------------------------------------------------------
-    def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False) -> str:
+    def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False,
+                     fold: bool = True) -> str:
         """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped.
 
         `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
         `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
+        `fold`: False when the caller knows the value has no percent-escape and is ASCII, so
+        that nothing in it or in its output (placeholders are plain ASCII) can fold.
         """
-        out = self._redact_once(text, rules, found, json_keys)
+        out = self._redact_once(text, rules, found, json_keys, fold)
         # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
-        # hides the key behind the card until the card is gone. Scan again until nothing changes.
-        for _ in range(3):
+        # hides the key behind the card until the card is gone. Scan again until nothing changes
+        # (`+00000000+00000000+...` uncovers one more number per round; bounded against hostile input).
+        for _ in range(_MAX_RESCANS):
             if out == text or self.rescan is None:
                 break
             hits = {r: ends for r, ends in self.rescan(out).items() if r < len(self.rules)}
-            if not hits:
+            # The folded text counts too: `x.AA+0000000０` is a phone number once the `A` before it is gone.
+            if not hits and not (fold and could_fold(out)):
                 break
-            text, out = out, self._redact_once(out, hits, found, False)
+            text, out = out, self._redact_once(out, hits, found, False, fold)
         return out
 
-    def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool) -> str:
+    def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
+                     fold: bool = True) -> str:
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
-            redacted = self._redact_json_text(text, rules, found)
+            redacted = self._redact_json_text(text, rules, found, fold)
             if redacted is not None:
                 return redacted
-        return self._leaf(text, rules, found, 0)
+        return self._leaf(text, rules, found, 0, fold)
 
     def cap(self, text: str, found: Findings) -> str:
         limit = self.max_value_bytes
