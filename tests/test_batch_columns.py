@@ -48,3 +48,12 @@ def test_a_span_in_the_current_conventions_fills_every_sourced_column() -> None:
     for column in GENAI_TABLE:
         if column.source:
             assert batch[column.name][0] not in ("", (), None), column.name
+
+
+def test_redaction_reaches_every_string_column_normalize_copies_from_an_attribute() -> None:
+    from spanhouse.collector.processors.redact import COLUMN_SOURCES
+
+    copied = {c.name: c.source for c in GENAI_TABLE if c.source and "String" in c.clickhouse_type
+              and "Array" not in c.clickhouse_type}
+    assert copied.items() <= COLUMN_SOURCES.items()
+    assert len(copied) == 11

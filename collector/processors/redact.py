@@ -20,7 +20,7 @@ from bisect import bisect_right
 from itertools import accumulate, repeat
 from operator import add
 
-from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.batch import GENAI_TABLE, SpanBatch
 from spanhouse.collector.processors.redaction.config import RedactionConfig
 from spanhouse.collector.processors.redaction.detectors import BUILTIN
 from spanhouse.collector.processors.redaction.engine import (
@@ -44,7 +44,7 @@ COUNT_ATTRIBUTE = "spanhouse.redaction.count"
 RULES_ATTRIBUTE = "spanhouse.redaction.rules"
 
 # String columns that are not attribute maps. Each typed column names the
-# attribute normalize copied it from, so key rules reach the copy too.
+# attribute normalize copied it from (batch.GENAI_TABLE), so key rules reach the copy too.
 COLUMN_SOURCES: dict[str, str | None] = {
     "SpanName": None,
     "StatusMessage": None,
@@ -52,17 +52,8 @@ COLUMN_SOURCES: dict[str, str | None] = {
     "ScopeName": None,
     "ScopeVersion": None,
     "ServiceName": "service.name",
-    "Operation": "gen_ai.operation.name",
-    "Provider": "gen_ai.provider.name",
-    "RequestModel": "gen_ai.request.model",
-    "ResponseModel": "gen_ai.response.model",
-    "ResponseId": "gen_ai.response.id",
-    "ToolName": "gen_ai.tool.name",
-    "ToolCallId": "gen_ai.tool.call.id",
-    "AgentName": "gen_ai.agent.name",
-    "AgentId": "gen_ai.agent.id",
-    "ConversationId": "gen_ai.conversation.id",
-    "ErrorType": "error.type",
+    **{column.name: column.source for column in GENAI_TABLE
+       if column.source is not None and column.clickhouse_type in ("String", "LowCardinality(String)")},
 }
 # Columns holding a list of strings per span.
 LIST_COLUMNS = ("Events.Name", "Links.TraceState", "FinishReasons")
