@@ -111,6 +111,11 @@ class TenantScope:
                 self._table_functions = {name for (name,) in rows}
             return self._tables
 
+    def table_only_functions(self) -> set[str]:
+        """Names the engine has only as table functions (lower case); loaded with tables()."""
+        self.tables()
+        return self._table_functions
+
     def check(self, ast_rows: list[str], formatted_sql: str) -> None:
         """Raise NotAllowed unless the statement reads only tenant tables, in ways the filter covers."""
         tables = self.tables()
