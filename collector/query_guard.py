@@ -23,7 +23,7 @@ from spanhouse.collector.tenant_query import NotAllowed, _function_name, _walk, 
 
 # Table functions any caller may use: each produces rows from its own arguments or reads this store.
 ALLOWED_TABLE_FUNCTIONS = frozenset({
-    "numbers", "numbers_mt", "zeros", "zeros_mt",  # counters and zeros: no input at all
+    "numbers", "numbers_mt",  # counters: no input at all (zeros() is refused by the engine under readonly)
     "primes", "generate_series", "generateseries",  # arithmetic series
     "generaterandom",  # random rows of a given structure (bounded by the limits like any read)
     "values",  # literal rows written in the statement
