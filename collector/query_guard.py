@@ -19,7 +19,7 @@ An operator may give admin callers host access with `query.allow_host_access: tr
 
 from __future__ import annotations
 
-from spanhouse.collector.tenant_query import NotAllowed, _function_name, _walk, parse_ast
+from spanhouse.collector.tenant_query import NotAllowed, function_name, walk_ast, parse_ast
 
 # Table functions any caller may use: each produces rows from its own arguments or reads this store.
 ALLOWED_TABLE_FUNCTIONS = frozenset({
@@ -31,6 +31,9 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({
     "view",  # a subquery as a table: its own body is checked by this same walk
     "merge",  # reads this store's tables by name pattern; tenant keys are refused it by tenant_query
 })
+# Table functions refused even with query.allow_host_access: they run processes or reach into the
+# collector's own Python objects, which is more than reading the host.
+NEVER_TABLE_FUNCTIONS = frozenset({"executable", "executablepool", "python"})
 # Scalar functions that read something other than the statement's tables.
 _DENIED_FUNCTION_PREFIXES = ("dict",)  # dictGet*, dictHas, ...: a dictionary's source may be a file, URL or server
 _DENIED_FUNCTIONS = frozenset({
@@ -57,15 +60,20 @@ def check_statement(ast_rows: list[str], table_only_functions: set[str], host_ac
     except NotAllowed as exc:
         raise HostAccessRefused(str(exc)) from None
     allowed = ", ".join(sorted(ALLOWED_TABLE_FUNCTIONS))
-    for node, parent in _walk(roots):
+    for node, parent in walk_ast(roots):
         if node.kind == "Set":
             raise HostAccessRefused("a SETTINGS clause is not available through the query endpoint: its limits "
                                     "are fixed by the collector's query.* configuration")
-        if node.kind != "Function" or host_access:
+        if node.kind != "Function":
             continue
-        name = _function_name(node)
+        name = function_name(node)
         shown = node.name.split(None, 1)[0] if name else node.name
         table_function = (parent is not None and parent.kind == "TableExpression") or name in table_only_functions
+        if table_function and name in NEVER_TABLE_FUNCTIONS:
+            raise HostAccessRefused(f"table function {shown}() is not available through the query endpoint: "
+                                    "it would run a process or read the collector's own memory")
+        if host_access:
+            continue
         if table_function and name not in ALLOWED_TABLE_FUNCTIONS:
             raise HostAccessRefused(
                 f"table function {shown}() is not available through the query endpoint: it could read the "

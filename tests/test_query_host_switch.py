@@ -43,7 +43,12 @@ def test_host_access_is_an_explicit_admin_only_switch(tmp_path: Path, caplog: py
         for tenant_sql in (sql, f"SELECT file('{passwd}') FROM spans", "SELECT * FROM numbers(3)"):
             status, body = http(running.query_endpoint, "/query", tenant_sql, key=ACME.key)
             assert status == 403 and "not available to tenant keys" in body and "host line" not in body, body
-        # still no file written and no limit lifted, even for the admin
+        # still no process run, no file written and no limit lifted, even for the admin
+        for never in ("SELECT * FROM executable('id', 'TSV', 'x String')",
+                      "SELECT * FROM view(SELECT * FROM EXECUTABLE('id', 'TSV', 'x String'))",
+                      "SELECT * FROM python(globals)"):
+            status, body = http(running.query_endpoint, "/query", never, key=ADMIN.key)
+            assert status == 403 and "is not available through the query endpoint" in body, body
         out = tmp_path / "out.csv"
         status, body = http(running.query_endpoint, "/query", f"SELECT 1 INTO OUTFILE '{out}'", key=ADMIN.key)
         assert status == 403 and not out.exists(), body
