@@ -57,7 +57,8 @@ def request_for(service: str) -> bytes:
 
 
 def post(endpoint: str, sql: str, timeout_s: float = 120.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://{endpoint}/query?format=TabSeparatedWithNames", data=sql.encode(), method="POST")
+    request = urllib.request.Request(f"http://{endpoint}/query?format=TabSeparatedWithNames", data=sql.encode(),
+                                     method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, response.read()

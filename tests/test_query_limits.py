@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from spanhouse.collector.query_limits import CallerSlots, TooBusy
+from spanhouse.collector.query_limits import (
+    CallerSlots,
+    LimitExceeded,
+    TooBusy,
+    engine_settings,
+    explain_limit,
+    run_read,
+)
 
 from access_harness import export, http, span_request
 from collector_harness import RunningCollector, start_collector
@@ -81,3 +88,23 @@ def test_slots_bound_each_caller_and_the_total() -> None:
                 with slots.hold("tenant:c"):
                     pass
     assert slots.running() == 0
+
+
+ENGINE_REFUSES = [
+    "SELECT count() FROM numbers(10) SETTINGS max_execution_time = 1000",
+    "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+    "SELECT * FROM remote('127.0.0.1:9', system.one)",
+    "SELECT * FROM executable('id', 'TSV', 'x String')",
+]
+
+
+@pytest.mark.parametrize("sql", ENGINE_REFUSES)
+def test_the_engine_itself_refuses_when_the_syntax_check_is_skipped(limited: RunningCollector, sql: str) -> None:
+    """The second layer: the query's own connection is readonly=1, so even SQL that got past the
+    syntax-tree check could neither change a limit nor reach the host."""
+    store = limited.collector.store
+    cfg = limited.collector.config.query
+    with pytest.raises(Exception) as raised:
+        run_read(store, sql, "JSONCompact", engine_settings(cfg), engine_readonly=True)
+    explained = explain_limit(raised.value, cfg)
+    assert isinstance(explained, LimitExceeded) and "read-only" in str(explained), raised.value
