@@ -28,8 +28,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from spanhouse.collector.auth import AuthError, KeyRing, Principal
 from spanhouse.collector.query_guard import HostAccessRefused, check_statement
-from spanhouse.collector.query_limits import CallerSlots, LimitExceeded, TooBusy, engine_settings, explain_limit, \
-    run_read
+from spanhouse.collector.query_limits import (
+    CallerSlots,
+    LimitExceeded,
+    TooBusy,
+    engine_settings,
+    explain_limit,
+    run_read,
+)
 from spanhouse.collector.tenant_query import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
