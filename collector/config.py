@@ -51,6 +51,28 @@ class StoreConfig:
 class QueryConfig:
     # Loopback HTTP endpoint for read-only SQL while the collector owns the embedded store; "" disables.
     endpoint: str = "127.0.0.1:4319"
+    # Engine limits on every query of the endpoint and the read commands (see docs/security.md).
+    max_execution_s: float = 30.0
+    max_memory_mib: int = 1024
+    max_result_rows: int = 1000000
+    max_result_mib: int = 256
+    # Queries under way at once: per caller (a key, or the keyless local caller) and in all; past that, HTTP 429.
+    max_concurrent_per_caller: int = 2
+    max_concurrent: int = 4
+    # Let admin keys (and the keyless local caller) read host files, URLs and other servers. Off by default.
+    allow_host_access: bool = False
+
+    def validate(self) -> None:
+        if self.endpoint:
+            check_endpoint("query.endpoint", self.endpoint)
+        for name in ("max_execution_s", "max_memory_mib", "max_result_rows", "max_result_mib",
+                     "max_concurrent_per_caller", "max_concurrent"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"query.{name}: must be a number greater than 0, got {value!r}")
+        if self.max_concurrent_per_caller > self.max_concurrent:
+            raise ConfigError(f"query.max_concurrent_per_caller ({self.max_concurrent_per_caller}) must not be "
+                              f"greater than query.max_concurrent ({self.max_concurrent})")
 
 
 @dataclass
@@ -85,8 +107,7 @@ class Config:
         except StoreError as exc:
             raise ConfigError(f"store.url: {exc}") from None
         self.receiver.validate()
-        if self.query.endpoint:
-            check_endpoint("query.endpoint", self.query.endpoint)
+        self.query.validate()
         self.writer.validate()
         self.spool.validate()
         for key in ("spans_days", "genai_calls_days", "rollups_days"):

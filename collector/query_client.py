@@ -6,7 +6,8 @@ running, the store is opened directly. A ClickHouse server is always direct.
 
 A collector with API keys needs one on its query endpoint: `SPANHOUSE_API_KEY`
 is sent as `Authorization: Bearer <key>`. A tenant key sees that tenant's rows
-only; an admin key, or opening the store directly, sees every tenant.
+only; an admin key, or opening the store directly, sees every tenant. Either way
+the statement is checked and limited as on the endpoint (query_guard, query_limits).
 """
 
 from __future__ import annotations
@@ -76,8 +77,12 @@ def run(cfg: Config, sql: str, fmt: str) -> bytes:
             store = Store.open(cfg.store.url)
         except StoreError as exc:
             raise QueryError(str(exc)) from None
+    from spanhouse.collector.auth import Principal
+    from spanhouse.collector.query_server import ReadPolicy
+
+    # Opened directly, the store answers under the same host-access guard and limits as the endpoint.
     try:
-        return store.raw_query(sql, fmt)
+        return ReadPolicy(store, cfg.query).run(Principal("", admin=True), sql, fmt)
     except Exception as exc:
         raise QueryError(str(exc)) from None
     finally:

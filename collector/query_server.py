@@ -10,7 +10,9 @@ query`, `spanhouse demo`) reach the data through the collector:
 With API keys configured (auth.keys), every path but /health needs
 `Authorization: Bearer <key>`: an admin key may run any read-only statement
 and read /stats; any other key runs SELECTs confined to its tenant's rows
-(see tenant_query).
+(see tenant_query). No caller reaches the host's files, URLs or other servers
+(see query_guard, unless query.allow_host_access opens them to admins), and
+every query runs under the limits of query_limits.
 """
 
 from __future__ import annotations
@@ -25,9 +27,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from spanhouse.collector.auth import AuthError, KeyRing, Principal
+from spanhouse.collector.query_guard import HostAccessRefused, check_statement
+from spanhouse.collector.query_limits import (
+    CallerSlots,
+    LimitExceeded,
+    TooBusy,
+    engine_settings,
+    explain_limit,
+    run_read,
+)
 from spanhouse.collector.tenant_query import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
+    from spanhouse.collector.config import QueryConfig
     from spanhouse.collector.service import Collector
     from spanhouse.collector.store import Store
 
@@ -70,6 +82,32 @@ def check_read_only(store: Store, sql: str) -> tuple[list[str], str]:
         raise NotReadOnly("INTO OUTFILE would write a file on the collector's host; "
                           "drop it and use `spanhouse query --format csv|json > FILE` instead")
     return ast, formatted
+
+
+class ReadPolicy:
+    """Runs one caller's read: read-only check, host-access guard, tenant scope, then the limited query."""
+
+    def __init__(self, store: Store, cfg: QueryConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.scope = TenantScope(store)
+        self.slots = CallerSlots(cfg.max_concurrent_per_caller, cfg.max_concurrent)
+
+    def run(self, caller: Principal, sql: str, fmt: str) -> bytes:
+        """The result, or NotReadOnly / HostAccessRefused / NotAllowed / TooBusy / LimitExceeded / engine error."""
+        ast, formatted = check_read_only(self.store, sql)
+        host_access = caller.admin and self.cfg.allow_host_access
+        settings = engine_settings(self.cfg)
+        if not caller.admin:  # first: its refusals name what a tenant may read instead
+            self.scope.check(ast, formatted)
+            settings.update(self.scope.settings(caller.tenant))
+        check_statement(ast, self.scope.table_only_functions(), host_access=host_access)
+        who = f"tenant:{caller.tenant}" if not caller.admin else f"admin:{caller.name or caller.tenant}"
+        with self.slots.hold(who):
+            try:
+                return run_read(self.store, sql, fmt, settings, engine_readonly=not host_access)
+            except Exception as exc:
+                raise explain_limit(exc, self.cfg) from None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -141,17 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fmt not in OUTPUT_FORMATS:
             self._reply(HTTPStatus.BAD_REQUEST, f"format must be one of {', '.join(OUTPUT_FORMATS)}\n".encode())
             return
-        store = self.server.collector.store
         try:
-            ast, formatted = check_read_only(store, sql)
-            if caller.admin:
-                body = store.raw_query(sql, fmt)
-            else:
-                scope = self.server.scope
-                scope.check(ast, formatted)
-                body = store.raw_query(sql, fmt, settings=scope.settings(caller.tenant))
-        except (NotReadOnly, NotAllowed) as exc:
+            body = self.server.policy.run(caller, sql, fmt)
+        except (NotReadOnly, NotAllowed, HostAccessRefused) as exc:
             self._reply(HTTPStatus.FORBIDDEN, f"{exc}\n".encode())
+            return
+        except TooBusy as exc:
+            self._reply(HTTPStatus.TOO_MANY_REQUESTS, f"{exc}\n".encode())
+            return
+        except LimitExceeded as exc:
+            log.info("query stopped at a limit: %s", exc)
+            self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, f"{exc}\n".encode())
             return
         except Exception as exc:  # ClickHouse's own message is what the user needs
             self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
@@ -163,7 +201,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     collector: Collector
     keys: KeyRing | None
-    scope: TenantScope
+    policy: ReadPolicy
 
 
 class QueryServer:
@@ -178,7 +216,11 @@ class QueryServer:
         self._server.collector = collector
         keys = KeyRing.from_config(collector.config.auth)
         self._server.keys = keys if keys else None
-        self._server.scope = TenantScope(collector.store)
+        self._server.policy = ReadPolicy(collector.store, collector.config.query)
+        if collector.config.query.allow_host_access:
+            log.warning("query.allow_host_access is on: admin keys%s may read the host's files and URLs and "
+                        "reach other servers through the query endpoint",
+                        "" if self._server.keys else " and every local process (no API keys are configured)")
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="spanhouse-query", daemon=True)
 

@@ -82,7 +82,7 @@ def parse_ast(rows: list[str]) -> list[_Node]:
     return roots
 
 
-def _function_name(node: _Node) -> str:
+def function_name(node: _Node) -> str:
     """`merge (alias r) (children 1)` -> `merge`."""
     return node.name.split(None, 1)[0].lower() if node.name.strip() else ""
 
@@ -111,6 +111,11 @@ class TenantScope:
                 self._table_functions = {name for (name,) in rows}
             return self._tables
 
+    def table_only_functions(self) -> set[str]:
+        """Names the engine has only as table functions (lower case); loaded with tables()."""
+        self.tables()
+        return self._table_functions
+
     def check(self, ast_rows: list[str], formatted_sql: str) -> None:
         """Raise NotAllowed unless the statement reads only tenant tables, in ways the filter covers."""
         tables = self.tables()
@@ -125,7 +130,7 @@ class TenantScope:
         if not roots or roots[0].kind not in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
             raise NotAllowed("tenant keys may run SELECT statements only")
         listing = ", ".join(sorted(tables))
-        for node, parent in _walk(roots):
+        for node, parent in walk_ast(roots):
             if node.kind == "TableIdentifier" and not _is_one_of(node, allowed):
                 shown = node.name.split(" (alias ", 1)[0]
                 raise NotAllowed(f"tenant keys may read only these tables: {listing}; not {shown!r} "
@@ -133,7 +138,7 @@ class TenantScope:
             if node.kind == "Set":
                 raise NotAllowed("a SETTINGS clause is not available to tenant keys")
             if node.kind == "Function":
-                name = _function_name(node)
+                name = function_name(node)
                 shown = node.name.split(None, 1)[0] if name else node.name
                 if (parent is not None and parent.kind == "TableExpression") or name in self._table_functions:
                     raise NotAllowed(f"table function {shown}() is not available to tenant keys; "
@@ -152,10 +157,10 @@ class TenantScope:
         return {**CONFINING_SETTINGS, "additional_table_filters": "{" + filters + "}"}
 
 
-def _walk(nodes: list[_Node], parent: _Node | None = None) -> Iterator[tuple[_Node, _Node | None]]:
+def walk_ast(nodes: list[_Node], parent: _Node | None = None) -> Iterator[tuple[_Node, _Node | None]]:
     for node in nodes:
         yield node, parent
-        yield from _walk(node.children, node)
+        yield from walk_ast(node.children, node)
 
 
 def _in_reads_a_table(node: _Node) -> bool:
@@ -166,4 +171,4 @@ def _in_reads_a_table(node: _Node) -> bool:
     right = args[1]
     if right.kind in ("Subquery", "Literal"):
         return False
-    return not (right.kind == "Function" and _function_name(right) in ("tuple", "array"))
+    return not (right.kind == "Function" and function_name(right) in ("tuple", "array"))
