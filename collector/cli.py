@@ -12,6 +12,7 @@ from typing import Any
 
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import Config, ConfigError
+from spanhouse.collector.query.render import format_table, parse_json_compact
 
 
 # Top-level modules that come with the `collector` extra.
@@ -88,37 +89,11 @@ def cmd_collector(args: argparse.Namespace) -> int:
 
 
 def _rows_from_store(store: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
-    return _parse_json_compact(store.raw_query(sql, "JSONCompact"))
-
-
-def _parse_json_compact(raw: bytes) -> tuple[list[str], list[list[Any]]]:
-    doc = json.loads(raw or b'{"meta": [], "data": []}')
-    return [m["name"] for m in doc.get("meta", [])], doc.get("data", [])
-
-
-def format_table(names: list[str], rows: list[list[Any]]) -> str:
-    """A plain text table, numbers right-aligned."""
-    def text(v: Any) -> str:
-        if isinstance(v, (dict, list)):
-            return json.dumps(v, ensure_ascii=False)
-        return "" if v is None else str(v)
-
-    cells = [[text(v) for v in row] for row in rows]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and bool(rows)
-               for i in range(len(names))]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    out = [line(names), "  ".join("-" * w for w in widths)]
-    out.extend(line(r) for r in cells)
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(out)
+    return parse_json_compact(store.raw_query(sql, "JSONCompact"))
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from spanhouse.collector import query_client
+    from spanhouse.collector.query import client as query_client
 
     cfg = _load_config(args)
     fmt = {"table": "JSONCompact", "csv": "CSVWithNames", "json": "JSONEachRow"}[args.format]
@@ -128,7 +103,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(f"spanhouse query: {exc}", file=sys.stderr)
         return 1
     if args.format == "table":
-        names, rows = _parse_json_compact(raw)
+        names, rows = parse_json_compact(raw)
         print(format_table(names, rows))
     else:
         sys.stdout.write(raw.decode("utf-8", "replace"))
@@ -136,7 +111,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spanhouse.collector import demo, query_client
+    from spanhouse.collector import demo
+    from spanhouse.collector.query import client as query_client
 
     cfg = _load_config(args)
     endpoint = args.endpoint or cfg.receiver.grpc.endpoint
@@ -149,7 +125,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"sent {sent} spans to {endpoint}")
     try:
         query_client.flush(cfg)
-        print(demo.summary_table(lambda sql: _parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))))
+        print(demo.summary_table(lambda sql: parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))))
     except query_client.QueryError as exc:
         print(f"spanhouse demo: spans sent, but the summary could not be read: {exc}", file=sys.stderr)
         return 1
@@ -180,9 +156,9 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 def _report_sql(cfg: Config) -> Any:
-    from spanhouse.collector import query_client
+    from spanhouse.collector.query import client as query_client
 
-    return lambda sql: _parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))
+    return lambda sql: parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))
 
 
 def _print_report(args: argparse.Namespace, names: list[str], rows: list[list[Any]]) -> None:
@@ -196,7 +172,7 @@ def _print_report(args: argparse.Namespace, names: list[str], rows: list[list[An
 def _run_report(args: argparse.Namespace, report: Any) -> int:
     from datetime import UTC, datetime
 
-    from spanhouse.collector import query_client, reports
+    from spanhouse.collector.query import client as query_client, reports
 
     cfg = _load_config(args)
     try:
@@ -218,7 +194,7 @@ def _run_report(args: argparse.Namespace, report: Any) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from spanhouse.collector import reports
+    from spanhouse.collector.query import reports
 
     def report(run_sql: Any, since: Any, until: Any) -> int:
         names, rows = reports.usage(run_sql, args.by, since, until, tenant=args.tenant or "")
@@ -229,7 +205,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
-    from spanhouse.collector import reports
+    from spanhouse.collector.query import reports
 
     def report(run_sql: Any, since: Any, until: Any) -> int:
         min_duration_ms = reports.parse_duration_s("--min-duration", args.min_duration) * 1e3 \
@@ -245,7 +221,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from spanhouse.collector import reports
+    from spanhouse.collector.query import reports
 
     def report(run_sql: Any, _since: Any, _until: Any) -> int:
         text = reports.trace_tree(run_sql, args.trace_id)

@@ -27,8 +27,9 @@ from spanhouse.collector.processors.redaction.config import (
     RedactionRuleConfig,
 )
 from spanhouse.collector.processors.sampling.config import AttributeRuleConfig, SamplingConfig
+from spanhouse.collector.query.config import QueryConfig
 from spanhouse.collector.receiver.config import GrpcConfig, HttpConfig, ListenerConfig, ReceiverConfig
-from spanhouse.collector.settings import ConfigError, apply, check_endpoint
+from spanhouse.collector.settings import ConfigError, apply
 from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
@@ -45,34 +46,6 @@ ENV_PREFIX = "SPANHOUSE_"
 class StoreConfig:
     # chdb:///path (embedded, default) or http(s)://user:pass@host:8123/db
     url: str = "chdb://./spanhouse-data"
-
-
-@dataclass
-class QueryConfig:
-    # Loopback HTTP endpoint for read-only SQL while the collector owns the embedded store; "" disables.
-    endpoint: str = "127.0.0.1:4319"
-    # Engine limits on every query of the endpoint and the read commands (see docs/security.md).
-    max_execution_s: float = 30.0
-    max_memory_mib: int = 1024
-    max_result_rows: int = 1000000
-    max_result_mib: int = 256
-    # Queries under way at once: per caller (a key, or the keyless local caller) and in all; past that, HTTP 429.
-    max_concurrent_per_caller: int = 2
-    max_concurrent: int = 4
-    # Let admin keys (and the keyless local caller) read host files, URLs and other servers. Off by default.
-    allow_host_access: bool = False
-
-    def validate(self) -> None:
-        if self.endpoint:
-            check_endpoint("query.endpoint", self.endpoint)
-        for name in ("max_execution_s", "max_memory_mib", "max_result_rows", "max_result_mib",
-                     "max_concurrent_per_caller", "max_concurrent"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"query.{name}: must be a number greater than 0, got {value!r}")
-        if self.max_concurrent_per_caller > self.max_concurrent:
-            raise ConfigError(f"query.max_concurrent_per_caller ({self.max_concurrent_per_caller}) must not be "
-                              f"greater than query.max_concurrent ({self.max_concurrent})")
 
 
 @dataclass

@@ -148,7 +148,7 @@ def send(endpoint: str, traces: int = 200, seed: int = 7) -> int:
 
 def summary_table(run_sql: Callable[[str], tuple[list[str], list[list[Any]]]]) -> str:
     """Calls, tokens and latency percentiles per model over the last day, from the rollups."""
-    from spanhouse.collector.cli import format_table
+    from spanhouse.collector.query.render import format_table
 
     sql = sql_file("queries/usage_by_model.sql").replace("{hours:UInt32}", "24")
     names, rows = run_sql(sql)

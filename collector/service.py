@@ -104,7 +104,7 @@ class Collector:
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        from spanhouse.collector.query_server import QueryServer
+        from spanhouse.collector.query.server import QueryServer
         from spanhouse.collector.receiver.grpc import GrpcReceiver
         from spanhouse.collector.receiver.http import HttpReceiver
         from spanhouse.collector.pricing import sync_model_prices

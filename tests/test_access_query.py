@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from spanhouse.collector import query_client
+from spanhouse.collector.query import client as query_client
 from spanhouse.collector.config import Config
-from spanhouse.collector.tenant_query import NotAllowed, parse_ast
+from spanhouse.collector.query.tenant_scope import NotAllowed, parse_ast
 
 from access_harness import Key, auth_overrides, export, http, span_request
 from collector_harness import RunningCollector, start_collector

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from spanhouse.collector import cli, demo, reports
+from spanhouse.collector import cli, demo
+from spanhouse.collector.query import reports
 
 from collector_harness import start_collector
 

@@ -188,7 +188,7 @@ def test_through_a_collector_every_table_counts_the_call_once(tmp_path: Path, sa
 
 
 def test_the_trace_report_counts_a_call_traced_twice_once(tmp_path: Path) -> None:
-    from spanhouse.collector import reports
+    from spanhouse.collector.query import reports
 
     running = start_collector(tmp_path / "data")
     try:

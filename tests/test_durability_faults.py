@@ -18,7 +18,7 @@ import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 
 from spanhouse.collector import config as config_mod
-from spanhouse.collector import query_client
+from spanhouse.collector.query import client as query_client
 
 from collector_harness import RunningCollector, start_collector
 from collector_process import CollectorProcess

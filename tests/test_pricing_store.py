@@ -105,7 +105,7 @@ def test_costs_reach_calls_spans_rollups_and_trace_costs(tmp_path: Path) -> None
 
 
 def test_costs_recomputed_in_sql_match_the_collector(tmp_path: Path) -> None:
-    from spanhouse.collector.queries import render
+    from spanhouse.collector.query.queries import render
 
     running = start_collector(tmp_path / "store")
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from spanhouse.collector.batch import GENAI_COLUMNS
-from spanhouse.collector.queries import QueryParameterError, quote, render
+from spanhouse.collector.query.queries import QueryParameterError, quote, render
 from spanhouse.collector.store import Store
 from spanhouse.collector.writer.clickhouse import GENAI_CALLS_COLUMNS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spanhouse.collector import query_client
+from spanhouse.collector.query import client as query_client
 from spanhouse.collector.config import load
 
 from access_harness import Key, auth_overrides, http

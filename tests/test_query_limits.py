@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from spanhouse.collector.query_limits import (
+from spanhouse.collector.query.limits import (
     CallerSlots,
     LimitExceeded,
     TooBusy,

@@ -19,7 +19,7 @@ An operator may give admin callers host access with `query.allow_host_access: tr
 
 from __future__ import annotations
 
-from spanhouse.collector.tenant_query import NotAllowed, function_name, walk_ast, parse_ast
+from spanhouse.collector.query.tenant_scope import NotAllowed, function_name, parse_ast, walk_ast
 
 # Table functions any caller may use: each produces rows from its own arguments or reads this store.
 ALLOWED_TABLE_FUNCTIONS = frozenset({

@@ -23,12 +23,12 @@ import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from spanhouse.collector.auth import AuthError, KeyRing, Principal
-from spanhouse.collector.query_guard import HostAccessRefused, check_statement
-from spanhouse.collector.query_limits import (
+from spanhouse.collector.query.guard import HostAccessRefused, check_statement
+from spanhouse.collector.query.limits import (
     CallerSlots,
     LimitExceeded,
     TooBusy,
@@ -36,11 +36,10 @@ from spanhouse.collector.query_limits import (
     explain_limit,
     run_read,
 )
-from spanhouse.collector.tenant_query import NotAllowed, TenantScope
+from spanhouse.collector.query.tenant_scope import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
-    from spanhouse.collector.config import QueryConfig
-    from spanhouse.collector.service import Collector
+    from spanhouse.collector.config import Config, QueryConfig
     from spanhouse.collector.store import Store
 
 log = logging.getLogger("spanhouse.query")
@@ -199,13 +198,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    collector: Collector
+    collector: ServedCollector
     keys: KeyRing | None
     policy: ReadPolicy
 
 
+class ServedCollector(Protocol):
+    """What the endpoint needs of the running collector (service.Collector is one)."""
+
+    config: Config
+    store: Store
+
+    def counters(self) -> dict[str, int]:
+        ...
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        ...
+
+
 class QueryServer:
-    def __init__(self, collector: Collector, endpoint: str) -> None:
+    def __init__(self, collector: ServedCollector, endpoint: str) -> None:
         host, _, port = endpoint.rpartition(":")
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"query.endpoint must be a loopback address, got {endpoint!r}")

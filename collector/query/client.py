@@ -78,7 +78,7 @@ def run(cfg: Config, sql: str, fmt: str) -> bytes:
         except StoreError as exc:
             raise QueryError(str(exc)) from None
     from spanhouse.collector.auth import Principal
-    from spanhouse.collector.query_server import ReadPolicy
+    from spanhouse.collector.query.server import ReadPolicy
 
     # Opened directly, the store answers under the same host-access guard and limits as the endpoint.
     try:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from spanhouse.collector.queries import render
+from spanhouse.collector.query.queries import render
 
 RunSql = Callable[[str], tuple[list[str], list[list[Any]]]]
 

@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from spanhouse.collector.store import SETTING_NAME, StoreError
-
 if TYPE_CHECKING:
     from spanhouse.collector.config import QueryConfig
     from spanhouse.collector.store import Store
@@ -76,25 +74,8 @@ def explain_limit(exc: Exception, cfg: QueryConfig) -> Exception:
 
 
 def run_read(store: Store, sql: str, fmt: str, settings: dict[str, Any], engine_readonly: bool) -> bytes:
-    """`sql`'s result in `fmt`, under `settings`; on the embedded engine on a connection of its own."""
-    if not store.location.embedded:
-        # A server connection is shared; its settings travel with each query. Use a read-only
-        # ClickHouse user in store.url for the engine's own read-only layer (see docs/security.md).
-        return store.raw_query(sql, fmt, settings=settings)
-    import chdb
-
-    try:
-        connection = chdb.connect(str(store.location.path))
-    except Exception as exc:
-        raise StoreError(f"cannot open a query connection to {store.location.redacted()}: {exc}") from exc
-    try:
-        for name, value in settings.items():
-            connection.query(f"SET {_setting(name)} = {_literal(value)}")
-        if engine_readonly:
-            connection.query("SET readonly = 1")  # last: from here on no setting can change
-        return connection.query(sql, fmt).bytes()
-    finally:
-        connection.close()
+    """`sql`'s result in `fmt`, under `settings` (the store's backend decides on which connection)."""
+    return store.backend.read(store, sql, fmt, settings, engine_readonly)
 
 
 class CallerSlots:
@@ -127,20 +108,6 @@ class CallerSlots:
     def running(self) -> int:
         with self._lock:
             return sum(self._running.values())
-
-
-def _setting(name: str) -> str:
-    if not SETTING_NAME.match(name):
-        raise StoreError(f"invalid setting name {name!r}")
-    return name
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _first_line(text: str) -> str:
