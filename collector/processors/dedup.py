@@ -42,7 +42,7 @@ class DedupConfig:
             raise ConfigError(f"dedup.window_s: at most 86400 (a day), got {self.window_s}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     parent: str
     provider: str
