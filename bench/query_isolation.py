@@ -30,30 +30,16 @@ from pathlib import Path
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from access_harness import span_request  # noqa: E402
 from collector_process import CollectorProcess, clean_env  # noqa: E402
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 HEAVY = "SELECT sum(cityHash64(number)) FROM numbers(1e12)"
 SPANS_PER_ROUND = 5
-
-
-def request_for(service: str) -> bytes:
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    kv = resource_spans.resource.attributes.add()
-    kv.key, kv.value.string_value = "service.name", service
-    scope = resource_spans.scope_spans.add()
-    for i in range(SPANS_PER_ROUND):
-        span = scope.spans.add()
-        span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), f"{service}-{i}"
-        span.start_time_unix_nano = time.time_ns()
-        span.end_time_unix_nano = span.start_time_unix_nano + 1000
-    return request.SerializeToString()
 
 
 def post(endpoint: str, sql: str, timeout_s: float = 120.0) -> tuple[int, bytes]:
@@ -77,7 +63,7 @@ def measure(collector: CollectorProcess, export: grpc.UnaryUnaryMultiCallable, p
     send_ok, ok_queryable = [], []
     for i in range(rounds):
         service = f"{phase}-{i}-{os.getpid()}"
-        payload = request_for(service)
+        payload = span_request(service, SPANS_PER_ROUND).SerializeToString()
         start = time.perf_counter()
         export(payload, timeout=30)
         accepted = time.perf_counter()

@@ -8,14 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from spanhouse.collector.query.limits import (
-    CallerSlots,
-    LimitExceeded,
-    TooBusy,
-    engine_settings,
-    explain_limit,
-    run_read,
-)
+from spanhouse.collector.query import limits
 
 from access_harness import export, http, span_request
 from collector_harness import RunningCollector, start_collector
@@ -78,13 +71,13 @@ def test_ingestion_answers_while_a_query_runs_into_the_time_limit(limited: Runni
 
 
 def test_slots_bound_each_caller_and_the_total() -> None:
-    slots = CallerSlots(per_caller=1, total=2)
+    slots = limits.CallerSlots(per_caller=1, total=2)
     with slots.hold("tenant:a"):
-        with pytest.raises(TooBusy, match="query.max_concurrent_per_caller"):
+        with pytest.raises(limits.TooBusy, match="query.max_concurrent_per_caller"):
             with slots.hold("tenant:a"):
                 pass
         with slots.hold("tenant:b"):
-            with pytest.raises(TooBusy, match=r"query.max_concurrent\)"):
+            with pytest.raises(limits.TooBusy, match=r"query.max_concurrent\)"):
                 with slots.hold("tenant:c"):
                     pass
     assert slots.running() == 0
@@ -105,6 +98,6 @@ def test_the_engine_itself_refuses_when_the_syntax_check_is_skipped(limited: Run
     store = limited.collector.store
     cfg = limited.collector.config.query
     with pytest.raises(Exception) as raised:
-        run_read(store, sql, "JSONCompact", engine_settings(cfg), engine_readonly=True)
-    explained = explain_limit(raised.value, cfg)
-    assert isinstance(explained, LimitExceeded) and "read-only" in str(explained), raised.value
+        limits.run_read(store, sql, "JSONCompact", limits.engine_settings(cfg), engine_readonly=True)
+    explained = limits.explain_limit(raised.value, cfg)
+    assert isinstance(explained, limits.LimitExceeded) and "read-only" in str(explained), raised.value

@@ -77,6 +77,13 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
         pos = value_end
 
 
+def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(field number, start of the field, value) for each length-delimited field of a message."""
+    for number, wire_type, start, value_start, end in _fields(data):
+        if wire_type == _LEN:
+            yield number, start, data[value_start:end]
+
+
 def _children(data: bytes, number: int) -> Iterator[bytes]:
     for n, wire_type, _, value_start, value_end in _fields(data):
         if n == number and wire_type == _LEN:
@@ -149,10 +156,7 @@ def prune_deep_values(data: bytes) -> tuple[bytes, dict[tuple[int, int, int], st
         changes: dict[int, bytes] = {}
         resource_deep = False
         s_index = -1
-        for n, wt, s_start, s_value, s_end in _fields(resource_spans):
-            if wt != _LEN:
-                continue
-            value = resource_spans[s_value:s_end]
+        for n, s_start, value in _messages(resource_spans):
             if n == _RESOURCE_SPANS_RESOURCE and _attributes_too_deep(value, _RESOURCE_ATTRIBUTES):
                 resource_deep = True
                 changes[s_start] = _len_field(n, _without(value, _RESOURCE_ATTRIBUTES))
@@ -175,10 +179,7 @@ def _prune_scope_spans(scope_spans: bytes, r_index: int, s_index: int,
     """The ScopeSpans bytes with deep spans emptied (None when nothing changed)."""
     changes: dict[int, bytes] = {}
     p_index = -1
-    for n, wt, start, value_start, end in _fields(scope_spans):
-        if wt != _LEN:
-            continue
-        value = scope_spans[value_start:end]
+    for n, start, value in _messages(scope_spans):
         if n == _SCOPE_SPANS_SCOPE and _attributes_too_deep(value, _SCOPE_ATTRIBUTES):
             changes[start] = _len_field(n, _without(value, _SCOPE_ATTRIBUTES))
         elif n == _SCOPE_SPANS_SPANS:

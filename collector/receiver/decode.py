@@ -163,8 +163,7 @@ class Decoder:
         self.max_value_length = max_attribute_value_length
         self.max_spans = max_spans_per_request
         self.max_attributes = max_attributes_per_span
-        self.retention_days = retention_days
-        self.max_future_skew_s = max_future_skew_s
+        self.retention_days, self.max_future_skew_s = retention_days, max_future_skew_s
         self._clock_ns = clock_ns
 
     def decode_bytes(self, data: bytes, tenant: str) -> DecodeResult:

@@ -152,29 +152,23 @@ def _repair_surrogates(doc: Any) -> int:
         node = stack.pop()
         if isinstance(node, dict):
             for key in list(node):
-                value = node[key]
                 fixed_key = _repaired(key)
                 if fixed_key is not None:
-                    del node[key]
-                    node[fixed_key] = value
-                    key = fixed_key
+                    node[fixed_key] = node.pop(key)
                     repaired += 1
-                if isinstance(value, str):
-                    fixed = _repaired(value)
-                    if fixed is not None:
-                        node[key] = fixed
-                        repaired += 1
-                else:
-                    stack.append(value)
+            entries: Any = list(node.items())
         elif isinstance(node, list):
-            for i, value in enumerate(node):
-                if isinstance(value, str):
-                    fixed = _repaired(value)
-                    if fixed is not None:
-                        node[i] = fixed
-                        repaired += 1
-                else:
-                    stack.append(value)
+            entries = enumerate(node)
+        else:
+            continue
+        for key, value in entries:
+            if isinstance(value, str):
+                fixed = _repaired(value)
+                if fixed is not None:
+                    node[key] = fixed
+                    repaired += 1
+            else:
+                stack.append(value)
     return repaired
 
 

@@ -55,6 +55,12 @@ class WriterFull(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+# Monotonic counters of the writer, named after what they count.
+COUNTERS = ("spans_written_total", "batches_written_total", "write_errors_total", "spans_lost_total",
+            "spans_refused_total", "calls_paced_total", "pace_timeouts_total", "spans_dead_lettered_total",
+            "batches_split_total", "dead_letter_errors_total")
+
+
 class _Entry:
     __slots__ = ("batch", "rows", "start", "end")
 
@@ -99,17 +105,8 @@ class BatchingWriter:
         self._replay: tuple[int, str] | None = None  # (entries, token) of an insert a crash interrupted
         self._spool_failing = False
         self._write_failing = False
-        self.spans_written_total = 0
-        self.batches_written_total = 0
-        self.write_errors_total = 0
-        self.spans_lost_total = 0
+        self.count = dict.fromkeys(COUNTERS, 0)  # GET /stats shows them with the prefix writer_
         self.spans_left_in_spool = 0
-        self.spans_refused_total = 0
-        self.calls_paced_total = 0
-        self.pace_timeouts_total = 0
-        self.spans_dead_lettered_total = 0
-        self.batches_split_total = 0
-        self.dead_letter_errors_total = 0
         self._causes_logged: set[str] = set()
         if spool is not None and spool.recovered:
             for record in spool.recovered:
@@ -152,7 +149,7 @@ class BatchingWriter:
                 start, end = self.spool.append(payload, rows)
             except SpoolError as exc:
                 with self._cond:
-                    self.spans_refused_total += rows
+                    self.count["spans_refused_total"] += rows
                     if not self._spool_failing:
                         log.error("refusing spans until the spool can take them: %s", exc)
                         self._spool_failing = True
@@ -183,15 +180,15 @@ class BatchingWriter:
         with self._cond:
             if go_on():
                 return
-            self.calls_paced_total += 1
+            self.count["calls_paced_total"] += 1
             if not self._cond.wait_for(go_on, self.pace_wait_s):
-                self.pace_timeouts_total += 1
+                self.count["pace_timeouts_total"] += 1
 
     def _check_memory(self, rows: int) -> None:
         if self._stopping:
             raise WriterFull("collector is shutting down")
         if self._memory_rows + rows > self.max_pending_rows:
-            self.spans_refused_total += rows
+            self.count["spans_refused_total"] += rows
             raise WriterFull(f"{self._memory_rows} spans are waiting to be written "
                              f"(writer.max_pending_rows={self.max_pending_rows})")
 
@@ -248,26 +245,13 @@ class BatchingWriter:
                                 "and are written when the collector starts again", unwritten, self.spool.directory)
                 return 0
             if unwritten:
-                self.spans_lost_total += unwritten
+                self.count["spans_lost_total"] += unwritten
                 log.error("shutdown: %d accepted spans could not be written and are lost", unwritten)
             return unwritten
 
     def counters(self) -> dict[str, int]:
-        out = {
-            "spans_written_total": self.spans_written_total,
-            "batches_written_total": self.batches_written_total,
-            "write_errors_total": self.write_errors_total,
-            "spans_lost_total": self.spans_lost_total,
-            "spans_refused_total": self.spans_refused_total,
-            "spans_pending": self.pending_rows,
-            "spans_in_memory": self._memory_rows,
-            "spans_left_in_spool": self.spans_left_in_spool,
-            "calls_paced_total": self.calls_paced_total,
-            "pace_timeouts_total": self.pace_timeouts_total,
-            "spans_dead_lettered_total": self.spans_dead_lettered_total,
-            "batches_split_total": self.batches_split_total,
-            "dead_letter_errors_total": self.dead_letter_errors_total,
-        }
+        out = {**self.count, "spans_pending": self.pending_rows, "spans_in_memory": self._memory_rows,
+               "spans_left_in_spool": self.spans_left_in_spool}
         if self.spool is not None:
             out.update(self.spool.counters())
         return out
@@ -321,8 +305,8 @@ class BatchingWriter:
                 if written:
                     self._inflight_rows = 0
                     self._memory_rows -= sum(e.rows for e in entries if e.batch is not None)
-                    self.spans_written_total += sum(e.rows for e in entries)
-                    self.batches_written_total += 1
+                    self.count["spans_written_total"] += sum(e.rows for e in entries)
+                    self.count["batches_written_total"] += 1
                     self._cond.notify_all()
                 else:  # deadline passed during shutdown: keep the count honest
                     self._queue.extendleft(reversed(entries))
@@ -368,7 +352,7 @@ class BatchingWriter:
                 with self._cond:
                     self._write_failing = True
                     self._cond.notify_all()  # paced receivers stop waiting
-                self.write_errors_total += 1
+                self.count["write_errors_total"] += 1
                 rows = sum(e.rows for e in entries)
                 log.warning("insert of %d spans failed, retrying in %.1fs: %s", rows, delay, exc)
             if not self._backoff(delay):
@@ -409,8 +393,8 @@ class BatchingWriter:
         derived from the batch's token and its place in the split, so the split of a replayed batch
         (same records, same token) produces the same parts and the store keeps each once.
         """
-        self.batches_split_total += 1
-        self.write_errors_total += 1
+        self.count["batches_split_total"] += 1
+        self.count["write_errors_total"] += 1
         reasons: dict[int, str] = {}
         work: list[tuple[list[int], str, Exception | None]] = [(list(range(batch.size)), "", first)]
         while work:
@@ -456,7 +440,7 @@ class BatchingWriter:
             except Exception as exc:
                 if classify(exc) is not Kind.TRANSIENT:
                     return exc
-                self.write_errors_total += 1
+                self.count["write_errors_total"] += 1
                 log.warning("insert of %d spans failed, retrying in %.1fs: %s", part.size, delay, exc)
             if not self._backoff(delay):
                 return _STOPPED
@@ -474,12 +458,12 @@ class BatchingWriter:
                     where = str(self.dead_letters.write(token, rows, reasons))
                 break
             except Exception as exc:  # a full disk: the batch waits, like an insert into a store that is down
-                self.dead_letter_errors_total += 1
+                self.count["dead_letter_errors_total"] += 1
                 log.error("cannot write %d dead-lettered spans, retrying in %.1fs: %s", rows.size, delay, exc)
             if not self._backoff(delay):
                 return False
             delay = min(delay * 2, self.retry_max_s)
-        self.spans_dead_lettered_total += rows.size
+        self.count["spans_dead_lettered_total"] += rows.size
         log.warning("%d spans the store refused for good were set aside in %s", rows.size, where)
         return True
 

@@ -180,25 +180,18 @@ def test_disabling_the_other_by_its_entry_point_name_brings_ours_back(
     assert STEP_ASIDE_LINE not in stderr
 
 
-def test_disabling_ours_leaves_the_other_and_says_nothing(views: Any, fake_server: FakeProviderServer,
-                                                          otlp_receiver: ThreadingHTTPServer) -> None:
+@pytest.mark.parametrize(("setting", "ours_and_theirs"), [
+    pytest.param({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "spanhouse_openai"}, [False], id="ours-disabled-by-name"),
+    pytest.param({"SPANHOUSE_INSTRUMENTATION_STEP_ASIDE": "false"}, [False, True], id="step-aside-off-runs-both"),
+])
+def test_each_setting_gives_the_spans_it_asks_for_and_says_nothing(
+        views: Any, fake_server: FakeProviderServer, otlp_receiver: ThreadingHTTPServer,
+        setting: dict[str, str], ours_and_theirs: list[bool]) -> None:
     other = "opentelemetry-instrumentation-openai-v2"
     if not _installed(other):
         pytest.skip(f"{other} not installed")
-    spans, stderr = _run(views(_only(other)), "openai", fake_server, otlp_receiver,
-                         OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="spanhouse_openai")
-    assert len(spans) == 1 and spans[0].scope != OURS["openai"]
-    assert STEP_ASIDE_LINE not in stderr
-
-
-def test_step_aside_off_runs_both_as_asked(views: Any, fake_server: FakeProviderServer,
-                                           otlp_receiver: ThreadingHTTPServer) -> None:
-    other = "opentelemetry-instrumentation-openai-v2"
-    if not _installed(other):
-        pytest.skip(f"{other} not installed")
-    spans, stderr = _run(views(_only(other)), "openai", fake_server, otlp_receiver,
-                         SPANHOUSE_INSTRUMENTATION_STEP_ASIDE="false")
-    assert sorted(s.scope == OURS["openai"] for s in spans) == [False, True]
+    spans, stderr = _run(views(_only(other)), "openai", fake_server, otlp_receiver, **setting)
+    assert sorted(s.scope == OURS["openai"] for s in spans) == ours_and_theirs
     assert STEP_ASIDE_LINE not in stderr
 
 

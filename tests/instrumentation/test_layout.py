@@ -8,6 +8,7 @@ import importlib
 from pathlib import Path
 
 import pytest
+from layout_helpers import import_circle, import_graph
 
 from spanhouse.instrumentation._patching import Patch
 from spanhouse.instrumentation._provider import ProviderInstrumentor
@@ -17,56 +18,9 @@ PACKAGE = "spanhouse.instrumentation"
 PROVIDERS = sorted(p.parent.name for p in SOURCE.glob("*/__init__.py"))
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SOURCE).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join([PACKAGE, *parts])
-
-
-MODULES = {_module_name(p) for p in SOURCE.rglob("*.py")}
-
-
-def _imports(path: Path) -> set[str]:
-    """Modules of ours that `path` imports, anywhere in the file (a late import in a function counts)."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-            module = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
-            if not node.level and not module.startswith(PACKAGE):
-                continue
-            for alias in node.names:  # `from . import _config` imports a module, not a name
-                candidate = f"{module}.{alias.name}"
-                found.add(candidate if candidate in MODULES else module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith(PACKAGE))
-    found.discard(name)
-    return found
-
-
 def test_no_import_circles() -> None:
-    graph = {_module_name(p): _imports(p) for p in SOURCE.rglob("*.py")}
-    # A package's __init__ importing its own submodules is how packages work, not a circle.
-    for module, deps in graph.items():
-        graph[module] = {d for d in deps if not module.startswith(d + ".")}
-    visiting: list[str] = []
-    done: set[str] = set()
-
-    def visit(module: str) -> None:
-        if module in done:
-            return
-        assert module not in visiting, " -> ".join([*visiting[visiting.index(module):], module])
-        visiting.append(module)
-        for dep in sorted(graph.get(module, ())):
-            visit(dep)
-        visiting.pop()
-        done.add(module)
-
-    for module in sorted(graph):
-        visit(module)
+    circle = import_circle(import_graph(SOURCE, PACKAGE))
+    assert circle is None, " -> ".join(circle or [])
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -98,17 +98,45 @@ class Folded:
         return ostart if first else oend
 
 
+class _Rebuilt:
+    """A folded text built piece by piece, each piece remembering the original characters it stands for:
+    (start in the folded text, start and end in the original, whether it is the original unchanged)."""
+
+    __slots__ = ("changed", "out", "pieces", "pos", "size", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.out: list[str] = []
+        self.pieces: list[tuple[int, int, int, bool]] = []
+        self.size = 0
+        self.pos = 0  # the original up to here is placed
+        self.changed = False
+
+    def put(self, start: int, end: int, folded: str, identity: bool = False) -> None:
+        """Original characters [start, end) become `folded` (the unchanged text before them is kept)."""
+        if start > self.pos:
+            self.pieces.append((self.size, self.pos, start, True))
+            self.out.append(self.text[self.pos:start])
+            self.size += start - self.pos
+        self.pieces.append((self.size, start, end, identity))
+        self.out.append(folded)
+        self.size += len(folded)
+        self.pos = end
+        self.changed = self.changed or not identity
+
+    def result(self) -> tuple[str, list[tuple[int, int, int, bool]]] | None:
+        """The folded text and its pieces; None when nothing changed."""
+        if not self.changed:
+            return None
+        if self.pos < len(self.text):
+            self.pieces.append((self.size, self.pos, len(self.text), True))
+            self.out.append(self.text[self.pos:])
+        return "".join(self.out), self.pieces
+
+
 def _percent_decode(text: str) -> tuple[str, list[tuple[int, int, int, bool]]] | None:
-    out: list[str] = []
-    pieces: list[tuple[int, int, int, bool]] = []
-    size = 0
-    pos = 0
-    changed = False
+    rebuilt = _Rebuilt(text)
     for m in _PERCENT_RUN.finditer(text):
-        if m.start() > pos:
-            pieces.append((size, pos, m.start(), True))
-            out.append(text[pos:m.start()])
-            size += m.start() - pos
         run = bytes.fromhex(m.group(0).replace("%", ""))
         base = m.start()
         i = 0
@@ -123,21 +151,11 @@ def _percent_decode(text: str) -> tuple[str, list[tuple[int, int, int, bool]]] |
                 ch = None
             if ch is None:  # not UTF-8: keep the escape as it was written
                 n = 1
-                ch = text[base + 3 * i: base + 3 * i + 3]
-                pieces.append((size, base + 3 * i, base + 3 * i + 3, True))
+                rebuilt.put(base + 3 * i, base + 3 * i + 3, text[base + 3 * i: base + 3 * i + 3], identity=True)
             else:
-                pieces.append((size, base + 3 * i, base + 3 * (i + n), False))
-                changed = True
-            out.append(ch)
-            size += len(ch)
+                rebuilt.put(base + 3 * i, base + 3 * (i + n), ch)
             i += n
-        pos = m.end()
-    if not changed:
-        return None
-    if pos < len(text):
-        pieces.append((size, pos, len(text), True))
-        out.append(text[pos:])
-    return "".join(out), pieces
+    return rebuilt.result()
 
 
 class _OneToOne(dict[int, int]):
@@ -168,32 +186,14 @@ def _unicode_fold(text: str) -> tuple[str, list[tuple[int, int, int, bool]]] | N
 
 
 def _unicode_fold_each(text: str) -> tuple[str, list[tuple[int, int, int, bool]]] | None:
-    out: list[str] = []
-    pieces: list[tuple[int, int, int, bool]] = []
-    size = 0
-    pos = 0
-    changed = False
+    rebuilt = _Rebuilt(text)
     for m in _NON_ASCII_RUN.finditer(text):
         for i in range(m.start(), m.end()):
             ch = text[i]
             folded = _fold_char(ch)
-            if folded == ch:
-                continue
-            if i > pos:
-                pieces.append((size, pos, i, True))
-                out.append(text[pos:i])
-                size += i - pos
-            pieces.append((size, i, i + 1, False))
-            out.append(folded)
-            size += len(folded)
-            pos = i + 1
-            changed = True
-    if not changed:
-        return None
-    if pos < len(text):
-        pieces.append((size, pos, len(text), True))
-        out.append(text[pos:])
-    return "".join(out), pieces
+            if folded != ch:
+                rebuilt.put(i, i + 1, folded)
+    return rebuilt.result()
 
 
 def _compose(outer: list[tuple[int, int, int, bool]], inner: Folded) -> list[tuple[int, int, int, bool]]:
