@@ -209,3 +209,18 @@ def test_the_trace_report_counts_a_call_traced_twice_once(tmp_path: Path) -> Non
         assert f"(same call as {hexid(2)}, counted there)" in text
     finally:
         running.collector.stop()
+
+
+def test_an_instrumentor_that_starts_its_own_trace_is_matched_by_response_id() -> None:
+    """Not nested: the other instrumentor's span is a root of a trace of its own, inside ours in time."""
+    ours = span(11, 1, **chat(response_id="msg_7"))
+    theirs = span(12, 2, start_ms=3, end_ms=990, **chat(response_id="msg_7"))
+    assert marks(DedupProcessor(DedupConfig()), [theirs], [ours]) == {hexid(1): hexid(2), hexid(2): ""}
+    assert marks(DedupProcessor(DedupConfig()), [ours], [theirs]) == {hexid(1): "", hexid(2): hexid(1)}
+
+
+def test_calls_one_after_another_with_one_response_id_are_both_counted() -> None:
+    """A fake or a cache may answer twice with one id: calls that do not overlap are two calls."""
+    first = span(13, 1, start_ms=0, end_ms=100, **chat(response_id="msg_1"))
+    second = span(14, 2, start_ms=200, end_ms=300, **chat(response_id="msg_1"))
+    assert marks(DedupProcessor(DedupConfig()), [first, second]) == {hexid(1): "", hexid(2): ""}

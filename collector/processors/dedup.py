@@ -4,7 +4,8 @@ With two instrumentors installed for one library (spanhouse's and the official o
 OpenInference, OpenLIT, in any language), every call makes two nested CLIENT spans, both with usage.
 A GenAI span is a duplicate when its direct parent or child is a GenAI span of the same provider and
 operation that describes the same request: the same `gen_ai.response.id`, or the same model and token
-counts, the child inside the parent's time span. The duplicate keeps its row in `spans`, with
+counts, the child inside the parent's time span; or, for an instrumentor that starts a trace of its own
+instead of nesting, a root span with the same response id inside another root span's time. The duplicate keeps its row in `spans`, with
 `DuplicateOf` naming the span that is counted, and gets no row in `genai_calls` (so none in the
 rollups, trace costs or reports).
 
@@ -22,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from spanhouse.collector.batch import DUPLICATE_OF, SpanBatch
 from spanhouse.collector.settings import ConfigError, require_positive
@@ -85,6 +87,8 @@ class DedupProcessor:
         self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
         # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
         self._children: dict[tuple[str, str, str], list[str]] = {}
+        # (tenant, provider, operation, response id) -> keys of remembered root calls with that response id.
+        self._roots: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
         self.calls_seen_total = 0
         self.calls_duplicate_total = 0
 
@@ -134,17 +138,20 @@ class DedupProcessor:
                                      now)
             if parents[i]:
                 self._children.setdefault((tenants[i], traces[i], parents[i]), []).append(span_ids[i])
+            elif response_ids[i]:
+                self._roots.setdefault((tenants[i], providers[i], operations[i], response_ids[i]), []).append(key)
             fresh[key] = i
         self.calls_seen_total += len(fresh)
         for key, i in fresh.items():
             call = self._calls[key]
-            counted = self._counted_child(key, call)
-            if counted is None and call.parent:
-                parent = self._calls.get((key[0], key[1], call.parent))
-                # The outer span came first, in an earlier request: it is counted already.
-                if parent is not None and parent.counted and (key[0], key[1], call.parent) not in fresh \
-                        and same_request(parent, call):
-                    counted = call.parent
+            counted = self._counted_inner(key, call)
+            if counted is None:
+                for outer_key in self._outer(key, call):
+                    outer = self._calls[outer_key]
+                    # The outer span came first, in an earlier request: it is counted already.
+                    if outer.counted and outer_key not in fresh and same_request(outer, call):
+                        counted = outer_key[2]
+                        break
             if counted is not None:
                 call.counted = False
                 call.duplicate_of = counted
@@ -152,18 +159,39 @@ class DedupProcessor:
                 self.calls_duplicate_total += 1
         return duplicates
 
-    def _counted_child(self, key: tuple[str, str, str], call: _Call) -> str | None:
-        """The span id of a remembered child describing the same request (the innermost one counted)."""
-        for child_id in self._children.get(key, ()):
-            child = self._calls.get((key[0], key[1], child_id))
-            if child is not None and same_request(call, child):
-                if child.counted:
-                    return child_id
-                # The child is itself a duplicate (three instrumentors): name what it duplicates.
-                deeper = self._counted_child((key[0], key[1], child_id), child)
+    def _counted_inner(self, key: tuple[str, str, str], call: _Call) -> str | None:
+        """The span id of a remembered inner span describing the same request (the innermost one counted)."""
+        for inner_key in self._inner(key, call):
+            inner = self._calls[inner_key]
+            if same_request(call, inner):
+                if inner.counted:
+                    return inner_key[2]
+                # The inner span is itself a duplicate (three instrumentors): name what it duplicates.
+                deeper = self._counted_inner(inner_key, inner)
                 if deeper is not None:
                     return deeper
         return None
+
+    def _inner(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
+        """Remembered calls inside `call`: its children, and, for a root span, root spans with its response id
+        within its time (an instrumentor that does not nest its span under the current one starts a new trace)."""
+        tenant, trace = key[0], key[1]
+        found = [(tenant, trace, child) for child in self._children.get(key, ()) if (tenant, trace, child) in self._calls]
+        if not call.parent and call.response_id:
+            found += [other for other in self._roots.get((tenant, call.provider, call.operation, call.response_id), ())
+                      if other != key and other in self._calls and _encloses(call, key, self._calls[other], other)]
+        return found
+
+    def _outer(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
+        """Remembered calls `call` lies inside: its parent, or root spans with its response id around it."""
+        tenant, trace = key[0], key[1]
+        if call.parent:
+            parent = (tenant, trace, call.parent)
+            return [parent] if parent in self._calls else []
+        if not call.response_id:
+            return []
+        return [other for other in self._roots.get((tenant, call.provider, call.operation, call.response_id), ())
+                if other != key and other in self._calls and _encloses(self._calls[other], other, call, key)]
 
     def _expire(self, now: float) -> None:
         calls, limit, oldest = self._calls, self.config.max_calls, now - self.config.window_s
@@ -173,8 +201,21 @@ class DedupProcessor:
                 break
             calls.popitem(last=False)
             if call.parent:
-                siblings = self._children.get((key[0], key[1], call.parent))
-                if siblings is not None:
-                    siblings.remove(key[2])
-                    if not siblings:
-                        del self._children[(key[0], key[1], call.parent)]
+                _forget(self._children, (key[0], key[1], call.parent), key[2])
+            elif call.response_id:
+                _forget(self._roots, (key[0], call.provider, call.operation, call.response_id), key)
+
+
+def _encloses(outer: _Call, outer_key: tuple[str, str, str], inner: _Call, inner_key: tuple[str, str, str]) -> bool:
+    """True when `inner`'s time lies within `outer`'s (equal times: the larger span id is the outer one)."""
+    if not (outer.start <= inner.start and inner.end <= outer.end):
+        return False
+    return (outer.start, outer.end) != (inner.start, inner.end) or outer_key > inner_key
+
+
+def _forget(index: dict[Any, list[Any]], where: Any, item: Any) -> None:
+    items = index.get(where)
+    if items is not None:
+        items.remove(item)
+        if not items:
+            del index[where]
