@@ -3,7 +3,7 @@
 Receivers, workers, processors, the writer and the read side depend on these and
 never on one another or on the service that assembles them (service.py):
 
-    Receiver --OTLP bytes--> Consumer (the pipeline) --SpanBatch--> Processor* --> Sink (behind the writer)
+    Receiver (decodes) --SpanBatch--> Consumer (the pipeline) --> Processor* --> Sink (behind the writer)
                                                         HoldingProcessor: keeps spans between requests
 
 Every component has a `counters()` of monotonic `<thing>_total` numbers for GET /stats.
@@ -42,11 +42,10 @@ class Receiver(Protocol):
 class Consumer(Protocol):
     """What a receiver hands a request to."""
 
-    def consume(self, data: bytes, tenant: str) -> DecodeResult:
-        """Take one serialized ExportTraceServiceRequest of `tenant`.
+    def consume(self, result: DecodeResult) -> None:
+        """Take the spans a receiver decoded from one request (`result.batch`; the refused ones are counted).
 
-        Raises RequestDecodeError (the request is bad: not retryable) or WriterFull (retry later);
-        otherwise the spans it accepted are kept and the result says which were refused and why.
+        Raises WriterFull (retry later); otherwise the spans are kept.
         """
         ...
 

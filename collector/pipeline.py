@@ -1,4 +1,4 @@
-"""The data path: request bytes -> decode -> processors -> writer.
+"""The data path: a decoded request (the receivers decode) -> processors -> writer.
 
 Assembly (which receivers, which processors, the store, start and stop) is service.py's job;
 this module knows only the protocols in component.py and the writer it is given.
@@ -13,7 +13,7 @@ import time
 
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.component import HoldingProcessor, Processor
-from spanhouse.collector.receiver.decode import Decoder, DecodeResult
+from spanhouse.collector.receiver.decode import DecodeResult
 from spanhouse.collector.writer import BatchingWriter, WriterFull
 from spanhouse.collector.writer.spool import decode
 
@@ -32,13 +32,12 @@ def tune_gc() -> None:
 
 
 class Pipeline:
-    """Decode, process, hand to the writer. Thread-safe: receiver threads call `consume` at once."""
+    """Process decoded requests and hand them to the writer; receiver threads call `consume` at once."""
 
-    def __init__(self, decoder: Decoder, processors: list[Processor], writer: BatchingWriter,
+    def __init__(self, processors: list[Processor], writer: BatchingWriter,
                  handoff_processors: list[Processor] | None = None) -> None:
         """`handoff_processors`: what batches from worker processes still go through (`submit_encoded`);
         see processors/registry.py."""
-        self.decoder = decoder
         self.processors = processors
         self.handoff_processors = handoff_processors or []
         self.writer = writer
@@ -58,10 +57,9 @@ class Pipeline:
             batch = processor.process(batch)
         return batch
 
-    def consume(self, data: bytes, tenant: str) -> DecodeResult:
-        """Raises RequestDecodeError (bad request) or WriterFull (retry later); else spans are accepted."""
+    def consume(self, result: DecodeResult) -> None:
+        """Take a decoded request's spans; raises WriterFull (retry later), else they are accepted."""
         try:
-            result = self.decoder.decode_bytes(data, tenant)
             accepted = result.batch.size
             batch = self.process(result.batch)
             self._submit(batch)
@@ -74,7 +72,6 @@ class Pipeline:
             self.requests_total += 1
             self.spans_accepted_total += accepted
             self.spans_rejected_total += result.rejected_spans
-        return result
 
     def submit_encoded(self, payload: bytes, rows: int) -> None:
         """A batch a worker process decoded and processed, in the spool's format: sample it, hand it on.

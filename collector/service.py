@@ -25,7 +25,6 @@ from spanhouse.collector.config import Config, dead_letter_directory, spool_dire
 from spanhouse.collector.pipeline import Pipeline
 from spanhouse.collector.processors import registry
 from spanhouse.collector.processors.price import PriceProcessor
-from spanhouse.collector.receiver.decode import Decoder
 from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, WriterFull
 from spanhouse.collector.writer.dead_letter import DeadLetters
 
@@ -144,12 +143,9 @@ class Collector:
                                 dead_letters=DeadLetters(dead_letter_directory(cfg)),
                                 unknown_error_attempts=cfg.writer.unknown_error_attempts)
         _submit_replays(writer)
-        decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
-                          cfg.receiver.max_attributes_per_span, cfg.retention.spans_days,
-                          cfg.receiver.max_future_skew_s)
         # Worker processes (receiver.processes) run their own `in_worker` processors; what must see a
         # trace's spans in one place (a tail sampler) runs here on what they hand over.
-        self.pipeline = Pipeline(decoder, processors.all, writer, handoff_processors=processors.after_handoff)
+        self.pipeline = Pipeline(processors.all, writer, handoff_processors=processors.after_handoff)
         self.pipeline.start()
         try:
             if cfg.receiver.processes > 1:

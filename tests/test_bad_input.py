@@ -116,10 +116,12 @@ def _truncated_request() -> bytes:
 ])
 def test_undecodable_request_is_invalid_argument_and_collector_keeps_serving(
         collector: RunningCollector, client: Client, data: bytes) -> None:
+    invalid_before = collector.collector.counters()["receiver_requests_invalid_total"]
     error = client.refused(data)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid OTLP ExportTraceServiceRequest" in error.details()
     assert collector.query("SELECT count() FROM spans") == [(0,)]
+    assert collector.collector.counters()["receiver_requests_invalid_total"] == invalid_before + 1
     assert_still_serving(collector, client)
 
 

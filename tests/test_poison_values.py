@@ -249,13 +249,13 @@ def test_json_nesting_beyond_the_parser_is_400_with_a_reason(
 
 def test_a_failure_inside_the_collector_is_500_with_a_message(
         running: RunningCollector, transports: Transports, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline = running.collector.pipeline
-    assert pipeline is not None
+    receiver = running.collector.http_receiver
+    assert receiver is not None
 
     def broken(data: bytes, tenant: str) -> Any:
         raise RuntimeError("decoder exploded")
 
-    monkeypatch.setattr(pipeline.decoder, "decode_bytes", broken)
+    monkeypatch.setattr(receiver.decoder, "decode_bytes", broken)
     for content_type, body in (("application/json", json_request([Span("x", NOW, NOW + 1)])),
                                ("application/x-protobuf", protobuf_request([Span("x", NOW, NOW + 1)]))):
         status, answer = post(running.collector.http_url, body, content_type)

@@ -25,13 +25,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+if TYPE_CHECKING:
+    from spanhouse.collector.config import Config
 
 from spanhouse.collector.batch import BASE_COLUMNS, TRACE_FLAGS, SpanBatch
 from spanhouse.collector.receiver import _wire, lenient
@@ -165,6 +168,12 @@ class Decoder:
         self.max_attributes = max_attributes_per_span
         self.retention_days, self.max_future_skew_s = retention_days, max_future_skew_s
         self._clock_ns = clock_ns
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Decoder:
+        r = cfg.receiver
+        return cls(r.max_attribute_value_length, r.max_spans_per_request, r.max_attributes_per_span,
+                   cfg.retention.spans_days, r.max_future_skew_s)
 
     def decode_bytes(self, data: bytes, tenant: str) -> DecodeResult:
         refused: dict[tuple[int, int, int], str] = {}

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
-from spanhouse.collector.receiver.decode import RequestDecodeError
+from spanhouse.collector.receiver.decode import Decoder, RequestDecodeError
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
@@ -47,13 +47,16 @@ def _retry_info(delay_s: float) -> bytes:
 class GrpcReceiver:
     def __init__(self, pipeline: Consumer, endpoint: str, max_recv_msg_size_mib: int = 64,
                  max_workers: int = 8, default_tenant: str = "default", keys: KeyRing | None = None,
-                 credentials: grpc.ServerCredentials | None = None, reuse_port: bool = False) -> None:
+                 credentials: grpc.ServerCredentials | None = None, reuse_port: bool = False,
+                 decoder: Decoder | None = None) -> None:
         """`reuse_port`: share the port with the collector's other worker processes (SO_REUSEPORT).
 
         Off otherwise: grpcio turns SO_REUSEPORT on by default, which would let two unrelated
         collectors bind the same port and silently split its traffic.
         """
         self.pipeline = pipeline
+        self.decoder = decoder or Decoder()
+        self.requests_invalid_total = 0
         self.endpoint = endpoint
         self.default_tenant = default_tenant
         # None: no authentication (only allowed on loopback unless explicitly accepted, see config).
@@ -78,7 +81,8 @@ class GrpcReceiver:
         g = cfg.receiver.grpc
         return cls(pipeline, g.endpoint, g.max_recv_msg_size_mib, g.max_workers, cfg.receiver.default_tenant,
                    KeyRing.from_config(cfg.auth), server_credentials(g.tls_cert_file, g.tls_key_file,
-                                                                     g.tls_client_ca_file), reuse_port)
+                                                                     g.tls_client_ca_file), reuse_port,
+                   Decoder.from_config(cfg))
 
     def start(self) -> int:
         try:
@@ -106,7 +110,8 @@ class GrpcReceiver:
         self._server.stop(grace_s).wait()
 
     def counters(self) -> dict[str, int]:
-        return {"unauthenticated_total": self.refusals.total}
+        return {"unauthenticated_total": self.refusals.total,
+                "requests_invalid_total": self.requests_invalid_total}
 
     def _export(self, request: bytes, context: Any) -> ExportTraceServiceResponse:
         tenant = self.default_tenant
@@ -118,9 +123,12 @@ class GrpcReceiver:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             tenant = principal.tenant
         try:
-            result = self.pipeline.consume(request, tenant)
+            result = self.decoder.decode_bytes(request, tenant)
         except RequestDecodeError as exc:
+            self.requests_invalid_total += 1
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            self.pipeline.consume(result)
         except WriterFull as exc:
             # OTLP exporters retry UNAVAILABLE, waiting at least the RetryInfo delay.
             context.set_trailing_metadata(((RETRY_INFO_KEY, _retry_info(exc.retry_after_s)),))

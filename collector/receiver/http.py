@@ -42,7 +42,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
 from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
-from spanhouse.collector.receiver.decode import DecodeResult, RequestDecodeError
+from spanhouse.collector.receiver.decode import Decoder, DecodeResult, RequestDecodeError
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
@@ -416,12 +416,14 @@ class _Unavailable(Exception):
 
 
 class HttpReceiver:
-    """OTLP/HTTP on one address; requests go through `pipeline.consume` exactly as gRPC calls do."""
+    """OTLP/HTTP on one address; requests are decoded and handed to `pipeline.consume` as gRPC calls are."""
 
     def __init__(self, pipeline: Consumer, endpoint: str, max_request_mib: int = 64,
                  default_tenant: str = "default", keys: KeyRing | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, decoder: Decoder | None = None) -> None:
         self.pipeline = pipeline
+        self.decoder = decoder or Decoder()
+        self.requests_invalid_total = 0
         self.endpoint = endpoint
         self.max_request_bytes = max_request_mib * 1024 * 1024
         self.default_tenant = default_tenant
@@ -437,7 +439,7 @@ class HttpReceiver:
         h = cfg.receiver.http
         return cls(pipeline, h.endpoint, h.max_request_mib, cfg.receiver.default_tenant,
                    KeyRing.from_config(cfg.auth), server_ssl_context(h.tls_cert_file, h.tls_key_file,
-                                                                     h.tls_client_ca_file))
+                                                                     h.tls_client_ca_file), Decoder.from_config(cfg))
 
     def start(self) -> int:
         host, _, port = self.endpoint.rpartition(":")
@@ -465,7 +467,8 @@ class HttpReceiver:
             self._server = None
 
     def counters(self) -> dict[str, int]:
-        return {"http_unauthenticated_total": self.refusals.total}
+        return {"http_unauthenticated_total": self.refusals.total,
+                "http_requests_invalid_total": self.requests_invalid_total}
 
     def authenticate(self, authorization: str | None, peer: str) -> str:
         if self.keys is None:
@@ -481,9 +484,12 @@ class HttpReceiver:
         try:
             if as_json:
                 body, notes = json_to_protobuf(body)
-            result: DecodeResult = self.pipeline.consume(body, tenant)
+            result: DecodeResult = self.decoder.decode_bytes(body, tenant)
         except RequestDecodeError as exc:
+            self.requests_invalid_total += 1
             raise _BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        try:
+            self.pipeline.consume(result)
         except WriterFull as exc:
             raise _Unavailable(f"collector is busy, retry later: {exc}", exc.retry_after_s) from None
         for problem, count in notes.items():

@@ -37,7 +37,6 @@ class WorkerArgs:
 def run(args: WorkerArgs) -> int:
     from spanhouse.collector.pipeline import Pipeline, tune_gc
     from spanhouse.collector.processors import registry
-    from spanhouse.collector.receiver.decode import Decoder
     from spanhouse.collector.receiver.grpc import GrpcReceiver
     from spanhouse.collector.workers.handoff import READY, STATS, HandoffWriter, json_message
 
@@ -46,10 +45,7 @@ def run(args: WorkerArgs) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     writer = HandoffWriter(args.address, args.authkey)
-    decoder = Decoder(cfg.receiver.max_attribute_value_length, cfg.receiver.max_spans_per_request,
-                      cfg.receiver.max_attributes_per_span, cfg.retention.spans_days,
-                      cfg.receiver.max_future_skew_s)
-    pipeline = Pipeline(decoder, registry.build(cfg).in_worker, writer)  # type: ignore[arg-type]
+    pipeline = Pipeline(registry.build(cfg).in_worker, writer)  # type: ignore[arg-type]
     receiver = GrpcReceiver.from_config(pipeline, cfg, reuse_port=True)
     tune_gc()
     try:
