@@ -34,7 +34,7 @@ def _retype(messages: Any, changed: set[str], package: str) -> None:
 
 
 @functools.cache
-def _twin() -> tuple[type, frozenset[str]]:
+def twin_request_class() -> tuple[type, frozenset[str]]:
     pool = descriptor_pool.DescriptorPool()
     changed: set[str] = set()
     for module in _FILES:
@@ -79,17 +79,8 @@ def parse_repairing_utf8(data: bytes) -> tuple[trace_service_pb2.ExportTraceServ
 
     Raises DecodeError when `data` is not a trace request even byte-wise.
     """
-    twin, changed = _twin()
+    twin, changed = twin_request_class()
     loose = twin.FromString(data)
     counter = [0]
     _repair(loose, changed, counter)
     return trace_service_pb2.ExportTraceServiceRequest.FromString(loose.SerializeToString()), counter[0]
-
-
-def serialize_with_raw_strings(build: Any) -> bytes:
-    """Serialize a request whose string fields may hold arbitrary bytes (for tests and fuzzing).
-
-    `build` is called with the twin request class and must return an instance.
-    """
-    twin, _ = _twin()
-    return build(twin).SerializeToString()
