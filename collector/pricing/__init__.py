@@ -288,13 +288,6 @@ def builtin_entries() -> list[PriceEntry]:
     return parse_price_document(text, f"schemas/{BUILTIN}", "builtin")
 
 
-def builtin_version() -> str:
-    import yaml
-
-    text = resources.files("spanhouse.schemas").joinpath(BUILTIN).read_text(encoding="utf-8")
-    return str(yaml.safe_load(text).get("version", ""))
-
-
 # --- the merged table ------------------------------------------------------------
 
 
