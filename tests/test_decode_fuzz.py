@@ -175,7 +175,8 @@ def protobuf_bytes(spec: list[Any]) -> bytes:
                         _fill_attributes(link.attributes, attrs)
         return request
 
-    return lenient.serialize_with_raw_strings(build)
+    twin, _ = lenient.twin_request_class()  # every string field declared as bytes
+    return build(twin).SerializeToString()
 
 
 # --- OTLP/JSON ---------------------------------------------------------------------------------
