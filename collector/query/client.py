@@ -1,27 +1,40 @@
 """Run SQL against the configured store: through a running collector, or directly.
 
 While a collector owns an embedded store, no other process can open it, so the
-query goes to the collector's loopback query endpoint. With no collector
-running, the store is opened directly. A ClickHouse server is always direct.
+query goes to the collector's loopback query endpoint (`query.endpoint`). With
+no collector answering there, the store is opened directly. A ClickHouse server
+is always read directly.
+
+A read never creates a store: an embedded store directory that does not exist
+(or holds no store) is an error naming the path, so a typo in `--store` or a
+command run from the wrong directory says so instead of answering 0.
 
 A collector with API keys needs one on its query endpoint: `SPANHOUSE_API_KEY`
 is sent as `Authorization: Bearer <key>`. A tenant key sees that tenant's rows
 only; an admin key, or opening the store directly, sees every tenant. Either way
-the statement is checked and limited as on the endpoint (query_guard, query_limits).
+the statement is checked and limited as on the endpoint (guard, limits).
+
+Writes (`spanhouse query --write`) only ever go to the store directly, never
+through a collector: a running collector is the store's only writer.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from spanhouse.collector.config import Config
 from spanhouse.collector.store import Store, StoreBusyError, StoreError, StoreLocation
+
+if TYPE_CHECKING:
+    from spanhouse.collector.config import Config
 
 
 class QueryError(RuntimeError):
-    pass
+    """The statement could not run or was refused; the message is one line for the user."""
 
 
 class _NoCollector(Exception):
@@ -29,69 +42,191 @@ class _NoCollector(Exception):
 
 
 API_KEY_ENV = "SPANHOUSE_API_KEY"
+_CODE_PREFIX = re.compile(r"^(?:Code:\s*\d+\.\s*)?(?:DB::Exception:\s*)+")
+_DRIVER_PREFIX = re.compile(r"^HTTPDriver for \S+ (?:received ClickHouse error code \d+|returned response code \d+)\s*")
+_VERSION_SUFFIX = re.compile(r"\s*\(version [^)]*\)\s*$")
+_NOISE = re.compile(r"^\s*(?:Stack trace|\d+\.\s+\S*0x[0-9a-f]+|<Empty trace>)", re.IGNORECASE)
 
 
-def _post(cfg: Config, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
-    if not cfg.query.endpoint:
-        raise _NoCollector("query.endpoint is disabled")
-    url = f"http://{cfg.query.endpoint}{path}"
-    reason_prefix = f"{cfg.query.endpoint}: "
+def engine_message(text: str) -> str:
+    """The engine's own message from a ClickHouse error: one line, no error-code prefix, stack trace or version.
+
+    `Code: 60. DB::Exception: Unknown table expression identifier 'spanz'. ... (UNKNOWN_TABLE) (version 25.8)`
+    becomes `Unknown table expression identifier 'spanz'. ... (UNKNOWN_TABLE)`.
+    """
+    lines = []
+    for raw in str(text).splitlines():
+        if _NOISE.match(raw):
+            break  # everything after a stack trace header is frames
+        lines.append(_DRIVER_PREFIX.sub("", raw.strip()))
+    message = " ".join(line for line in lines if line)
+    # A driver error repeats the engine's message after its own words; keep the engine's.
+    if "DB::Exception:" in message:
+        message = message.split("DB::Exception:", 1)[1]
+    message = _VERSION_SUFFIX.sub("", _CODE_PREFIX.sub("", message.strip())).strip()
+    message = re.sub(r"\s+", " ", message)
+    return message[:2000] if message else str(text).strip()[:2000]
+
+
+def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
     headers = {}
     key = os.environ.get(API_KEY_ENV, "").strip()
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    request = urllib.request.Request(f"http://{endpoint}{path}", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
-        raise QueryError(exc.read().decode("utf-8", "replace").strip()) from None
-    except (urllib.error.URLError, ConnectionError) as exc:
-        raise _NoCollector(reason_prefix + str(getattr(exc, "reason", exc))) from None
+        text = exc.read().decode("utf-8", "replace").strip()
+        if exc.code == 400 and path.startswith("/query"):  # the engine refused the statement itself
+            raise QueryError(f"the query failed: {engine_message(text)}") from None
+        raise QueryError(f"the collector at {endpoint} refused the query: {engine_message(text)}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        raise _NoCollector(f"{endpoint}: {getattr(exc, 'reason', exc)}") from None
+
+
+def collector_answers(endpoint: str) -> bool:
+    """True when a spanhouse collector answers /health on `endpoint`."""
+    if not endpoint:
+        return False
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}/health", timeout=5) as resp:
+            return resp.read().strip() == b"ok"
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return False
+
+
+def check_store_exists(location: StoreLocation) -> None:
+    """Raise QueryError unless the embedded store at `location` exists: reads never create one."""
+    path = location.path
+    if path is None or (path / "metadata").is_dir():
+        return
+    what = "does not exist" if not path.exists() else "holds no spanhouse store"
+    raise QueryError(
+        f"no store at {path} (the directory {what}). Name the store with --store chdb:///path/to/store, "
+        "give the collector's configuration with --config FILE, or start the collector "
+        "(`spanhouse collector`) and query through it")
+
+
+class Reader:
+    """Runs statements for one command on whichever answers first: the collector's endpoint or the store.
+
+    The source is settled at the first statement and kept for the rest, so a report's queries all read
+    the same data; `announce` is called once with a short description of it ("the collector at ...").
+    """
+
+    def __init__(self, cfg: Config, *, write: bool = False, announce: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.write = write
+        self.location = StoreLocation.parse(cfg.store.url)
+        self._announce = announce
+        self._endpoint: str | None = None  # the collector answering, once known
+        self._store: Store | None = None
+        self._policy: object | None = None
+        self.source = ""
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _settle(self, description: str) -> None:
+        self.source = description
+        if self._announce is not None:
+            self._announce(description)
+
+    def run(self, sql: str, fmt: str) -> bytes:
+        """The result of `sql` in ClickHouse output format `fmt`."""
+        if self._endpoint is not None:
+            try:
+                return _collector_post(self._endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
+            except _NoCollector as exc:
+                raise QueryError(f"the collector stopped answering ({exc})") from None
+        if self._store is None:
+            endpoint = self.cfg.query.endpoint
+            reason = ""
+            if self.write:
+                if collector_answers(endpoint):
+                    raise QueryError(
+                        f"a collector is running (its query endpoint at {endpoint} answered): it is the store's "
+                        "only writer and answers read-only queries. Stop the collector, then run "
+                        "`spanhouse query --write` again")
+            elif self.location.embedded and endpoint:
+                try:
+                    body = _collector_post(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
+                except _NoCollector as no_collector:
+                    reason = str(no_collector)
+                else:
+                    self._endpoint = endpoint
+                    self._settle(f"the collector at {endpoint}")
+                    return body
+            elif self.location.embedded:
+                reason = "query.endpoint is disabled"
+            self._open(reason)
+        return self._run_direct(sql, fmt)
+
+    def _open(self, reason: str) -> None:
+        check_store_exists(self.location)
+        try:
+            self._store = Store.open(self.cfg.store.url)
+        except StoreBusyError as exc:
+            why = f"; and no collector answered on the query endpoint ({reason})" if reason else ""
+            raise QueryError(f"{exc}{why}. Point --query-endpoint or --config at that collector, "
+                             "or stop the other process") from None
+        except StoreError as exc:
+            raise QueryError(engine_message(str(exc))) from None
+        from spanhouse.collector.query.server import ReadPolicy
+
+        self._policy = ReadPolicy(self._store, self.cfg.query)
+        if self.location.embedded:
+            self._settle(f"the embedded store {self.location.path}")
+        else:
+            self._settle(f"the ClickHouse server {self.location.redacted()}")
+
+    def _run_direct(self, sql: str, fmt: str) -> bytes:
+        from spanhouse.collector.auth import Principal
+        from spanhouse.collector.query.guard import HostAccessRefused
+        from spanhouse.collector.query.limits import LimitExceeded
+        from spanhouse.collector.query.server import NotReadOnly, ReadPolicy
+        from spanhouse.collector.query.tenant_scope import NotAllowed
+
+        assert isinstance(self._policy, ReadPolicy)
+        try:
+            if self.write:
+                return self._policy.run_write(sql, fmt)
+            # Opened directly, the store answers under the same guard and limits as the endpoint.
+            return self._policy.run(Principal("", admin=True), sql, fmt)
+        except NotReadOnly as exc:
+            if exc.kind:
+                raise QueryError(
+                    f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) run without --write; "
+                    f"this is a {exc.kind}. To change the store, run `spanhouse query --write` "
+                    "(with no collector running)") from None
+            raise QueryError(str(exc)) from None
+        except (HostAccessRefused, NotAllowed, LimitExceeded) as exc:
+            raise QueryError(str(exc)) from None
+        except Exception as exc:  # the engine refused the statement: its message, without the noise
+            raise QueryError(f"the query failed: {engine_message(str(exc))}") from None
 
 
 def run(cfg: Config, sql: str, fmt: str) -> bytes:
-    """The result of `sql` in ClickHouse output format `fmt`."""
-    location = StoreLocation.parse(cfg.store.url)
-    if location.embedded:
-        try:
-            return _post(cfg, f"/query?format={fmt}", sql.encode("utf-8"))
-        except _NoCollector as no_collector:
-            reason = str(no_collector)
-        try:
-            store = Store.open(cfg.store.url)
-        except StoreBusyError as exc:
-            raise QueryError(
-                f"{exc}; and no collector answered on the query endpoint ({reason}). "
-                "Point --config/--store at the collector's settings, or stop the other process."
-            ) from None
-        except StoreError as exc:
-            raise QueryError(str(exc)) from None
-        try:
-            store.migrate()  # a store no collector has opened yet still answers with empty tables
-        except StoreError as exc:
-            store.close()
-            raise QueryError(str(exc)) from None
-    else:
-        try:
-            store = Store.open(cfg.store.url)
-        except StoreError as exc:
-            raise QueryError(str(exc)) from None
-    from spanhouse.collector.auth import Principal
-    from spanhouse.collector.query.server import ReadPolicy
-
-    # Opened directly, the store answers under the same host-access guard and limits as the endpoint.
-    try:
-        return ReadPolicy(store, cfg.query).run(Principal("", admin=True), sql, fmt)
-    except Exception as exc:
-        raise QueryError(str(exc)) from None
-    finally:
-        store.close()
+    """The result of one read-only `sql` in ClickHouse output format `fmt`."""
+    with Reader(cfg) as reader:
+        return reader.run(sql, fmt)
 
 
 def flush(cfg: Config) -> None:
     """Ask a running collector to write what it has accepted (no-op without one)."""
+    if not cfg.query.endpoint:
+        return
     try:
-        _post(cfg, "/flush", b"")
+        _collector_post(cfg.query.endpoint, "/flush", b"")
     except _NoCollector:
         pass
