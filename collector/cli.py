@@ -73,8 +73,8 @@ def cmd_collector(args: argparse.Namespace) -> int:
             try:
                 sent = demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces)
                 if sent.refused:
-                    print(f"spanhouse: {sent.refused} of {sent.spans} demo spans were not accepted "
-                          "(see the log above)", file=sys.stderr, flush=True)
+                    print(f"spanhouse: {sent.refused} of {sent.spans} demo spans were not accepted: "
+                          f"{sent.reason or 'see the log above'}", file=sys.stderr, flush=True)
                 collector.flush()
                 print(demo.summary_table(lambda sql: _rows_from_store(collector.store, sql)), flush=True)
                 print("Demo traffic stored. Try: spanhouse query \"SELECT Model, count() FROM genai_calls GROUP BY Model\""
@@ -146,9 +146,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     if result.refused:
+        reason = result.reason or "the collector's log says why"
         print(f"spanhouse demo: {result.refused} of {result.spans} spans were not accepted by the collector at "
-              f"{endpoint} ({result.exports_failed} export{'s' if result.exports_failed != 1 else ''} failed; "
-              "the collector's log says why). A collector with API keys needs one: "
+              f"{endpoint} ({result.exports_failed} export{'s' if result.exports_failed != 1 else ''} failed: "
+              f"{reason}). A collector with API keys needs one: "
               "OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" (see docs/security.md)", file=sys.stderr)
     if not result.exported:
         print(f"spanhouse demo: no span got through to {endpoint}", file=sys.stderr)

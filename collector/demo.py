@@ -9,6 +9,7 @@ the traffic looks like minutes of real use but is sent in a moment.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import threading
 import time
@@ -127,6 +128,18 @@ class SendResult:
     exported: int = 0  # spans in exports the collector accepted
     refused: int = 0  # spans in exports that failed (refused, e.g. without a valid API key, or unreachable)
     exports_failed: int = 0
+    reason: str = ""  # the exporter's words for the last failure, e.g. the collector's refusal
+
+
+class _FailureLog(logging.Handler):
+    """Keeps the OTLP exporter's last failure message, so the demo can say why in one line of its own."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(logging.WARNING)
+        self._result = result
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._result.reason = record.getMessage()
 
 
 class _CountingExporter:
@@ -175,16 +188,28 @@ def send(endpoint: str, traces: int = 200, seed: int = 7) -> SendResult:
                                      result, lock)
         provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))  # type: ignore[arg-type]
         providers[service] = provider
-    for i in range(traces):
-        service = SERVICES[i % len(SERVICES)]
-        tracer = providers[service].get_tracer("spanhouse.demo")
-        start = now - int(rng.uniform(0, 600) * 1e9)
-        result.spans += _trace(tracer, rng, start)
-    for provider in providers.values():
-        if not provider.force_flush(60_000):
-            raise TimeoutError(f"the collector at {endpoint} did not take the demo spans within 60 s")
-        provider.shutdown()
+    # The exporter logs each failure on its own; the demo reports them once, with the count (see SendResult).
+    exporter_log = logging.getLogger(_EXPORTER_LOGGER)
+    handler, propagate = _FailureLog(result), exporter_log.propagate
+    exporter_log.addHandler(handler)
+    exporter_log.propagate = False
+    try:
+        for i in range(traces):
+            service = SERVICES[i % len(SERVICES)]
+            tracer = providers[service].get_tracer("spanhouse.demo")
+            start = now - int(rng.uniform(0, 600) * 1e9)
+            result.spans += _trace(tracer, rng, start)
+        for provider in providers.values():
+            if not provider.force_flush(60_000):
+                raise TimeoutError(f"the collector at {endpoint} did not take the demo spans within 60 s")
+            provider.shutdown()
+    finally:
+        exporter_log.removeHandler(handler)
+        exporter_log.propagate = propagate
     return result
+
+
+_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
 
 
 SUMMARY_WINDOW = dt.timedelta(hours=24)

@@ -163,6 +163,10 @@ class Reader:
                     body = _collector_post(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
                 except _NoCollector as no_collector:
                     reason = str(no_collector)
+                except QueryError:  # the collector answered, with a refusal or the engine's error
+                    self._endpoint = endpoint
+                    self._settle(f"the collector at {endpoint}")
+                    raise
                 else:
                     self._endpoint = endpoint
                     self._settle(f"the collector at {endpoint}")
