@@ -61,11 +61,22 @@ def test_query_endpoint_flag_reaches_a_collector_on_another_port(collector: Coll
                        "SELECT ServiceName, count() FROM spans GROUP BY ServiceName", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == '"ServiceName","count()"\n"owned",5\n'
-    assert result.stderr == f"spanhouse: answered by the collector at {collector.query_endpoint}\n"
+    assert result.stderr == (f"spanhouse: answered by the collector at {collector.query_endpoint} "
+                             f"(store {collector.store_url})\n")
     assert not (tmp_path / "spanhouse-data").exists()
 
     quiet = spanhouse("query", "--query-endpoint", collector.query_endpoint, "--quiet", "SELECT 1", cwd=tmp_path)
     assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_a_named_store_is_not_answered_by_a_collector_serving_another(collector: CollectorProcess,
+                                                                     tmp_path: Path) -> None:
+    other = make_store(tmp_path / "other")
+    result = spanhouse("query", "--store", other, "--query-endpoint", collector.query_endpoint, "--format", "csv",
+                       "SELECT count() FROM spans", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '"count()"\n0\n'  # the named store's rows, not the collector's 5
+    assert result.stderr == f"spanhouse: answered by the embedded store {tmp_path / 'other'}\n"
 
 
 @pytest.mark.parametrize("argv", READ_COMMANDS, ids=[c[0] for c in READ_COMMANDS])
@@ -74,7 +85,8 @@ def test_every_read_command_honours_the_collectors_config_file(collector: Collec
     config = tmp_path / "spanhouse.yaml"
     config.write_text(f"store:\n  url: {collector.store_url}\nquery:\n  endpoint: {collector.query_endpoint}\n")
     result = spanhouse(*argv, "--config", str(config), cwd=tmp_path)
-    assert result.stderr.splitlines()[0] == f"spanhouse: answered by the collector at {collector.query_endpoint}"
+    assert result.stderr.splitlines()[0] == (f"spanhouse: answered by the collector at {collector.query_endpoint} "
+                                             f"(store {collector.store_url})")
     if argv[0] == "trace":
         assert result.returncode == 1 and result.stdout.endswith("no spans found\n")
     else:
@@ -98,7 +110,7 @@ def test_engine_errors_are_one_clean_line_through_the_collector(collector: Colle
     result = spanhouse("query", "--query-endpoint", collector.query_endpoint, "SELECT * FROM spanz", cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert lines[0] == f"spanhouse: answered by the collector at {collector.query_endpoint}"
+    assert lines[0] == f"spanhouse: answered by the collector at {collector.query_endpoint} (store {collector.store_url})"
     assert len(lines) == 2, result.stderr
     assert lines[1].startswith("spanhouse query: the query failed: Unknown table expression identifier 'spanz'")
     assert "spans" in lines[1]  # the engine's did-you-mean stays

@@ -165,7 +165,8 @@ def test_query_goes_through_the_collector_that_owns_the_store(collector_process:
                      env={"SPANHOUSE_QUERY__ENDPOINT": collector_process.query_endpoint})
     assert (result.returncode, result.stdout, result.stderr) == (
         0, '"ServiceName","count()"\n"owned",5\n',
-        f"spanhouse: answered by the collector at {collector_process.query_endpoint}\n")
+        f"spanhouse: answered by the collector at {collector_process.query_endpoint} "
+        f"(store {collector_process.store_url})\n")
 
 
 def test_query_through_the_collector_refuses_writes(collector_process: CollectorProcess) -> None:

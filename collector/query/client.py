@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 class QueryError(RuntimeError):
     """The statement could not run or was refused; the message is one line for the user."""
 
+    serves = ""  # the store of the collector that refused it, when it said
+
 
 class _NoCollector(Exception):
     pass
@@ -69,6 +71,13 @@ def engine_message(text: str) -> str:
 
 
 def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
+    return _collector_call(endpoint, path, body, timeout_s)[0]
+
+
+def _collector_call(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> tuple[bytes, str]:
+    """The collector's answer and the store it says it serves ("" when it does not say)."""
+    from spanhouse.collector.query.server import STORE_HEADER
+
     headers = {}
     key = os.environ.get(API_KEY_ENV, "").strip()
     if key:
@@ -76,12 +85,15 @@ def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 12
     request = urllib.request.Request(f"http://{endpoint}{path}", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-            return resp.read()
+            return resp.read(), resp.headers.get(STORE_HEADER, "")
     except urllib.error.HTTPError as exc:
         text = exc.read().decode("utf-8", "replace").strip()
         if exc.code == 400 and path.startswith("/query"):  # the engine refused the statement itself
-            raise QueryError(f"the query failed: {engine_message(text)}") from None
-        raise QueryError(f"the collector at {endpoint} refused the query: {engine_message(text)}") from None
+            error = QueryError(f"the query failed: {engine_message(text)}")
+        else:
+            error = QueryError(f"the collector at {endpoint} refused the query: {engine_message(text)}")
+        error.serves = exc.headers.get(STORE_HEADER, "") if exc.headers else ""
+        raise error from None
     except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         raise _NoCollector(f"{endpoint}: {getattr(exc, 'reason', exc)}") from None
 
@@ -160,21 +172,43 @@ class Reader:
                         "`spanhouse query --write` again")
             elif self.location.embedded and endpoint:
                 try:
-                    body = _collector_post(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
+                    body, serves = _collector_call(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
                 except _NoCollector as no_collector:
                     reason = str(no_collector)
-                except QueryError:  # the collector answered, with a refusal or the engine's error
-                    self._endpoint = endpoint
-                    self._settle(f"the collector at {endpoint}")
-                    raise
+                except QueryError as refused:  # the collector answered, with a refusal or the engine's error
+                    if not self._other_store(refused.serves):
+                        self._endpoint = endpoint
+                        self._settle(self._collector_source(endpoint, refused.serves))
+                        raise
+                    reason = f"the collector at {endpoint} serves {refused.serves}, not {self.location.redacted()}"
                 else:
-                    self._endpoint = endpoint
-                    self._settle(f"the collector at {endpoint}")
-                    return body
+                    if not self._other_store(serves):
+                        self._endpoint = endpoint
+                        self._settle(self._collector_source(endpoint, serves))
+                        return body
+                    reason = f"the collector at {endpoint} serves {serves}, not {self.location.redacted()}"
             elif self.location.embedded:
                 reason = "query.endpoint is disabled"
             self._open(reason)
         return self._run_direct(sql, fmt)
+
+    @staticmethod
+    def _collector_source(endpoint: str, serves: str) -> str:
+        return f"the collector at {endpoint}" + (f" (store {serves})" if serves else "")
+
+    def _other_store(self, serves: str) -> bool:
+        """True when the user named a store (not the default) and the collector answering serves another one.
+
+        With no store named, whichever collector answers on the endpoint is the one meant: that is how a
+        command run from any directory reads the running collector's data."""
+        from spanhouse.collector.config import StoreConfig
+
+        if not serves or self.cfg.store.url == StoreConfig.url:
+            return False
+        try:
+            return StoreLocation.parse(serves) != self.location
+        except StoreError:
+            return True
 
     def _open(self, reason: str) -> None:
         check_store_exists(self.location)

@@ -50,6 +50,8 @@ READ_ONLY_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "S
                         "ShowTablesQuery")
 OUTPUT_FORMATS = ("JSONCompact", "CSVWithNames", "JSONEachRow", "TabSeparatedWithNames", "PrettyCompact")
 MAX_SQL_BYTES = 1 << 20
+# Response header naming the store that answered (its URL without password), on authenticated replies.
+STORE_HEADER = "Spanhouse-Store"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"")
 _INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 
@@ -145,6 +147,7 @@ class ReadPolicy:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    _authenticated = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("query endpoint: " + format, *args)
@@ -152,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if self._authenticated:  # which store answers, so `spanhouse query --store X` can tell it is not X
+            self.send_header(STORE_HEADER, self.server.collector.store.location.redacted())
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -160,9 +165,12 @@ class _Handler(BaseHTTPRequestHandler):
         """The authenticated caller (an all-seeing one without keys), or None after replying 401."""
         keys = self.server.keys
         if keys is None:
+            self._authenticated = True
             return Principal("", admin=True)
         try:
-            return keys.authenticate(self.headers.get("Authorization"))
+            principal = keys.authenticate(self.headers.get("Authorization"))
+            self._authenticated = True
+            return principal
         except AuthError as exc:
             log.warning("refused query endpoint call to %s: %s", urlsplit(self.path).path, exc)
             body = f"{exc} (set SPANHOUSE_API_KEY for `spanhouse query`)\n".encode()
