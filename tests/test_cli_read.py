@@ -211,3 +211,23 @@ def test_demo_reports_refused_spans_and_its_summary_is_the_usage_table(tmp_path:
         assert all(line[cost[0]:cost[1]].strip() for line in summary[2:-1] if line != house)
     finally:
         running.collector.stop()
+
+
+@pytest.mark.parametrize("value, shown", [
+    (0.031979999999999995, "0.03198"),
+    (2.1e-05, "0.000021"),
+    (-2.1e-05, "-0.000021"),
+    (734.215, "734.2"),
+    (123456.7, "123457"),  # whole digits are never cut
+    (1.0, "1"),
+    (0.0, "0"),
+    (0.99996, "1"),
+    (1e-12, "1e-12"),  # all zeros as a decimal: keeps its exponent
+    (2.5e20, "2.5e+20"),
+    (float("nan"), "nan"),
+])
+def test_table_cells_round_floats_for_reading(value: float, shown: str) -> None:
+    from spanhouse.collector.query.render import format_table
+
+    table = format_table(["x"], [[value]]).splitlines()
+    assert table[2].strip() == shown
