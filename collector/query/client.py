@@ -74,10 +74,22 @@ def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 12
     return _collector_call(endpoint, path, body, timeout_s)[0]
 
 
+def check_loopback(endpoint: str) -> None:
+    """Refuse a query endpoint off this machine: the collector's only listens on loopback, so anything else
+    answering there is not it, and must not get the statement or the API key."""
+    from spanhouse.collector.auth import is_loopback
+
+    host = endpoint.rpartition(":")[0].strip("[]")
+    if not is_loopback(host):
+        raise QueryError(f"query endpoint {endpoint} is not a loopback address: a collector's query endpoint "
+                         "listens on 127.0.0.1, ::1 or localhost only (--query-endpoint, query.endpoint)")
+
+
 def _collector_call(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> tuple[bytes, str]:
     """The collector's answer and the store it says it serves ("" when it does not say)."""
     from spanhouse.collector.query.server import STORE_HEADER
 
+    check_loopback(endpoint)
     headers = {}
     key = os.environ.get(API_KEY_ENV, "").strip()
     if key:
@@ -87,7 +99,7 @@ def _collector_call(endpoint: str, path: str, body: bytes, timeout_s: float = 12
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             return resp.read(), resp.headers.get(STORE_HEADER, "")
     except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", "replace").strip()
+        text = exc.read().decode("utf-8", "replace").strip() or f"HTTP {exc.code} {exc.reason}"
         if exc.code == 400 and path.startswith("/query"):  # the engine refused the statement itself
             error = QueryError(f"the query failed: {engine_message(text)}")
         else:
@@ -102,6 +114,7 @@ def collector_answers(endpoint: str) -> bool:
     """True when a spanhouse collector answers /health on `endpoint`."""
     if not endpoint:
         return False
+    check_loopback(endpoint)
     try:
         with urllib.request.urlopen(f"http://{endpoint}/health", timeout=5) as resp:
             return resp.read().strip() == b"ok"
@@ -171,6 +184,7 @@ class Reader:
                         "only writer and answers read-only queries. Stop the collector, then run "
                         "`spanhouse query --write` again")
             elif self.location.embedded and endpoint:
+                check_loopback(endpoint)
                 try:
                     body, serves = _collector_call(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
                 except _NoCollector as no_collector:
