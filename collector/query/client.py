@@ -31,6 +31,7 @@ from spanhouse.collector.store import Store, StoreBusyError, StoreError, StoreLo
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
+    from spanhouse.collector.query.server import ReadPolicy
 
 
 class QueryError(RuntimeError):
@@ -148,7 +149,7 @@ class Reader:
         self._announce = announce
         self._endpoint: str | None = None  # the collector answering, once known
         self._store: Store | None = None
-        self._policy: object | None = None
+        self._policy: ReadPolicy | None = None
         self.source = ""
 
     def __enter__(self) -> Reader:
@@ -188,21 +189,21 @@ class Reader:
                 try:
                     body, serves = _collector_call(endpoint, f"/query?format={fmt}", sql.encode("utf-8"))
                 except _NoCollector as no_collector:
-                    reason = str(no_collector)
+                    reason = f"no collector answered on the query endpoint ({no_collector})"
                 except QueryError as refused:  # the collector answered, with a refusal or the engine's error
                     if not self._other_store(refused.serves):
                         self._endpoint = endpoint
                         self._settle(self._collector_source(endpoint, refused.serves))
                         raise
-                    reason = f"the collector at {endpoint} serves {refused.serves}, not {self.location.redacted()}"
+                    reason = f"the collector at {endpoint} serves another store ({refused.serves})"
                 else:
                     if not self._other_store(serves):
                         self._endpoint = endpoint
                         self._settle(self._collector_source(endpoint, serves))
                         return body
-                    reason = f"the collector at {endpoint} serves {serves}, not {self.location.redacted()}"
+                    reason = f"the collector at {endpoint} serves another store ({serves})"
             elif self.location.embedded:
-                reason = "query.endpoint is disabled"
+                reason = "no collector was asked: query.endpoint is disabled"
             self._open(reason)
         return self._run_direct(sql, fmt)
 
@@ -229,11 +230,11 @@ class Reader:
         try:
             self._store = Store.open(self.cfg.store.url)
         except StoreBusyError as exc:
-            why = f"; and no collector answered on the query endpoint ({reason})" if reason else ""
-            raise QueryError(f"{exc}{why}. Point --query-endpoint or --config at that collector, "
+            why = f"; {reason}" if reason else ""
+            raise QueryError(f"{exc}{why}. Point --query-endpoint or --config at the collector that holds it, "
                              "or stop the other process") from None
-        except StoreError as exc:
-            raise QueryError(engine_message(str(exc))) from None
+        except StoreError as exc:  # its first line says what; an engine's stack trace may follow
+            raise QueryError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
         from spanhouse.collector.query.server import ReadPolicy
 
         self._policy = ReadPolicy(self._store, self.cfg.query)
@@ -246,10 +247,10 @@ class Reader:
         from spanhouse.collector.auth import Principal
         from spanhouse.collector.query.guard import HostAccessRefused
         from spanhouse.collector.query.limits import LimitExceeded
-        from spanhouse.collector.query.server import NotReadOnly, ReadPolicy
+        from spanhouse.collector.query.server import NotReadOnly
         from spanhouse.collector.query.tenant_scope import NotAllowed
 
-        assert isinstance(self._policy, ReadPolicy)
+        assert self._policy is not None, "_open() first"
         try:
             if self.write:
                 return self._policy.run_write(sql, fmt)

@@ -12,7 +12,9 @@ With API keys configured (auth.keys), every path but /health needs
 and read /stats; any other key runs SELECTs confined to its tenant's rows
 (see tenant_query). No caller reaches the host's files, URLs or other servers
 (see query_guard, unless query.allow_host_access opens them to admins), and
-every query runs under the limits of query_limits.
+every query runs under the limits of query_limits. Replies to an authenticated
+caller carry `Spanhouse-Store: <store URL without password>`, so a read command
+that named another store knows this answer is not from it.
 """
 
 from __future__ import annotations
