@@ -213,6 +213,10 @@ def test_demo_reports_refused_spans_and_its_summary_is_the_usage_table(tmp_path:
         as_json = spanhouse("usage", "--query-endpoint", running.query_endpoint, "--quiet", "--format", "json",
                             cwd=tmp_path, env=env)
         row = next(r for r in json.loads(as_json.stdout) if r["model"] == "house-llm-1")
+        as_jsonl = spanhouse("usage", "--query-endpoint", running.query_endpoint, "--quiet", "--format", "jsonl",
+                             cwd=tmp_path, env=env)
+        assert [json.loads(line) for line in as_jsonl.stdout.splitlines()] == json.loads(as_json.stdout)
+        assert len(as_jsonl.stdout.splitlines()) == len(summary) - 3  # header, dashes, "(N rows)"
         assert row["cost_usd"] is None and row["unpriced"] == 2
         columns = [m.span() for m in re.finditer(r"-+", summary[1])]  # the dashes under each column name
         cost = columns[summary[0].split().index("cost_usd")]
