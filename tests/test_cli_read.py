@@ -244,3 +244,26 @@ def test_table_cells_round_floats_for_reading(value: float, shown: str) -> None:
 
     table = format_table(["x"], [[value]]).splitlines()
     assert table[2].strip() == shown
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("Code: 60. DB::Exception: Unknown table expression identifier 'spanz'. Maybe you meant default.spans? "
+     "(UNKNOWN_TABLE) (version 25.8.1.1)",
+     "Unknown table expression identifier 'spanz'. Maybe you meant default.spans? (UNKNOWN_TABLE)"),
+    # a server's driver: its preamble, then the engine's message, then a stack trace
+    ("HTTPDriver for http://db:8123 received ClickHouse error code 60\n Code: 60. DB::Exception: Unknown table "
+     "default.spanz. (UNKNOWN_TABLE) (version 24.8.1.1)\nStack trace:\n0. 0x000000000d2a3b1c DB::Exception\n",
+     "Unknown table default.spanz. (UNKNOWN_TABLE)"),
+    # the engine quotes the statement over several lines
+    ("Code: 62. DB::Exception: Syntax error: failed at position 8:\nSELECT 1\n FROM. (SYNTAX_ERROR)",
+     "Syntax error: failed at position 8: SELECT 1 FROM. (SYNTAX_ERROR)"),
+    # spanhouse's own explanation keeps its words; only the engine part inside is cleaned
+    ("the query ran longer than query.max_execution_s = 30 s (engine: Code: 159. DB::Exception: Timeout "
+     "exceeded: elapsed 30 seconds. (TIMEOUT_EXCEEDED))",
+     "the query ran longer than query.max_execution_s = 30 s (engine: Timeout exceeded: elapsed 30 seconds. "
+     "(TIMEOUT_EXCEEDED))"),
+])
+def test_engine_errors_become_one_line_of_the_engines_words(raw: str, shown: str) -> None:
+    from spanhouse.collector.query.engine_errors import engine_message
+
+    assert engine_message(raw) == shown

@@ -21,12 +21,12 @@ through a collector: a running collector is the store's only writer.
 from __future__ import annotations
 
 import os
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from spanhouse.collector.query.engine_errors import engine_message
 from spanhouse.collector.store import Store, StoreBusyError, StoreError, StoreLocation
 
 if TYPE_CHECKING:
@@ -45,30 +45,6 @@ class _NoCollector(Exception):
 
 
 API_KEY_ENV = "SPANHOUSE_API_KEY"
-_CODE_PREFIX = re.compile(r"^(?:Code:\s*\d+\.\s*)?(?:DB::Exception:\s*)+")
-_DRIVER_PREFIX = re.compile(r"^HTTPDriver for \S+ (?:received ClickHouse error code \d+|returned response code \d+)\s*")
-_VERSION_SUFFIX = re.compile(r"\s*\(version [^)]*\)\s*$")
-_NOISE = re.compile(r"^\s*(?:Stack trace|\d+\.\s+\S*0x[0-9a-f]+|<Empty trace>)", re.IGNORECASE)
-
-
-def engine_message(text: str) -> str:
-    """The engine's own message from a ClickHouse error: one line, no error-code prefix, stack trace or version.
-
-    `Code: 60. DB::Exception: Unknown table expression identifier 'spanz'. ... (UNKNOWN_TABLE) (version 25.8)`
-    becomes `Unknown table expression identifier 'spanz'. ... (UNKNOWN_TABLE)`.
-    """
-    lines = []
-    for raw in str(text).splitlines():
-        if _NOISE.match(raw):
-            break  # everything after a stack trace header is frames
-        lines.append(_DRIVER_PREFIX.sub("", raw.strip()))
-    message = " ".join(line for line in lines if line)
-    # A driver error repeats the engine's message after its own words; keep the engine's.
-    if "DB::Exception:" in message:
-        message = message.split("DB::Exception:", 1)[1]
-    message = _VERSION_SUFFIX.sub("", _CODE_PREFIX.sub("", message.strip())).strip()
-    message = re.sub(r"\s+", " ", message)
-    return message[:2000] if message else str(text).strip()[:2000]
 
 
 def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> bytes:
