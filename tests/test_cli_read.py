@@ -88,6 +88,16 @@ def test_a_named_store_is_not_answered_by_a_collector_serving_another(collector:
     assert result.stderr == f"spanhouse: answered by the embedded store {tmp_path / 'other'}\n"
 
 
+def test_a_relative_store_in_a_config_file_takes_the_collectors_answer(collector: CollectorProcess,
+                                                                        tmp_path: Path) -> None:
+    # The collector ran from its own directory: "./data" there is not "./data" here.
+    config = tmp_path / "spanhouse.yaml"
+    config.write_text(f"store:\n  url: chdb://./data\nquery:\n  endpoint: {collector.query_endpoint}\n")
+    result = spanhouse("query", "--config", str(config), "--format", "csv", "SELECT count() FROM spans", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, '"count()"\n5\n'), result.stderr
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.parametrize("argv", READ_COMMANDS, ids=[c[0] for c in READ_COMMANDS])
 def test_every_read_command_honours_the_collectors_config_file(collector: CollectorProcess, tmp_path: Path,
                                                                argv: list[str]) -> None:

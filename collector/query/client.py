@@ -188,13 +188,13 @@ class Reader:
         return f"the collector at {endpoint}" + (f" (store {serves})" if serves else "")
 
     def _other_store(self, serves: str) -> bool:
-        """True when the user named a store (not the default) and the collector answering serves another one.
+        """True when the user named a store by an absolute location and the collector answering serves another.
 
-        With no store named, whichever collector answers on the endpoint is the one meant: that is how a
-        command run from any directory reads the running collector's data."""
-        from spanhouse.collector.config import StoreConfig
-
-        if not serves or self.cfg.store.url == StoreConfig.url:
+        With no store named (or a relative one such as the default `chdb://./spanhouse-data`, which means a
+        different directory from wherever the command runs), whichever collector answers on the endpoint is
+        the one meant: that is how a command run from any directory reads the running collector's data."""
+        url = self.cfg.store.url
+        if not serves or (url.startswith("chdb://") and not url[len("chdb://"):].startswith(("/", "~"))):
             return False
         try:
             return StoreLocation.parse(serves) != self.location
