@@ -147,10 +147,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     if result.refused:
         reason = result.reason or "the collector's log says why"
-        print(f"spanhouse demo: {result.refused} of {result.spans} spans were not accepted by the collector at "
+        if "UNAVAILABLE" in reason:
+            hint = " Is `spanhouse collector` running there (--endpoint HOST:PORT)?"
+        elif "UNAUTHENTICATED" in reason or "PERMISSION_DENIED" in reason:
+            hint = (" A collector with API keys needs one: OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" "
+                    "(see docs/security.md)")
+        else:
+            hint = ""
+        print(f"spanhouse demo: {result.refused} of {result.spans} spans did not get into the collector at "
               f"{endpoint} ({result.exports_failed} export{'s' if result.exports_failed != 1 else ''} failed: "
-              f"{reason}). A collector with API keys needs one: "
-              "OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" (see docs/security.md)", file=sys.stderr)
+              f"{reason}).{hint}", file=sys.stderr)
     if not result.exported:
         print(f"spanhouse demo: no span got through to {endpoint}", file=sys.stderr)
         return 1
