@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -72,7 +71,10 @@ def cmd_collector(args: argparse.Namespace) -> int:
 
         def run_demo() -> None:
             try:
-                demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces)
+                sent = demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces)
+                if sent.refused:
+                    print(f"spanhouse: {sent.refused} of {sent.spans} demo spans were not accepted: "
+                          f"{sent.reason or 'see the log above'}", file=sys.stderr, flush=True)
                 collector.flush()
                 print(demo.summary_table(lambda sql: _rows_from_store(collector.store, sql)), flush=True)
                 print("Demo traffic stored. Try: spanhouse query \"SELECT Model, count() FROM genai_calls GROUP BY Model\""
@@ -92,19 +94,40 @@ def _rows_from_store(store: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
     return parse_json_compact(store.raw_query(sql, "JSONCompact"))
 
 
-def cmd_query(args: argparse.Namespace) -> int:
+def _reader(args: argparse.Namespace, cfg: Config, write: bool = False) -> Any:
+    """The source read commands run on; says on stderr which one answered (unless --quiet)."""
     from spanhouse.collector.query import client as query_client
 
+    def announce(source: str) -> None:
+        if not args.quiet:
+            print(f"spanhouse: answered by {source}", file=sys.stderr, flush=True)
+
+    return query_client.Reader(cfg, write=write, announce=announce)
+
+
+QUERY_FORMATS = {"table": "JSONCompact", "csv": "CSVWithNames", "json": "JSONEachRow", "jsonl": "JSONEachRow"}
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from spanhouse.collector.query import client as query_client
+    from spanhouse.collector.query.render import json_array_from_lines
+
     cfg = _load_config(args)
-    fmt = {"table": "JSONCompact", "csv": "CSVWithNames", "json": "JSONEachRow"}[args.format]
     try:
-        raw = query_client.run(cfg, args.sql, fmt)
+        with _reader(args, cfg, write=args.write) as reader:
+            raw = reader.run(args.sql, QUERY_FORMATS[args.format])
     except query_client.QueryError as exc:
         print(f"spanhouse query: {exc}", file=sys.stderr)
         return 1
+    if args.write and not raw.strip():  # a statement with no result: say it ran
+        if not args.quiet:
+            print("spanhouse: the statement ran", file=sys.stderr)
+        return 0
     if args.format == "table":
         names, rows = parse_json_compact(raw)
         print(format_table(names, rows))
+    elif args.format == "json":
+        sys.stdout.write(json_array_from_lines(raw))
     else:
         sys.stdout.write(raw.decode("utf-8", "replace"))
     return 0
@@ -117,19 +140,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     endpoint = args.endpoint or cfg.receiver.grpc.endpoint
     try:
-        sent = demo.send(endpoint, traces=args.traces)
+        result = demo.send(endpoint, traces=args.traces)
     except Exception as exc:
         print(f"spanhouse demo: could not send to {endpoint}: {exc}. Is `spanhouse collector` running?",
               file=sys.stderr)
         return 1
-    print(f"sent {sent} spans to {endpoint}")
+    if result.refused:
+        reason = result.reason or "the collector's log says why"
+        if "UNAVAILABLE" in reason:
+            hint = " Is `spanhouse collector` running there (--endpoint HOST:PORT)?"
+        elif "UNAUTHENTICATED" in reason or "PERMISSION_DENIED" in reason:
+            hint = (" A collector with API keys needs one: OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" "
+                    "(see docs/security.md)")
+        else:
+            hint = ""
+        print(f"spanhouse demo: {result.refused} of {result.spans} spans did not get into the collector at "
+              f"{endpoint} ({result.exports_failed} export{'s' if result.exports_failed != 1 else ''} failed: "
+              f"{reason}).{hint}", file=sys.stderr)
+    if not result.exported:
+        print(f"spanhouse demo: no span got through to {endpoint}", file=sys.stderr)
+        return 1
+    print(f"sent {result.exported} spans to {endpoint}")
     try:
         query_client.flush(cfg)
-        print(demo.summary_table(lambda sql: parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))))
+        with _reader(args, cfg) as reader:
+            print(demo.summary_table(lambda sql: parse_json_compact(reader.run(sql, "JSONCompact"))))
     except query_client.QueryError as exc:
         print(f"spanhouse demo: spans sent, but the summary could not be read: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if result.refused else 0
 
 
 def cmd_hash_key(args: argparse.Namespace) -> int:
@@ -155,16 +194,11 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_sql(cfg: Config) -> Any:
-    from spanhouse.collector.query import client as query_client
-
-    return lambda sql: parse_json_compact(query_client.run(cfg, sql, "JSONCompact"))
-
-
 def _print_report(args: argparse.Namespace, names: list[str], rows: list[list[Any]]) -> None:
-    if args.format == "json":
-        for row in rows:
-            print(json.dumps(dict(zip(names, row)), ensure_ascii=False))
+    from spanhouse.collector.query.render import format_objects
+
+    if args.format in ("json", "jsonl"):
+        sys.stdout.write(format_objects(names, rows, args.format))
     else:
         print(format_table(names, rows))
 
@@ -176,15 +210,19 @@ def _run_report(args: argparse.Namespace, report: Any) -> int:
 
     cfg = _load_config(args)
     try:
-        if not hasattr(args, "since"):
-            return report(_report_sql(cfg), None, None)
-        now = datetime.now(UTC)
-        since = reports.parse_time("--since", args.since, now)
-        until = reports.parse_time("--until", args.until, now) if args.until else now
-        if since >= until:
-            raise reports.ReportError(f"--since ({since:%Y-%m-%d %H:%M:%S}) must be before --until "
-                                      f"({until:%Y-%m-%d %H:%M:%S})")
-        return report(_report_sql(cfg), since, until)
+        with _reader(args, cfg) as reader:
+            def run_sql(sql: str) -> tuple[list[str], list[list[Any]]]:
+                return parse_json_compact(reader.run(sql, "JSONCompact"))
+
+            if not hasattr(args, "since"):
+                return report(run_sql, None, None)
+            now = datetime.now(UTC)
+            since = reports.parse_time("--since", args.since, now)
+            until = reports.parse_time("--until", args.until, now) if args.until else now
+            if since >= until:
+                raise reports.ReportError(f"--since ({since:%Y-%m-%d %H:%M:%S}) must be before --until "
+                                          f"({until:%Y-%m-%d %H:%M:%S})")
+            return report(run_sql, since, until)
     except reports.ReportError as exc:
         print(f"spanhouse {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -258,13 +296,32 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spanhouse")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spanhouse", description="OpenTelemetry GenAI pipeline into ClickHouse.")
+    parser.add_argument("--version", action="version", version=f"spanhouse {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", metavar="FILE", help="YAML configuration file (see docs/configuration.md)")
         p.add_argument("--store", metavar="URL", help="chdb:///path (embedded) or http://user:pass@host:8123/db")
+
+    def reads(p: argparse.ArgumentParser) -> None:
+        """Options of every command that reads the store: where the collector's query endpoint is."""
+        common(p)
+        p.add_argument("--query-endpoint", metavar="HOST:PORT",
+                       help="the running collector's query endpoint (default from --config, else 127.0.0.1:4319; "
+                            "'' reads the store directly)")
+        p.add_argument("--quiet", action="store_true",
+                       help="do not say on stderr which collector or store answered")
 
     p = sub.add_parser("collector", help="run the collector (OTLP/gRPC in, ClickHouse out)")
     common(p)
@@ -282,13 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collector)
 
     p = sub.add_parser("query", help="run SQL against the store (through the collector while it runs)")
-    common(p)
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    reads(p)
+    p.add_argument("--format", choices=tuple(QUERY_FORMATS), default="table",
+                   help="table (rounded for reading), csv, json (one array) or jsonl (one object per line)")
+    p.add_argument("--write", action="store_true",
+                   help="allow a statement that changes the store (opens it directly; refused while a collector runs)")
     p.add_argument("sql", help='SQL, for example "SELECT count() FROM spans"')
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("demo", help="send synthetic GenAI traffic to a running collector and print a summary")
-    common(p)
+    reads(p)
     p.add_argument("--endpoint", metavar="HOST:PORT", help="collector OTLP/gRPC address (default from config)")
     p.add_argument("--traces", type=int, default=200, metavar="N", help="number of traces to send (default 200)")
     p.set_defaults(func=cmd_demo)
@@ -302,17 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start of the time range: a duration back from now (24h, 7d) or an ISO time (default 24h)")
         p.add_argument("--until", metavar="WHEN", help="end of the time range (default now)")
         p.add_argument("--tenant", metavar="ID", help="only this tenant")
-        p.add_argument("--format", choices=("table", "json"), default="table")
+        p.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
+                       help="table (rounded for reading), json (one array) or jsonl (one object per line)")
 
     p = sub.add_parser("usage", help="calls, errors, tokens, cost and p50/p95/p99 latency per model, service, "
                                      "tenant or tool")
-    common(p)
+    reads(p)
     window(p)
     p.add_argument("--by", choices=("model", "service", "tenant", "tool"), default="model")
     p.set_defaults(func=cmd_usage)
 
     p = sub.add_parser("traces", help="traces in a time range, filtered, most expensive first")
-    common(p)
+    reads(p)
     window(p)
     p.add_argument("--service", metavar="NAME", help="traces with a GenAI span from this service")
     p.add_argument("--model", metavar="NAME", help="traces that called this model (as stored, e.g. gpt-4o-2024-08-06)")
@@ -331,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dead_letters)
 
     p = sub.add_parser("trace", help="one trace as a tree with duration, tokens and cost per span")
-    common(p)
+    reads(p)
     p.add_argument("trace_id", metavar="TRACE_ID", help="32 hex digits")
     p.set_defaults(func=cmd_trace)
     return parser
@@ -348,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         if (exc.name or "").split(".")[0] not in COLLECTOR_MODULES:
             raise
         print(f"spanhouse: the collector's dependencies are not installed (no module {exc.name!r}): "
-              "pip install 'spanhouse[collector]'", file=sys.stderr)
+              "pip install -e '/path/to/spanhouse[collector]' (from a checkout)", file=sys.stderr)
         return 2
 
 

@@ -1,4 +1,4 @@
-"""Synthetic GenAI traffic over real OTLP/gRPC, and a summary read back from the rollups.
+"""Synthetic GenAI traffic over real OTLP/gRPC, and a summary read back with `spanhouse usage`'s query.
 
 Each trace is an agent turn: `invoke_agent` -> LLM calls (some streaming) ->
 tool calls -> a final LLM call, across several services, providers and models,
@@ -8,13 +8,15 @@ the traffic looks like minutes of real use but is sent in a moment.
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from spanhouse.collector.store import sql_file
+from spanhouse.collector.query.reports import RunSql
 
 SERVICES = ("support-bot", "research-agent", "doc-summarizer")
 MODELS = (  # provider, request model, response model, server address
@@ -118,8 +120,58 @@ def _trace(tracer: Any, rng: random.Random, start_ns: int) -> int:
     return spans
 
 
-def send(endpoint: str, traces: int = 200, seed: int = 7) -> int:
-    """Send `traces` agent turns to an OTLP/gRPC `endpoint` (HOST:PORT); returns spans sent."""
+@dataclass
+class SendResult:
+    """What the collector did with the demo's spans, as the OTLP exporter saw its answers."""
+
+    spans: int = 0  # spans the demo made
+    exported: int = 0  # spans in exports the collector accepted
+    refused: int = 0  # spans in exports that failed (refused, e.g. without a valid API key, or unreachable)
+    exports_failed: int = 0
+    reason: str = ""  # the exporter's words for the last failure, e.g. the collector's refusal
+
+
+class _FailureLog(logging.Handler):
+    """Keeps the OTLP exporter's last failure message, so the demo can say why in one line of its own."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(logging.WARNING)
+        self._result = result
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._result.reason = record.getMessage()
+
+
+class _CountingExporter:
+    """Wraps the OTLP exporter to count the spans of each export by its result: the SDK's batch processor
+    drops a failed export after logging it, so its result is the only place a refusal shows."""
+
+    def __init__(self, inner: Any, result: SendResult, lock: threading.Lock) -> None:
+        self._inner = inner
+        self._result = result
+        self._lock = lock
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        outcome = self._inner.export(spans)
+        with self._lock:
+            if outcome == SpanExportResult.SUCCESS:
+                self._result.exported += len(spans)
+            else:
+                self._result.refused += len(spans)
+                self._result.exports_failed += 1
+        return outcome
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self._inner.force_flush(timeout_millis))
+
+
+def send(endpoint: str, traces: int = 200, seed: int = 7) -> SendResult:
+    """Send `traces` agent turns to an OTLP/gRPC `endpoint` (HOST:PORT); returns what got through."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -127,30 +179,48 @@ def send(endpoint: str, traces: int = 200, seed: int = 7) -> int:
 
     rng = random.Random(seed)
     now = time.time_ns()
+    result = SendResult()
+    lock = threading.Lock()
     providers = {}
     for service in SERVICES:
         provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "demo"}))
-        provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True, timeout=30), max_queue_size=100_000))
+        exporter = _CountingExporter(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True, timeout=30),
+                                     result, lock)
+        provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))  # type: ignore[arg-type]
         providers[service] = provider
-    spans = 0
-    for i in range(traces):
-        service = SERVICES[i % len(SERVICES)]
-        tracer = providers[service].get_tracer("spanhouse.demo")
-        start = now - int(rng.uniform(0, 600) * 1e9)
-        spans += _trace(tracer, rng, start)
-    for provider in providers.values():
-        if not provider.force_flush(60_000):
-            raise TimeoutError(f"the collector at {endpoint} did not take the demo spans within 60 s")
-        provider.shutdown()
-    return spans
+    # The exporter logs each failure on its own; the demo reports them once, with the count (see SendResult).
+    exporter_log = logging.getLogger(_EXPORTER_LOGGER)
+    handler, propagate = _FailureLog(result), exporter_log.propagate
+    exporter_log.addHandler(handler)
+    exporter_log.propagate = False
+    try:
+        for i in range(traces):
+            service = SERVICES[i % len(SERVICES)]
+            tracer = providers[service].get_tracer("spanhouse.demo")
+            start = now - int(rng.uniform(0, 600) * 1e9)
+            result.spans += _trace(tracer, rng, start)
+        for provider in providers.values():
+            if not provider.force_flush(60_000):
+                raise TimeoutError(f"the collector at {endpoint} did not take the demo spans within 60 s")
+            provider.shutdown()
+    finally:
+        exporter_log.removeHandler(handler)
+        exporter_log.propagate = propagate
+    return result
 
 
-def summary_table(run_sql: Callable[[str], tuple[list[str], list[list[Any]]]]) -> str:
-    """Calls, tokens and latency percentiles per model over the last day, from the rollups."""
+_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+
+SUMMARY_WINDOW = dt.timedelta(hours=24)
+
+
+def summary_table(run_sql: RunSql, now: dt.datetime | None = None) -> str:
+    """Calls, errors, tokens, cost and latency per model over the last day: `spanhouse usage`'s own query and
+    table, so the two agree; a model without a price shows an empty cost, not 0."""
+    from spanhouse.collector.query import reports
     from spanhouse.collector.query.render import format_table
 
-    sql = sql_file("queries/usage_by_model.sql").replace("{hours:UInt32}", "24")
-    names, rows = run_sql(sql)
-    rows = [[json.dumps(v) if isinstance(v, list) else v for v in row] for row in rows]
-    return "GenAI usage by model, last 24 h (from genai_usage_1m):\n" + format_table(names, rows)
+    until = now or dt.datetime.now(dt.UTC)
+    names, rows = reports.usage(run_sql, "model", until - SUMMARY_WINDOW, until)
+    return "GenAI usage by model, last 24 h (as `spanhouse usage` prints it):\n" + format_table(names, rows)

@@ -31,8 +31,11 @@ def spanhouse(*args: str, query_endpoint: str = "", api_key: str = "") -> subpro
 
 
 def json_rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The rows of `--format json` (one JSON array)."""
     assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    rows = json.loads(result.stdout)
+    assert isinstance(rows, list)
+    return rows
 
 
 def test_reports_through_a_running_collector_and_then_from_the_store(tmp_path: Path) -> None:

@@ -235,6 +235,11 @@ def test_cli_flag_beats_env(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     # The env value alone would be refused; the --store flag replaces it before validation.
     monkeypatch.setenv("SPANHOUSE_STORE__URL", "postgres://nope")
     monkeypatch.setenv("SPANHOUSE_QUERY__ENDPOINT", "")
+    from spanhouse.collector.store import Store
+
+    made = Store.open(f"chdb://{tmp_path / 'store'}")  # read commands never create a store
+    made.migrate()
+    made.close()
     assert cli.main(["query", "--store", f"chdb://{tmp_path / 'store'}", "--format", "csv", "SELECT 41 + 1 AS n"]) == 0
     assert capsys.readouterr().out.splitlines() == ['"n"', "42"]
 

@@ -163,7 +163,10 @@ def test_query_goes_through_the_collector_that_owns_the_store(collector_process:
     result = run_cli("query", "--store", collector_process.store_url, "--format", "csv",
                      "SELECT ServiceName, count() FROM spans GROUP BY ServiceName",
                      env={"SPANHOUSE_QUERY__ENDPOINT": collector_process.query_endpoint})
-    assert (result.returncode, result.stdout, result.stderr) == (0, '"ServiceName","count()"\n"owned",5\n', "")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, '"ServiceName","count()"\n"owned",5\n',
+        f"spanhouse: answered by the collector at {collector_process.query_endpoint} "
+        f"(store {collector_process.store_url})\n")
 
 
 def test_query_through_the_collector_refuses_writes(collector_process: CollectorProcess) -> None:
@@ -205,9 +208,13 @@ def test_query_opens_a_free_store_directly(tmp_path: Path, capsys: pytest.Captur
     assert capsys.readouterr().out == '"count()"\n4\n'
 
 
-def test_query_on_a_new_store_answers_with_empty_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANHOUSE_QUERY__ENDPOINT", "")
-    assert cli.main(["query", "--store", f"chdb://{tmp_path / 'fresh'}", "--format", "csv",
-                     "SELECT count() FROM genai_calls"]) == 0
-    assert capsys.readouterr().out == '"count()"\n0\n'
+    typo = tmp_path / "fresh"
+    assert cli.main(["query", "--store", f"chdb://{typo}", "--format", "csv", "SELECT count() FROM genai_calls"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"no store at {typo} (the directory does not exist)" in err
+    assert "--store" in err and "--config" in err and "spanhouse collector" in err
+    assert not typo.exists()

@@ -21,6 +21,11 @@ ACME = Key.new("acme")
 
 
 def test_the_query_command_opening_the_store_itself_is_guarded_too(tmp_path: Path) -> None:
+    from spanhouse.collector.store import Store
+
+    made = Store.open(f"chdb://{tmp_path / 'store'}")  # reads never create a store: make one
+    made.migrate()
+    made.close()
     cfg = load(None, environ={}, overrides={"store": {"url": f"chdb://{tmp_path / 'store'}"},
                                              "query": {"endpoint": ""}})
     with pytest.raises(query_client.QueryError, match=r"table function file\(\) is not available"):

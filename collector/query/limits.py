@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from spanhouse.collector.query.engine_errors import engine_message
+
 if TYPE_CHECKING:
     from spanhouse.collector.config import QueryConfig
     from spanhouse.collector.store import Store
@@ -111,5 +113,4 @@ class CallerSlots:
 
 
 def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300]
+    return engine_message(text)[:300]

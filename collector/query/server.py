@@ -12,7 +12,9 @@ With API keys configured (auth.keys), every path but /health needs
 and read /stats; any other key runs SELECTs confined to its tenant's rows
 (see tenant_query). No caller reaches the host's files, URLs or other servers
 (see query_guard, unless query.allow_host_access opens them to admins), and
-every query runs under the limits of query_limits.
+every query runs under the limits of query_limits. Replies to an authenticated
+caller carry `Spanhouse-Store: <store URL without password>`, so a read command
+that named another store knows this answer is not from it.
 """
 
 from __future__ import annotations
@@ -50,30 +52,54 @@ READ_ONLY_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "S
                         "ShowTablesQuery")
 OUTPUT_FORMATS = ("JSONCompact", "CSVWithNames", "JSONEachRow", "TabSeparatedWithNames", "PrettyCompact")
 MAX_SQL_BYTES = 1 << 20
+# Response header naming the store that answered (its URL without password), on authenticated replies.
+STORE_HEADER = "Spanhouse-Store"
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"")
 _INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 
 
 class NotReadOnly(ValueError):
-    pass
+    """The statement would change something; `kind` is its statement kind when that is the reason."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class StatementSyntaxError(ValueError):
+    """The statement does not parse; the engine's message, positions counted in the statement."""
+
+
+def check_single_statement(store: Store, sql: str) -> str | None:
+    """Raise NotReadOnly for more than one statement; else the statement formatted on one line (None when
+    the engine cannot format it: a parse error, which running it reports better)."""
+    # formatQuery refuses multi-statements without running anything.
+    try:
+        ((formatted,),) = store.query_rows("SELECT formatQuerySingleLine({q:String})", {"q": sql})
+    except Exception as exc:
+        text = str(exc)
+        if "Multi-statements" in text:
+            raise NotReadOnly("send one SQL statement at a time") from None
+        wrapper = text.rfind(" In scope SELECT formatQuerySingleLine(")
+        if "(SYNTAX_ERROR)" in text and wrapper > 0:
+            # Positions here count from the statement's own start (EXPLAIN's would count its prefix too);
+            # the wrapper this check put around it is no part of the user's statement.
+            raise StatementSyntaxError(text[:wrapper].rstrip(" :") + ". (SYNTAX_ERROR)") from None
+        return None
+    return str(formatted)
 
 
 def check_read_only(store: Store, sql: str) -> tuple[list[str], str]:
     """Raise NotReadOnly unless `sql` is exactly one statement that only reads; else its (AST rows, formatted SQL)."""
-    # formatQuery refuses multi-statements without running anything; EXPLAIN AST
-    # of a single statement names its kind, again without running it.
-    formatted = None
-    try:
-        ((formatted,),) = store.query_rows("SELECT formatQuerySingleLine({q:String})", {"q": sql})
-    except Exception as exc:
-        if "Multi-statements" in str(exc):
-            raise NotReadOnly("send one SQL statement at a time") from None
-        # any other parse error is reported by EXPLAIN below, without this wrapper query in it
+    # EXPLAIN AST of a single statement names its kind without running it; a parse error is
+    # reported by EXPLAIN, without the formatQuery wrapper in it.
+    formatted = check_single_statement(store, sql)
     ast = store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode().splitlines()
     kind = ast[0].split(" ", 1)[0] if ast else ""
     if not kind.startswith(READ_ONLY_STATEMENTS):
         raise NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
-                          f"the collector; this is a {kind.strip()}. Stop the collector to change the store.")
+                          f"the collector; this is a {kind.strip()}. Stop the collector to change the store "
+                          "(then `spanhouse query --write`).", kind=kind.strip())
     if formatted is None:
         raise NotReadOnly("this statement could not be checked to be read-only; simplify it")
     # A SELECT ... INTO OUTFILE writes a file as the collector's user: not read-only.
@@ -109,8 +135,21 @@ class ReadPolicy:
                 raise explain_limit(exc, self.cfg) from None
 
 
+    def run_write(self, sql: str, fmt: str) -> bytes:
+        """One statement that may change the store (`spanhouse query --write`, the store opened directly,
+        never through the endpoint): the host-access guard and the engine limits still hold."""
+        check_single_statement(self.store, sql)
+        ast = self.store.raw_query(f"EXPLAIN AST {sql.strip().rstrip(';')}", "TabSeparatedRaw").decode().splitlines()
+        check_statement(ast, self.scope.table_only_functions(), host_access=self.cfg.allow_host_access)
+        try:
+            return run_read(self.store, sql, fmt, engine_settings(self.cfg), engine_readonly=False)
+        except Exception as exc:
+            raise explain_limit(exc, self.cfg) from None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    _authenticated = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("query endpoint: " + format, *args)
@@ -118,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if self._authenticated:  # which store answers, so `spanhouse query --store X` can tell it is not X
+            self.send_header(STORE_HEADER, self.server.collector.store.location.redacted())
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -126,9 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
         """The authenticated caller (an all-seeing one without keys), or None after replying 401."""
         keys = self.server.keys
         if keys is None:
+            self._authenticated = True
             return Principal("", admin=True)
         try:
-            return keys.authenticate(self.headers.get("Authorization"))
+            principal = keys.authenticate(self.headers.get("Authorization"))
+            self._authenticated = True
+            return principal
         except AuthError as exc:
             log.warning("refused query endpoint call to %s: %s", urlsplit(self.path).path, exc)
             body = f"{exc} (set SPANHOUSE_API_KEY for `spanhouse query`)\n".encode()
