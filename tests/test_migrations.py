@@ -110,3 +110,10 @@ def test_store_location_redacts_the_password() -> None:
 def test_store_location_errors(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=re.escape(message)):
         StoreLocation.parse(url)
+
+
+def test_opening_without_create_never_makes_a_store(tmp_path) -> None:
+    missing = tmp_path / "typo"
+    with pytest.raises(StoreError, match="no store at .*typo"):
+        Store.open(f"chdb://{missing}", create=False)
+    assert not missing.exists()

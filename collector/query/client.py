@@ -204,7 +204,7 @@ class Reader:
     def _open(self, reason: str) -> None:
         check_store_exists(self.location)
         try:
-            self._store = Store.open(self.cfg.store.url)
+            self._store = Store.open(self.cfg.store.url, create=False)  # a read never makes a store
         except StoreBusyError as exc:
             why = f"; {reason}" if reason else ""
             raise QueryError(f"{exc}{why}. Point --query-endpoint or --config at the collector that holds it, "

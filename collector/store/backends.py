@@ -45,8 +45,9 @@ SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Backend(Protocol):
     embedded: bool
 
-    def open_client(self, location: StoreLocation) -> Any:
-        """The clickhouse-connect client for queries, commands and small inserts."""
+    def open_client(self, location: StoreLocation, create: bool = True) -> Any:
+        """The clickhouse-connect client for queries, commands and small inserts. `create`: make the store
+        (directory, database) when it does not exist; a reader passes False and gets a StoreError instead."""
         ...
 
     def open_insert_connection(self, location: StoreLocation) -> Any:
@@ -70,10 +71,12 @@ class EmbeddedBackend:
 
     embedded = True
 
-    def open_client(self, location: StoreLocation) -> Any:
+    def open_client(self, location: StoreLocation, create: bool = True) -> Any:
         import clickhouse_connect
 
         assert location.path is not None
+        if not create and not location.path.is_dir():
+            raise StoreError(f"no store at {location.path} (the directory does not exist)")
         location.path.mkdir(parents=True, exist_ok=True)
         try:
             return clickhouse_connect.get_client(dsn=location.url)
@@ -139,9 +142,11 @@ class ServerBackend:
 
     embedded = False
 
-    def open_client(self, location: StoreLocation) -> Any:
+    def open_client(self, location: StoreLocation, create: bool = True) -> Any:
         try:
-            return _server_client(location.url)
+            return _server_client(location.url, create)
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot connect to ClickHouse at {location.redacted()}: {exc}") from exc
 
@@ -187,16 +192,23 @@ def _literal(value: Any) -> str:
     return _sql_string(value)
 
 
-def _server_client(url: str) -> Any:
-    """A client for a ClickHouse server, creating the URL's database if it is missing."""
+def _server_client(url: str, create: bool = True) -> Any:
+    """A client for a ClickHouse server, creating the URL's database if it is missing (with `create`)."""
     import clickhouse_connect
 
     parts = urlsplit(url)
     database = parts.path.strip("/")
     if database:
         bootstrap = clickhouse_connect.get_client(dsn=parts._replace(path="/default").geturl())
-        bootstrap.command(split_statements(sql_file("admin/create_database.sql"))[0].format(database=database))
-        bootstrap.close()
+        try:
+            if create:
+                create_database = split_statements(sql_file("admin/create_database.sql"))[0]
+                bootstrap.command(create_database.format(database=database))
+            elif not bootstrap.command("EXISTS DATABASE {db:Identifier}", parameters={"db": database}):
+                redacted = url.replace(f":{parts.password}@", ":***@", 1) if parts.password else url
+                raise StoreError(f"no database {database!r} on the ClickHouse server {redacted}")
+        finally:
+            bootstrap.close()
     return clickhouse_connect.get_client(dsn=url)
 
 

@@ -38,9 +38,10 @@ class Store:
         self._purge = True
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, create: bool = True) -> Store:
+        """The store at `url`; without `create`, a store that does not exist is a StoreError, not a new one."""
         location = StoreLocation.parse(url)
-        return cls(location, location.backend.open_client(location))
+        return cls(location, location.backend.open_client(location, create))
 
     def close(self) -> None:
         with self.lock:
