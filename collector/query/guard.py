@@ -1,7 +1,7 @@
 """Keep the query endpoint's SQL inside the store: no host files, URLs, other servers or processes.
 
 Applies to every caller of the query endpoint and of the read commands (no key, admin key,
-tenant key); tenant keys are further confined by tenant_query. The check walks the statement's
+tenant key); tenant keys are further confined by tenant_scope. The check walks the statement's
 `EXPLAIN AST` (which runs nothing):
 
 - a table function may only be one of `ALLOWED_TABLE_FUNCTIONS`: an allow-list, so a table
@@ -29,7 +29,7 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({
     "values",  # literal rows written in the statement
     "null",  # an empty table of a given structure
     "view",  # a subquery as a table: its own body is checked by this same walk
-    "merge",  # reads this store's tables by name pattern; tenant keys are refused it by tenant_query
+    "merge",  # reads this store's tables by name pattern; tenant keys are refused it by tenant_scope
 })
 # Table functions refused even with query.allow_host_access: they run processes or reach into the
 # collector's own Python objects, which is more than reading the host.

@@ -10,9 +10,9 @@ query`, `spanhouse demo`) reach the data through the collector:
 With API keys configured (auth.keys), every path but /health needs
 `Authorization: Bearer <key>`: an admin key may run any read-only statement
 and read /stats; any other key runs SELECTs confined to its tenant's rows
-(see tenant_query). No caller reaches the host's files, URLs or other servers
-(see query_guard, unless query.allow_host_access opens them to admins), and
-every query runs under the limits of query_limits. Replies to an authenticated
+(see tenant_scope). No caller reaches the host's files, URLs or other servers
+(see guard.py, unless query.allow_host_access opens them to admins), and
+every query runs under the limits of limits.py. Replies to an authenticated
 caller carry `Spanhouse-Store: <store URL without password>`, so a read command
 that named another store knows this answer is not from it.
 """
