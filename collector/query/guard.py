@@ -9,7 +9,7 @@ tenant key); tenant keys are further confined by tenant_scope. The check walks t
   until it is judged safe here, instead of slipping past a deny-list;
 - scalar functions that read outside the query's tables (`file()`, dictionaries, model files,
   the client's HTTP headers) are refused;
-- a `SETTINGS` clause is refused: it could lift the endpoint's limits (see query_limits).
+- a `SETTINGS` clause is refused: it could lift the endpoint's limits (see limits.py).
 
 The embedded engine adds a second layer (`readonly=1`, see query_limits), but it lets the scalar
 `file()` and `INTO OUTFILE` through, so this check is what keeps them out.

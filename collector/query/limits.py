@@ -8,7 +8,7 @@ The endpoint runs inside the collector, beside ingestion, on the same engine. Ea
   no lock that ingestion or another caller's query waits on; the limits are `SET` on it and then
   `readonly=1`, after which the engine refuses any change of a setting (a `SETTINGS` clause
   included) and refuses the table functions that reach the host (`file`, `url`, `remote`,
-  `executable`, ...) as a second layer behind query_guard;
+  `executable`, ...) as a second layer behind guard.py;
 - a slot: at most `query.max_concurrent_per_caller` queries at once per caller and
   `query.max_concurrent` in all; past that the caller is told to retry (HTTP 429).
 
