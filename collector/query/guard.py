@@ -11,7 +11,7 @@ tenant key); tenant keys are further confined by tenant_scope. The check walks t
   the client's HTTP headers) are refused;
 - a `SETTINGS` clause is refused: it could lift the endpoint's limits (see limits.py).
 
-The embedded engine adds a second layer (`readonly=1`, see query_limits), but it lets the scalar
+The embedded engine adds a second layer (`readonly=1`, see limits.py), but it lets the scalar
 `file()` and `INTO OUTFILE` through, so this check is what keeps them out.
 
 An operator may give admin callers host access with `query.allow_host_access: true`.
