@@ -10,6 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from spanhouse.collector.batch import DUPLICATE_OF, SpanBatch
@@ -224,3 +226,35 @@ def test_calls_one_after_another_with_one_response_id_are_both_counted() -> None
     first = span(13, 1, start_ms=0, end_ms=100, **chat(response_id="msg_1"))
     second = span(14, 2, start_ms=200, end_ms=300, **chat(response_id="msg_1"))
     assert marks(DedupProcessor(DedupConfig()), [first, second]) == {hexid(1): "", hexid(2): ""}
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_whatever_the_export_order_each_call_is_counted_once(data: st.DataObject) -> None:
+    """Calls traced by one to three instrumentors (nested, or one starting a trace of its own), sent in any order
+    and any split into exports: exactly one span per call is counted, and every mark names a span of that call."""
+    calls = data.draw(st.integers(1, 6))
+    spans: list[dict[str, Any]] = []
+    call_of: dict[str, int] = {}
+    next_id = itertools.count(1)
+    for c in range(calls):
+        trace = 100 + c
+        layers = data.draw(st.integers(1, 3))
+        separate_root = layers > 1 and data.draw(st.booleans())
+        attributes = chat(response_id=f"resp-{c}", input_tokens=10 + c)
+        parent = 0
+        for depth in range(layers):
+            sid = next(next_id)
+            own_trace = separate_root and depth == layers - 1
+            spans.append(span(1000 + c if own_trace else trace, sid, 0 if own_trace else parent,
+                              start_ms=c * 2000 + depth, end_ms=c * 2000 + 1000 - depth, **attributes))
+            call_of[hexid(sid)] = c
+            parent = sid
+    order = data.draw(st.permutations(spans))
+    cuts = sorted(data.draw(st.lists(st.integers(1, max(1, len(order) - 1)), max_size=3, unique=True)))
+    exports = [list(order[a:b]) for a, b in zip([0, *cuts], [*cuts, len(order)]) if order[a:b]]
+    result = marks(DedupProcessor(DedupConfig()), *exports)
+    counted = [s for s, duplicate_of in result.items() if not duplicate_of]
+    assert sorted(call_of[s] for s in counted) == list(range(calls))
+    assert all(call_of[duplicate_of] == call_of[s] and not result[duplicate_of]
+               for s, duplicate_of in result.items() if duplicate_of)

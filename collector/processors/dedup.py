@@ -4,16 +4,16 @@ With two instrumentors installed for one library (spanhouse's and the official o
 OpenInference, OpenLIT, in any language), every call makes two nested CLIENT spans, both with usage.
 A GenAI span is a duplicate when its direct parent or child is a GenAI span of the same provider and
 operation that describes the same request: the same `gen_ai.response.id`, or the same model and token
-counts, the child inside the parent's time span; or, for an instrumentor that starts a trace of its own
-instead of nesting, a root span with the same response id inside another root span's time. The duplicate keeps its row in `spans`, with
-`DuplicateOf` naming the span that is counted, and gets no row in `genai_calls` (so none in the
-rollups, trace costs or reports).
+counts, the child inside the parent's time span; or, for an instrumentor that starts a trace of its
+own instead of nesting, a span with the same response id inside the other's time, in any trace. The
+duplicate keeps its row in `spans`, with `DuplicateOf` naming the span that is counted, and gets no
+row in `genai_calls` (so none in the rollups, trace costs or reports).
 
-Which of the two is counted: the inner one (the span closest to the provider) when the outer one
-arrives with it or after it, as an SDK exports them (a child ends first); if an export brings the
-outer one first, it is already counted and the inner one is marked instead. Either way the call is
-counted once, with the same model and tokens. Recent calls are remembered for `dedup.window_s` so
-pairs split across export requests are found too.
+Which one is counted: of the spans of one call that arrive together, the innermost (closest to the
+provider), as an SDK exports them (a child ends first); a span counted in an earlier request stays
+counted, and the call's spans that arrive later name it. Either way the call is counted once, with
+the same model and tokens. Recent calls are remembered for `dedup.window_s` so pairs split across
+export requests are found too.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class DedupProcessor:
         self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
         # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
         self._children: dict[tuple[str, str, str], list[str]] = {}
-        # (tenant, provider, operation, response id) -> keys of remembered root calls with that response id.
-        self._roots: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
+        # (tenant, provider, operation, response id) -> keys of remembered calls with that response id.
+        self._by_response: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
         self.calls_seen_total = 0
         self.calls_duplicate_total = 0
 
@@ -138,60 +138,77 @@ class DedupProcessor:
                                      now)
             if parents[i]:
                 self._children.setdefault((tenants[i], traces[i], parents[i]), []).append(span_ids[i])
-            elif response_ids[i]:
-                self._roots.setdefault((tenants[i], providers[i], operations[i], response_ids[i]), []).append(key)
+            if response_ids[i]:
+                self._by_response.setdefault((tenants[i], providers[i], operations[i], response_ids[i]), []).append(key)
             fresh[key] = i
         self.calls_seen_total += len(fresh)
-        for key, i in fresh.items():
-            call = self._calls[key]
-            counted = self._counted_inner(key, call)
-            if counted is None:
-                for outer_key in self._outer(key, call):
-                    outer = self._calls[outer_key]
-                    # The outer span came first, in an earlier request: it is counted already.
-                    if outer.counted and outer_key not in fresh and same_request(outer, call):
-                        counted = outer_key[2]
-                        break
-            if counted is not None:
-                call.counted = False
-                call.duplicate_of = counted
-                duplicates[i] = counted
-                self.calls_duplicate_total += 1
+        decided: set[tuple[str, str, str]] = set()
+        calls, children, by_response = self._calls, self._children, self._by_response
+        for key in fresh:
+            if key in decided:
+                continue
+            call = calls[key]
+            # The common case: no remembered span of the same provider and operation inside or around this
+            # one (an agent span over its calls, a call over its tools): it is the call's only span.
+            if not call.response_id or len(by_response[_response_key(key, call)]) == 1:
+                parent = calls.get((key[0], key[1], call.parent)) if call.parent else None
+                kin = (call.provider, call.operation)
+                if (parent is None or (parent.provider, parent.operation) != kin) and not any(
+                        (calls[c].provider, calls[c].operation) == kin
+                        for c in [(key[0], key[1], child) for child in children.get(key, ())]
+                        if c in calls):
+                    continue
+            group = self._same_call(key)
+            decided |= group
+            # A member counted in an earlier request stays the one counted (its row is written); else the
+            # innermost member: the span closest to the provider.
+            earlier = [k for k in group if k not in fresh and self._calls[k].counted]
+            target = earlier[0] if earlier else min(
+                group, key=lambda k: (-self._calls[k].start, self._calls[k].end, k))
+            for member in group:
+                if member in fresh and member != target:
+                    call = self._calls[member]
+                    call.counted = False
+                    call.duplicate_of = target[2]
+                    duplicates[fresh[member]] = target[2]
+                    self.calls_duplicate_total += 1
         return duplicates
 
-    def _counted_inner(self, key: tuple[str, str, str], call: _Call) -> str | None:
-        """The span id of a remembered inner span describing the same request (the innermost one counted)."""
-        for inner_key in self._inner(key, call):
-            inner = self._calls[inner_key]
-            if same_request(call, inner):
-                if inner.counted:
-                    return inner_key[2]
-                # The inner span is itself a duplicate (three instrumentors): name what it duplicates.
-                deeper = self._counted_inner(inner_key, inner)
-                if deeper is not None:
-                    return deeper
-        return None
+    def _same_call(self, key: tuple[str, str, str]) -> set[tuple[str, str, str]]:
+        """Every remembered span describing the same request as `key` (itself included)."""
+        group = {key}
+        todo = [key]
+        while todo:
+            current = todo.pop()
+            call = self._calls[current]
+            related = [k for k in self._inner(current, call) if same_request(call, self._calls[k])]
+            related += [k for k in self._outer(current, call) if same_request(self._calls[k], call)]
+            for other in related:
+                if other not in group:
+                    group.add(other)
+                    todo.append(other)
+        return group
 
     def _inner(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
-        """Remembered calls inside `call`: its children, and, for a root span, root spans with its response id
-        within its time (an instrumentor that does not nest its span under the current one starts a new trace)."""
+        """Remembered calls inside `call`: its children, and spans with its response id within its time in any
+        trace (an instrumentor that does not nest its span under the current one starts a trace of its own)."""
         tenant, trace = key[0], key[1]
         found = [(tenant, trace, child) for child in self._children.get(key, ()) if (tenant, trace, child) in self._calls]
-        if not call.parent and call.response_id:
-            found += [other for other in self._roots.get((tenant, call.provider, call.operation, call.response_id), ())
+        if call.response_id:
+            found += [other for other in self._by_response.get(_response_key(key, call), ())
                       if other != key and other in self._calls and _encloses(call, key, self._calls[other], other)]
         return found
 
     def _outer(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
-        """Remembered calls `call` lies inside: its parent, or root spans with its response id around it."""
+        """Remembered calls `call` lies inside: its parent, and spans with its response id around it."""
         tenant, trace = key[0], key[1]
-        if call.parent:
-            parent = (tenant, trace, call.parent)
-            return [parent] if parent in self._calls else []
-        if not call.response_id:
-            return []
-        return [other for other in self._roots.get((tenant, call.provider, call.operation, call.response_id), ())
-                if other != key and other in self._calls and _encloses(self._calls[other], other, call, key)]
+        found = []
+        if call.parent and (tenant, trace, call.parent) in self._calls:
+            found.append((tenant, trace, call.parent))
+        if call.response_id:
+            found += [other for other in self._by_response.get(_response_key(key, call), ())
+                      if other != key and other in self._calls and _encloses(self._calls[other], other, call, key)]
+        return found
 
     def _expire(self, now: float) -> None:
         calls, limit, oldest = self._calls, self.config.max_calls, now - self.config.window_s
@@ -202,8 +219,12 @@ class DedupProcessor:
             calls.popitem(last=False)
             if call.parent:
                 _forget(self._children, (key[0], key[1], call.parent), key[2])
-            elif call.response_id:
-                _forget(self._roots, (key[0], call.provider, call.operation, call.response_id), key)
+            if call.response_id:
+                _forget(self._by_response, _response_key(key, call), key)
+
+
+def _response_key(key: tuple[str, str, str], call: _Call) -> tuple[str, str, str, str]:
+    return (key[0], call.provider, call.operation, call.response_id)
 
 
 def _encloses(outer: _Call, outer_key: tuple[str, str, str], inner: _Call, inner_key: tuple[str, str, str]) -> bool:
