@@ -22,7 +22,7 @@ from spanhouse.collector.writer import BatchingWriter, ClickHouseSink, InMemoryS
 from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
 from spanhouse.collector.writer.errors import Kind, RowsNotStorable, classify
 from spanhouse.collector.writer.spool import Spool, encode
-from spanhouse.collector.writer.storable import MAX_TIME_NS, unstorable_rows
+from spanhouse.collector.writer.storable import DATETIME64_MAX_NS, unstorable_rows
 
 from collector_harness import start_collector
 from durability_helpers import wait_until
@@ -50,7 +50,7 @@ POISON = [
     pytest.param({"Timestamp": 2**63}, id="start-2^63"),
     pytest.param({"Timestamp": 2**64 - 1}, id="start-2^64-1"),
     pytest.param({"Timestamp": 16_725_225_600 * 10**9}, id="year-2500"),
-    pytest.param({"Timestamp": MAX_TIME_NS - 10, "Duration": 100}, id="start+duration-overflows"),
+    pytest.param({"Timestamp": DATETIME64_MAX_NS - 10, "Duration": 100}, id="start+duration-overflows"),
     pytest.param({"Events.Timestamp": [2**64 - 1], "Events.Name": ["e"], "Events.Attributes": [{}]},
                  id="event-2^64-1"),
 ]
@@ -214,7 +214,7 @@ def test_a_spool_holding_a_poison_batch_at_start_up_is_settled_once(store: Store
     spool = Spool(spool_dir, 64 << 20)
     poisoned = span_rows(4)
     poisoned[1]["Timestamp"] = 2**63
-    poisoned[2].update(Timestamp=MAX_TIME_NS - 5, Duration=10)
+    poisoned[2].update(Timestamp=DATETIME64_MAX_NS - 5, Duration=10)
     spool.append(encode(batch_of(poisoned)), 4)
     spool.append(encode(batch_of(after := span_rows(3))), 3)
     spool.close()

@@ -6,9 +6,10 @@ spool written by an older version, a worker's hand-off, a dead-letter replay). I
 fails with a decimal overflow, after the base tables already stored them. Checked here, before any
 insert, such rows never reach a table.
 
-The bounds are the store's own (a Duration of 2^64-1 is stored, as the UInt64 it is); which spans make
-sense is the decoder's business. One pass per column in C (`max`, `min`, `map(add, ...)`); rows are looked at one by one only when a
-bound is crossed.
+The decoder refuses more (receiver/decode.py MAX_TIME_NS: past 2106 the tables' 32-bit DateTime
+keys wrap); here the bounds are those past which an insert fails (a Duration of 2^64-1 is stored, as
+the UInt64 it is). One pass per column in C (`max`, `min`, `map(add, ...)`); rows are looked at one
+by one only when a bound is crossed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 from spanhouse.collector.batch import SpanBatch
 
 # DateTime64(9) holds 1900-01-01 00:00:00 .. 2262-04-11 23:47:16.854775807 (Unix nanoseconds, Int64).
-MIN_TIME_NS = -2_208_988_800 * 10**9
-MAX_TIME_NS = 2**63 - 1
+DATETIME64_MIN_NS = -2_208_988_800 * 10**9
+DATETIME64_MAX_NS = 2**63 - 1
 MAX_UINT64 = 2**64 - 1
 
 
@@ -49,14 +50,14 @@ def unstorable_rows(batch: SpanBatch) -> dict[int, str]:
 
 def _fine(starts: list[Any] | None, durations: list[Any] | None, events: list[Any] | None) -> bool:
     """True when every row is within bounds (raises TypeError on values that are not numbers)."""
-    if starts is not None and not (min(starts) >= MIN_TIME_NS and max(starts) <= MAX_TIME_NS):
+    if starts is not None and not (min(starts) >= DATETIME64_MIN_NS and max(starts) <= DATETIME64_MAX_NS):
         return False
     if starts is not None and durations is not None and (
-            min(durations) < 0 or max(map(add, starts, durations)) > MAX_TIME_NS):
+            min(durations) < 0 or max(map(add, starts, durations)) > DATETIME64_MAX_NS):
         return False
     if events is not None:
         times = list(chain.from_iterable(events))
-        if times and not (min(times) >= MIN_TIME_NS and max(times) <= MAX_TIME_NS):
+        if times and not (min(times) >= DATETIME64_MIN_NS and max(times) <= DATETIME64_MAX_NS):
             return False
     return True
 
@@ -64,14 +65,14 @@ def _fine(starts: list[Any] | None, durations: list[Any] | None, events: list[An
 def _row_problem(start: object, duration: object, events: object) -> str | None:
     if type(start) is not int:
         return f"Timestamp {start!r} is not an integer number of nanoseconds"
-    if not MIN_TIME_NS <= start <= MAX_TIME_NS:
+    if not DATETIME64_MIN_NS <= start <= DATETIME64_MAX_NS:
         return f"Timestamp {start} ns is outside what DateTime64(9) holds (years 1900-2262)"
     if type(duration) is not int or not 0 <= duration <= MAX_UINT64:
         return f"Duration {duration!r} ns is not a UInt64"
     # The views add the two as Int64 nanoseconds (a Duration of 2^63 or more counts as negative).
-    if not -2**63 <= start + (duration if duration < 2**63 else duration - 2**64) <= MAX_TIME_NS:
+    if not -2**63 <= start + (duration if duration < 2**63 else duration - 2**64) <= DATETIME64_MAX_NS:
         return f"Timestamp {start} ns + Duration {duration} ns ends after what DateTime64(9) holds (2262-04-11)"
     for time in events if isinstance(events, (list, tuple)) else ():
-        if type(time) is not int or not MIN_TIME_NS <= time <= MAX_TIME_NS:
+        if type(time) is not int or not DATETIME64_MIN_NS <= time <= DATETIME64_MAX_NS:
             return f"an event's timestamp {time!r} ns is outside what DateTime64(9) holds (years 1900-2262)"
     return None
