@@ -185,8 +185,8 @@ def walk_native(data: bytes) -> list[NativeBlock]:
             type_name = cur.text(f"{where}: type of column {index + 1} ({name!r})")
             data_start = cur.pos
             if num_rows:  # a block without rows has no data at all, not even state prefixes
-                walker = compile_type(type_name)
                 try:
+                    walker = compile_type(type_name)
                     walker.prefix(cur)
                     walker.data(cur, num_rows)
                 except NativeFormatError as exc:
