@@ -76,7 +76,8 @@ def test_one_uint8_column_at_each_revision_boundary(revision: int, expected: byt
 def test_every_block_gets_its_block_info_and_every_column_its_flag() -> None:
     two_columns = (b"\x02\x02" + text("s") + text("String") + text("ab") + text("")
                    + text("n") + text("Nullable(UInt16)") + b"\x01\x00" + b"\x00\x00\x05\x00")
-    second = b"\x02\x01" + text("s") + text("String") + text("c") + text("n") + text("Nullable(UInt16)") + b"\x01\x00\x00"
+    second = (b"\x02\x01" + text("s") + text("String") + text("c")
+              + text("n") + text("Nullable(UInt16)") + b"\x01\x00\x00")
     adapted = adapt_native(two_columns + second, CLICKHOUSE_GO_REVISION)
     assert adapted == (
         BLOCK_INFO + b"\x02\x02" + text("s") + text("String") + b"\x00" + text("ab") + text("")
@@ -103,7 +104,8 @@ def test_revision_zero_returns_the_bytes_unchanged() -> None:
 
 def test_datetime_time_zone_is_cut_only_below_its_revision() -> None:
     block = b"\x01\x01" + text("t") + text("DateTime('UTC')") + b"\x01\x00\x00\x00"
-    assert adapt_native(block, 54336) == BLOCK_INFO + b"\x01\x01" + text("t") + text("DateTime") + b"\x01\x00\x00\x00"
+    cut = BLOCK_INFO + b"\x01\x01" + text("t") + text("DateTime") + b"\x01\x00\x00\x00"
+    assert adapt_native(block, 54336) == cut
     assert adapt_native(block, 54337) == BLOCK_INFO + block
 
 
@@ -140,7 +142,8 @@ SEED_STATEMENTS = [
     SELECT ['acme', 'globex'][number % 2 + 1], toDateTime64('2026-03-01 10:00:00', 9) + number * 61,
         lower(hex(MD5(toString(intDiv(number, 3))))), lower(hex(substring(MD5(toString(number)), 1, 8))),
         if(number % 3 = 0, '', lower(hex(substring(MD5(toString(number - 1)), 1, 8)))), '',
-        ['chat gpt-4o', 'invoke_agent planner', 'execute_tool search'][number % 3 + 1], 'Client', 'svc-' || toString(number % 4),
+        ['chat gpt-4o', 'invoke_agent planner', 'execute_tool search'][number % 3 + 1], 'Client',
+        'svc-' || toString(number % 4),
         map('service.name', 'svc-' || toString(number % 4), 'host.name', 'h\\'' || toString(number)),
         'opentelemetry.instrumentation.openai',
         if(number % 5 = 0, map(), map('gen_ai.system', 'openai', 'ünïcödé', repeat('x', number * 13))),
@@ -153,11 +156,13 @@ SEED_STATEMENTS = [
         ['chat', 'invoke_agent', 'execute_tool'][number % 3 + 1], 'openai', 'gpt-4o', 'gpt-4o-2024-08-06',
         'resp_' || toString(number), arrayResize(['stop', 'length'], number % 3),
         if(number % 4 = 0, NULL, number * 100), if(number % 4 = 0, NULL, number * 10), NULL,
-        if(number % 4 = 0, NULL, number / 1000), if(number % 2 = 0, NULL, 0.25), if(number % 3 = 2, 'search', ''),
+        if(number % 4 = 0, NULL, number / 1000), if(number % 2 = 0, NULL, 0.25),
+        if(number % 3 = 2, 'search', ''),
         'planner', 'conv-' || toString(number % 2), if(number % 7 = 3, 'timeout', ''), 1, ''
     FROM numbers(23)""",
     """INSERT INTO genai_calls (TenantId, Timestamp, ServiceName, TraceId, SpanId, ParentSpanId, SpanName,
-        Operation, Provider, RequestModel, ResponseModel, ResponseId, FinishReasons, InputTokens, OutputTokens,
+        Operation, Provider, RequestModel, ResponseModel, ResponseId, FinishReasons, InputTokens,
+        OutputTokens,
         CacheReadTokens, CacheWriteTokens, ReasoningTokens, CostInput, CostOutput, CostTotal, Duration,
         TimeToFirstToken, StatusCode, ErrorType, ToolName, AgentName, ConversationId)
     SELECT ['acme', 'globex'][number % 2 + 1], toDateTime64('2026-03-01 10:00:00', 9) + number * 97,
@@ -169,29 +174,36 @@ SEED_STATEMENTS = [
         (number + 1) * 1e6, if(number % 2 = 0, NULL, number / 100), ['Ok', 'Error'][number % 2 + 1],
         if(number % 2 = 1, 'rate_limit', ''), '', 'agent', 'c'
     FROM numbers(41)""",
-    """INSERT INTO model_prices (Provider, Model, EffectiveFrom, InputPerMTok, OutputPerMTok, CacheReadPerMTok,
+    """INSERT INTO model_prices (Provider, Model, EffectiveFrom, InputPerMTok, OutputPerMTok,
+        CacheReadPerMTok,
         CacheWritePerMTok, LongContextAboveTokens, Source, Origin, TableChecksum)
-    VALUES ('openai', 'gpt-4o', '2024-05-13 00:00:00.000', 2.5, 10, 1.25, 2.5, 0, 'https://openai.com', 'builtin', 'c'),
+    VALUES ('openai', 'gpt-4o', '2024-05-13 00:00:00.000', 2.5, 10, 1.25, 2.5, 0, 'https://openai.com',
+            'builtin', 'c'),
            ('anthropic', 'claude', '2025-01-01 00:00:00.000', 3, 15, 0.3, 3.75, 200000, '', 'config', 'c')""",
 ]
 
 AGGREGATES = [
     "SELECT count() FROM spans",
-    "SELECT ServiceName, count() AS calls, sum(Duration) AS total, avg(Duration) AS mean FROM spans GROUP BY ServiceName",
-    "SELECT Model, quantiles(0.5, 0.95, 0.99)(Duration / 1e6) AS p FROM genai_calls GROUP BY Model ORDER BY Model",
+    "SELECT ServiceName, count() AS calls, sum(Duration) AS total, avg(Duration) AS mean "
+    "FROM spans GROUP BY ServiceName",
+    "SELECT Model, quantiles(0.5, 0.95, 0.99)(Duration / 1e6) AS p "
+    "FROM genai_calls GROUP BY Model ORDER BY Model",
     "SELECT toStartOfHour(Timestamp) AS hour, sum(CostTotal) AS cost, countIf(CostTotal IS NULL) AS unpriced "
     "FROM genai_calls GROUP BY hour ORDER BY hour",
     "SELECT Hour, Model, sum(Calls) AS calls, quantilesTDigestMerge(0.5, 0.9)(DurationMs) AS p "
     "FROM genai_usage_1h GROUP BY Hour, Model ORDER BY Hour, Model",
     "SELECT TenantId, TraceId, min(Start) AS start, max(End) AS end, sum(CostTotal) AS cost, "
-    "groupUniqArrayArray(Models) AS models FROM trace_costs GROUP BY TenantId, TraceId ORDER BY cost DESC LIMIT 5",
+    "groupUniqArrayArray(Models) AS models FROM trace_costs "
+    "GROUP BY TenantId, TraceId ORDER BY cost DESC LIMIT 5",
     "SELECT SpanAttributes['gen_ai.system'] AS system, any(ResourceAttributes) AS attrs, "
     "groupArray(FinishReasons) AS reasons, uniq(TraceId) AS traces FROM spans GROUP BY system",
     "SELECT arrayJoin(`Events.Name`) AS event, count() FROM spans GROUP BY event ORDER BY event",
     "SELECT Model, toTypeName(Model) FROM genai_calls LIMIT 3",
-    "SELECT NULL AS nothing, [] AS empty, tuple(1, 'a') AS pair, CAST((1, 'b') AS Tuple(n UInt8, s String)) AS named, "
-    "toDecimal128(1.5, 3) AS dec, toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0') AS id, toIPv6('::1') AS ip6, "
-    "toFixedString('ab', 4) AS fixed, CAST('b', 'Enum8(\\'a\\' = 1, \\'b\\' = 2)') AS e, toDate32('2026-01-01') AS d, "
+    "SELECT NULL AS nothing, [] AS empty, tuple(1, 'a') AS pair, "
+    "CAST((1, 'b') AS Tuple(n UInt8, s String)) AS named, toDecimal128(1.5, 3) AS dec, "
+    "toUUID('61f0c404-5cb3-11e7-907b-a6006ad3dba0') AS id, toIPv6('::1') AS ip6, "
+    "toFixedString('ab', 4) AS fixed, "
+    "CAST('b', 'Enum8(\\'a\\' = 1, \\'b\\' = 2)') AS e, toDate32('2026-01-01') AS d, "
     "[toLowCardinality(toNullable('x')), NULL] AS lcs, map(1, [2, 3]) AS nested_map",
     "SELECT displayName(), version(), revision(), timezone()",
 ]
@@ -258,15 +270,18 @@ def engine_native(store: Store, sql: str, block_rows: int = 5) -> bytes:
 
 def stored_tables(store: Store) -> list[str]:
     return [name for (name,) in store.query_rows(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View' ORDER BY name")]
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View' "
+        "ORDER BY name")]
+
+
+SEEDED_TABLES = ("spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "trace_costs",
+                 "spans_trace_id_ts", "model_prices")
 
 
 def test_every_table_has_rows_to_walk(store: Store) -> None:
     tables = stored_tables(store)
-    assert {"spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "trace_costs", "spans_trace_id_ts",
-            "model_prices"} <= set(tables)
-    for table in ("spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "trace_costs", "spans_trace_id_ts",
-                  "model_prices"):
+    assert set(SEEDED_TABLES) <= set(tables)
+    for table in SEEDED_TABLES:
         ((count,),) = store.query_rows(f"SELECT count() FROM {table}")
         assert count > 0, table
 
@@ -340,8 +355,8 @@ def test_aggregate_states_of_the_rollups_walk(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def mixed_stream(store: Store) -> bytes:
-    return engine_native(store, "SELECT TenantId, Timestamp, SpanAttributes, `Events.Attributes`, FinishReasons, "
-                                "InputTokens, StatusMessage FROM spans LIMIT 9", block_rows=4)
+    return engine_native(store, "SELECT TenantId, Timestamp, SpanAttributes, `Events.Attributes`, "
+                                "FinishReasons, InputTokens, StatusMessage FROM spans LIMIT 9", block_rows=4)
 
 
 def test_every_truncation_is_refused_unless_it_falls_between_blocks(mixed_stream: bytes) -> None:
@@ -370,21 +385,22 @@ def test_random_corruption_is_refused_or_walks_never_crashes(mixed_stream: bytes
     assert refused > 100
 
 
+LC_HEADER = b"\x01\x01" + text("l") + text("LowCardinality(String)")  # one row of LowCardinality(String)
 HOSTILE = {
     "varint over 64 bits": b"\xff" * 11,
     "rows far beyond the data": b"\x01" + b"\xff" * 8 + b"\x7f" + text("n") + text("UInt64") + b"\x00" * 16,
-    "strings far beyond the data": b"\x01" + b"\xff" * 8 + b"\x7f" + text("s") + text("String") + b"\x00" * 16,
+    "strings far beyond the data": (b"\x01" + b"\xff" * 8 + b"\x7f" + text("s") + text("String")
+                                    + b"\x00" * 16),
     "a huge string length": b"\x01\x01" + text("s") + text("String") + b"\xff\xff\xff\xff\x0f",
     "an array ending past the data": b"\x01\x01" + text("a") + text("Array(String)") + b"\xff" * 8 + b"\x00",
     "columns beyond the data": b"\xff\xff\xff\xff\x0f\x01",
     "a type name of a gigabyte": b"\x01\x01" + text("n") + b"\xff\xff\xff\xff\x03" + b"U",
-    "a wrong LowCardinality version": b"\x01\x01" + text("l") + text("LowCardinality(String)") + struct.pack("<Q", 2),
-    "a global dictionary": b"\x01\x01" + text("l") + text("LowCardinality(String)") + struct.pack("<QQ", 1, 0x100),
-    "an empty LowCardinality granule": (b"\x01\x01" + text("l") + text("LowCardinality(String)")
-                                       + struct.pack("<QQQ", 1, 0x600, 0) + struct.pack("<Q", 0)),
-    "LowCardinality keys beyond the data": (b"\x01\x01" + text("l") + text("LowCardinality(String)")
-                                            + struct.pack("<QQQ", 1, 0x600, 2**62)),
-    "t-digest centroids beyond the data": (b"\x01\x01" + text("q") + text("AggregateFunction(quantileTDigest, Float64)")
+    "a wrong LowCardinality version": LC_HEADER + struct.pack("<Q", 2),
+    "a global dictionary": LC_HEADER + struct.pack("<QQ", 1, 0x100),
+    "an empty LowCardinality granule": LC_HEADER + struct.pack("<QQQ", 1, 0x600, 0) + struct.pack("<Q", 0),
+    "LowCardinality keys beyond the data": LC_HEADER + struct.pack("<QQQ", 1, 0x600, 2**62),
+    "t-digest centroids beyond the data": (b"\x01\x01" + text("q")
+                                           + text("AggregateFunction(quantileTDigest, Float64)")
                                            + b"\xff\xff\xff\xff\x0f"),
 }
 
@@ -441,7 +457,8 @@ def test_less_common_type_names_parse(type_name: str) -> None:
 
 def test_walking_a_large_result_is_fast_enough_to_stay_out_of_the_way(store: Store) -> None:
     data = engine_native(store, "SELECT toString(number) AS s, number AS n, [number, 1] AS a, "
-                                "toLowCardinality(toString(number % 100)) AS l, map('k', toString(number)) AS m "
+                                "toLowCardinality(toString(number % 100)) AS l, "
+                                "map('k', toString(number)) AS m "
                                 "FROM numbers(200000)", block_rows=65536)
     started = time.perf_counter()
     adapted = adapt_native(data, CLICKHOUSE_GO_REVISION)
