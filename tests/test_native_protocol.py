@@ -22,6 +22,7 @@ from clickhouse_connect.driver.exceptions import StreamCompleteException
 from clickhouse_connect.driver.query import QueryContext
 from clickhouse_connect.driver.transform import NativeTransform
 
+from spanhouse.collector.query import native_types
 from spanhouse.collector.query.native import (
     HIGHEST_REVISION,
     NativeFormatError,
@@ -31,6 +32,7 @@ from spanhouse.collector.query.native import (
     parse_client_revision,
     walk_native,
 )
+from spanhouse.collector.query.native_type_names import plain_type_name
 from spanhouse.collector.store import Store
 
 # clickhouse-go v2 sends its TCP protocol version as client_protocol_version in HTTP mode
@@ -109,12 +111,56 @@ def test_datetime_time_zone_is_cut_only_below_its_revision() -> None:
     assert adapt_native(block, 54337) == BLOCK_INFO + block
 
 
-def test_low_cardinality_is_refused_for_clients_that_predate_it() -> None:
-    block = (b"\x01\x01" + text("kind") + text("LowCardinality(String)") + struct.pack("<QQQ", 1, 0x600, 2)
-             + text("") + text("a") + struct.pack("<Q", 1) + b"\x01")
-    with pytest.raises(ValueError, match=r"column 'kind' is LowCardinality\(String\).*54405"):
-        adapt_native(block, 54404)
+def low_cardinality_block(type_name: str, keys: list[bytes], indexes: bytes) -> bytes:
+    """One LowCardinality column as the engine writes it: key version 1, then one granule with UInt8
+    indexes, keys to add (flag bits 9 and 10) and the indexes."""
+    return (bytes([1, len(indexes)]) + text("kind") + text(type_name)
+            + struct.pack("<QQQ", 1, 0x600, len(keys)) + b"".join(keys)
+            + struct.pack("<Q", len(indexes)) + indexes)
+
+
+def test_low_cardinality_is_written_out_in_full_for_clients_that_predate_it() -> None:
+    keys = [text(""), text("a"), text("bc")]
+    block = low_cardinality_block("LowCardinality(String)", keys, b"\x01\x02\x01")
+    assert adapt_native(block, 54404) == (BLOCK_INFO + b"\x01\x03" + text("kind") + text("String")
+                                          + text("a") + text("bc") + text("a"))
     assert adapt_native(block, 54405) == BLOCK_INFO + block
+
+
+def test_nullable_low_cardinality_becomes_a_null_map_and_the_keys() -> None:
+    # Key 0 stands for NULL and holds the default value, key 1 the default itself.
+    block = low_cardinality_block("LowCardinality(Nullable(String))", [text(""), text(""), text("a")],
+                                  b"\x00\x02\x01")
+    assert adapt_native(block, 1) == (BLOCK_INFO + b"\x01\x03" + text("kind") + text("Nullable(String)")
+                                      + b"\x01\x00\x00" + text("") + text("a") + text(""))
+
+
+def test_low_cardinality_of_a_fixed_width_type_expands_by_width() -> None:
+    block = low_cardinality_block("LowCardinality(UInt16)", [b"\x00\x00", b"\x07\x00"], b"\x01\x01\x00")
+    assert adapt_native(block, 54404).endswith(text("UInt16") + b"\x07\x00\x07\x00\x00\x00")
+
+
+@pytest.mark.parametrize(("type_name", "plain"), [
+    ("LowCardinality(String)", "String"),
+    ("Map(LowCardinality(String), String)", "Map(String, String)"),
+    ("Array(LowCardinality(Nullable(String)))", "Array(Nullable(String))"),
+    ("Tuple(a LowCardinality(FixedString(2)), b Array(LowCardinality(String)))",
+     "Tuple(a FixedString(2), b Array(String))"),
+    ("Enum8('LowCardinality(' = 1)", "Enum8('LowCardinality(' = 1)"),
+    ("Tuple(`LowCardinality(` String)", "Tuple(`LowCardinality(` String)"),
+])
+def test_plain_type_names_drop_low_cardinality_outside_quotes(type_name: str, plain: str) -> None:
+    assert plain_type_name(type_name) == plain
+
+
+def test_a_low_cardinality_index_past_its_keys_or_too_large_to_write_out_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="column 'kind' of type LowCardinality.*index 5 past its 2 keys"):
+        adapt_native(low_cardinality_block("LowCardinality(String)", [text(""), text("a")], b"\x05"), 54404)
+    monkeypatch.setattr(native_types, "MAX_EXPANDED_BYTES", 10)
+    block = low_cardinality_block("LowCardinality(String)", [text(""), text("abcdef")], b"\x01\x01")
+    with pytest.raises(ValueError, match="select fewer rows"):
+        adapt_native(block, 54404)
 
 
 def test_revision_is_capped_and_parsed_like_a_url_parameter() -> None:
@@ -293,10 +339,13 @@ def check_round_trip(data: bytes, decode_aggregate_states: bool = True) -> None:
     assert all(a.end == b.start for a, b in zip(blocks, blocks[1:], strict=False))
     assert adapt_native(data, 0) == data
     if not decode_aggregate_states:
+        for revision in (1, 54404, CLICKHOUSE_GO_REVISION, HIGHEST_REVISION):
+            assert len(adapt_native(data, revision)) >= len(data)
         return
     expected = reference_rows(data)
     assert expected
-    assert reference_rows(adapt_native(data, CLICKHOUSE_CONNECT_REVISION), block_info=True) == expected
+    for revision in (1, 54404, CLICKHOUSE_CONNECT_REVISION):  # below 54405 LowCardinality is written out
+        assert reference_rows(adapt_native(data, revision), block_info=True) == expected
     for revision in (CLICKHOUSE_GO_REVISION, HIGHEST_REVISION):
         assert rows_at_revision(adapt_native(data, revision), revision) == expected
 

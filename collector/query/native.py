@@ -23,8 +23,8 @@ What each revision changes in this output (DBMS_MIN_REVISION_WITH_* in ClickHous
 - 54337: a top-level `DateTime('tz')` keeps its time zone in the type name. The engine writes revision
   0, where it is already dropped, so a column of `DateTime('Asia/Tokyo')` reaches every client as bare
   `DateTime` (same instants, shown in the server's time zone). Below 54337 a `DateTime(...)` name is cut.
-- 54405: LowCardinality is sent as such; below it a server would send plain T. That conversion is not
-  implemented: a result with a LowCardinality column is refused for revisions 1-54404.
+- 54405: LowCardinality is sent as such. Below it each LowCardinality(T) is sent as T: the type name
+  without it and each row's key written out in full (up to native_types.MAX_EXPANDED_BYTES per column).
 - 54452: versioned aggregate function states carry their version; the only states walked here
   (t-digest, count) are not versioned, so nothing changes.
 - 54454: the has_custom byte after each column's type. It is always 0: dense serialization is valid at
@@ -42,7 +42,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spanhouse.collector.query.native_types import Cursor, NativeFormatError, compile_type
+from spanhouse.collector.query.native_type_names import compile_type, plain_type_name
+from spanhouse.collector.query.native_types import Cursor, NativeFormatError
 
 __all__ = ["HIGHEST_REVISION", "NativeBlock", "NativeColumn", "NativeFormatError", "adapt_native",
            "compile_type", "negotiated_revision", "parse_client_revision", "walk_native"]
@@ -122,11 +123,8 @@ def adapt_native(data: bytes, client_revision: int) -> bytes:
         out.append(view[block.start:block.columns_start])
         for column in block.columns:
             if revision < REVISION_WITH_LOW_CARDINALITY and "LowCardinality" in column.type:
-                raise NativeFormatError(
-                    f"column {column.name!r} is {column.type}, and client_protocol_version {client_revision} "
-                    f"predates LowCardinality ({REVISION_WITH_LOW_CARDINALITY}); send "
-                    f"client_protocol_version={REVISION_WITH_LOW_CARDINALITY} or more, or select "
-                    "toString()/CAST(... AS T) of it")
+                _append_plain(out, view, buf, block, column, revision)
+                continue
             if revision < REVISION_WITH_TIME_ZONE_IN_DATETIME and column.type.startswith("DateTime("):
                 out.append(view[column.header_start:column.type_start])
                 out.append(_string(b"DateTime"))
@@ -135,6 +133,30 @@ def adapt_native(data: bytes, client_revision: int) -> bytes:
             out.append(custom_flag)
             out.append(view[column.data_start:column.end])
     return b"".join(out)
+
+
+def _append_plain(out: list[bytes | memoryview], view: memoryview, buf: bytes, block: NativeBlock,
+                  column: NativeColumn, revision: int) -> None:
+    """`column` as a server writes it for a client older than LowCardinality: each LowCardinality(T) in
+    its type as T, and its data with every row's key in full (revisions below 54405 have no has_custom)."""
+    type_name = plain_type_name(column.type)
+    if revision < REVISION_WITH_TIME_ZONE_IN_DATETIME and type_name.startswith("DateTime("):
+        type_name = "DateTime"
+    out.append(view[column.header_start:column.type_start])
+    out.append(_string(type_name.encode()))
+    if not block.num_rows:
+        return
+    walker = compile_type(column.type)
+    cur = Cursor(buf)
+    cur.pos = column.data_start
+    try:
+        walker.prefix(cur)  # LowCardinality's key version: a plain type has no prefix
+        walker.plain(cur, block.num_rows, out)
+    except NativeFormatError as exc:
+        raise NativeFormatError(f"column {column.name!r} of type {column.type}: {exc}") from None
+    if cur.pos != column.end:
+        raise NativeFormatError(f"column {column.name!r} of type {column.type}: written out in full, its "
+                                f"data ended at byte {cur.pos}, not {column.end}")
 
 
 def walk_native(data: bytes) -> list[NativeBlock]:

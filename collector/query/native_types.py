@@ -18,20 +18,21 @@ prefixes of every versioned type in it (depth first), then the data of its strea
   and count() is a VarUInt. Other aggregate states, Dynamic, Variant, JSON and Object are refused with a
   NativeFormatError naming the type.
 
+For a client older than LowCardinality a walker can also write its data with every LowCardinality(T)
+as plain T: each row's key in full (a null map first for Nullable keys).
+
 Hostile input fails fast: every length is checked against the bytes left before anything is skipped,
 and every walker consumes at least a byte per value, so no input loops longer than its own length or
-allocates anything in proportion to the counts it claims.
+allocates in proportion to the counts it claims (writing LowCardinality out in full allocates what it
+writes, at most MAX_EXPANDED_BYTES per column).
 """
 
 from __future__ import annotations
 
-import re
 import struct
-from collections.abc import Callable
 
 MAX_NAME_BYTES = 1 << 20  # a column name or type name longer than this is not a real result
-MAX_TYPE_DEPTH = 32
-_COMPILED_CACHE_SIZE = 512
+MAX_EXPANDED_BYTES = 1 << 30  # a LowCardinality column written out in full for an old client, at most
 
 _LC_KEY_VERSION = 1  # SharedDictionariesWithAdditionalKeys, the only one ClickHouse writes
 _LC_INDEX_WIDTHS = (1, 2, 4, 8)
@@ -118,7 +119,14 @@ class Cursor:
 
 
 class Walker:
-    """Sizes one type's data: `prefix` reads its state prefixes, `data` the data of `rows` values."""
+    """Sizes one type's data: `prefix` reads its state prefixes, `data` the data of `rows` values.
+
+    For clients older than LowCardinality, `plain` appends the data of `rows` values with every
+    LowCardinality(T) in it written as plain T (after `prefix` has consumed the prefixes, which plain
+    types do not have), and `values` returns `count` values one by one (the keys of a dictionary).
+    """
+
+    has_low_cardinality = False
 
     def prefix(self, cur: Cursor) -> None:
         pass
@@ -126,8 +134,16 @@ class Walker:
     def data(self, cur: Cursor, rows: int) -> None:
         raise NotImplementedError
 
+    def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
+        start = cur.pos
+        self.data(cur, rows)
+        out.append(cur.data[start:cur.pos])
 
-class _Fixed(Walker):
+    def values(self, cur: Cursor, count: int) -> list[bytes]:
+        raise NativeFormatError("a LowCardinality of this type cannot be written out for an old client")
+
+
+class FixedColumn(Walker):
     def __init__(self, width: int) -> None:
         if width <= 0:
             raise ValueError(width)  # FixedString(0) or a negative width: not a real type
@@ -136,15 +152,31 @@ class _Fixed(Walker):
     def data(self, cur: Cursor, rows: int) -> None:
         cur.skip(rows * self.width, f"{rows} values of {self.width} bytes")
 
+    def values(self, cur: Cursor, count: int) -> list[bytes]:
+        start, width = cur.pos, self.width
+        self.data(cur, count)
+        return [cur.data[at:at + width] for at in range(start, cur.pos, width)]
 
-class _String(Walker):
+
+class StringColumn(Walker):
     def data(self, cur: Cursor, rows: int) -> None:
         cur.strings(rows)
 
+    def values(self, cur: Cursor, count: int) -> list[bytes]:
+        if count > cur.end - cur.pos:  # a String takes a byte at least
+            raise cur.truncated(f"{count} strings", count)
+        found = []
+        for _ in range(count):
+            start = cur.pos
+            cur.strings(1)
+            found.append(cur.data[start:cur.pos])  # with its length: a String as written
+        return found
 
-class _Nullable(Walker):
+
+class NullableColumn(Walker):
     def __init__(self, inner: Walker) -> None:
         self.inner = inner
+        self.has_low_cardinality = inner.has_low_cardinality
 
     def prefix(self, cur: Cursor) -> None:
         self.inner.prefix(cur)
@@ -153,10 +185,17 @@ class _Nullable(Walker):
         cur.skip(rows, f"a null map of {rows} rows")
         self.inner.data(cur, rows)
 
+    def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
+        start = cur.pos
+        cur.skip(rows, f"a null map of {rows} rows")
+        out.append(cur.data[start:cur.pos])
+        self.inner.plain(cur, rows, out)
 
-class _Array(Walker):
+
+class ArrayColumn(Walker):
     def __init__(self, inner: Walker) -> None:
         self.inner = inner
+        self.has_low_cardinality = inner.has_low_cardinality
 
     def prefix(self, cur: Cursor) -> None:
         self.inner.prefix(cur)
@@ -168,10 +207,20 @@ class _Array(Walker):
         (elements,) = _UINT64.unpack_from(cur.data, cur.pos - 8)  # the last end offset counts every element
         self.inner.data(cur, int(elements))
 
+    def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
+        if not rows:
+            return
+        start = cur.pos
+        cur.skip(rows * 8, f"{rows} array offsets")
+        out.append(cur.data[start:cur.pos])
+        (elements,) = _UINT64.unpack_from(cur.data, cur.pos - 8)
+        self.inner.plain(cur, int(elements), out)
 
-class _Tuple(Walker):
+
+class TupleColumn(Walker):
     def __init__(self, elements: list[Walker]) -> None:
         self.elements = elements
+        self.has_low_cardinality = any(element.has_low_cardinality for element in elements)
 
     def prefix(self, cur: Cursor) -> None:
         for element in self.elements:
@@ -181,10 +230,17 @@ class _Tuple(Walker):
         for element in self.elements:
             element.data(cur, rows)
 
+    def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
+        for element in self.elements:
+            element.plain(cur, rows, out)
 
-class _LowCardinality(Walker):
-    def __init__(self, keys: Walker) -> None:
+
+class LowCardinalityColumn(Walker):
+    has_low_cardinality = True
+
+    def __init__(self, keys: Walker, nullable: bool) -> None:
         self.keys = keys
+        self.nullable = nullable  # LowCardinality(Nullable(T)): key 0 stands for NULL
 
     def prefix(self, cur: Cursor) -> None:
         version = cur.uint64("the LowCardinality key version")
@@ -208,13 +264,52 @@ class _LowCardinality(Walker):
             cur.skip(count * _LC_INDEX_WIDTHS[flags & 0xFF], f"{count} LowCardinality indexes")
             left -= count
 
+    def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
+        # Each row's key written out in full: T's data (after a null map for Nullable(T)).
+        keys: list[bytes] | None = None
+        key_sizes: list[int] = []
+        null_map = bytearray()
+        found: list[bytes] = []
+        size = 0
+        left = rows
+        while left:
+            flags = cur.uint64("LowCardinality index flags")
+            if flags & ~_LC_KNOWN_FLAGS or flags & 0xFF >= len(_LC_INDEX_WIDTHS) or \
+                    flags & _LC_NEEDS_GLOBAL_DICTIONARY:
+                raise NativeFormatError(f"unknown LowCardinality index flags {flags:#x}")
+            if flags & _LC_HAS_ADDITIONAL_KEYS:
+                keys = self.keys.values(cur, cur.uint64("LowCardinality key count"))
+                key_sizes = [len(key) for key in keys]
+            if keys is None:
+                raise NativeFormatError("LowCardinality indexes before any keys")
+            count = cur.uint64("LowCardinality index count")
+            if not 0 < count <= left:
+                raise NativeFormatError(f"LowCardinality granule of {count} indexes where {left} rows are "
+                                        "left")
+            start = cur.pos
+            cur.skip(count * _LC_INDEX_WIDTHS[flags & 0xFF], f"{count} LowCardinality indexes")
+            indexes = struct.unpack_from(f"<{count}{'BHIQ'[flags & 0xFF]}", cur.data, start)
+            if max(indexes) >= len(keys):
+                raise NativeFormatError(f"LowCardinality index {max(indexes)} past its {len(keys)} keys")
+            size += sum(key_sizes[index] for index in indexes)
+            if size > MAX_EXPANDED_BYTES:
+                raise NativeFormatError(f"written out in full, a LowCardinality column passes "
+                                        f"{MAX_EXPANDED_BYTES >> 20} MiB; select fewer rows")
+            found.extend(keys[index] for index in indexes)
+            if self.nullable:
+                null_map.extend(index == 0 for index in indexes)
+            left -= count
+        if self.nullable:
+            out.append(bytes(null_map))
+        out.append(b"".join(found))
 
-class _Nothing(Walker):
+
+class NothingColumn(Walker):
     def data(self, cur: Cursor, rows: int) -> None:
         cur.skip(rows, f"{rows} Nothing placeholders")
 
 
-class _TDigestState(Walker):
+class TDigestStates(Walker):
     # QuantileTDigest: VarUInt centroid count, then (mean Float32, count Float32) per centroid.
     def data(self, cur: Cursor, rows: int) -> None:
         if rows > cur.end - cur.pos:
@@ -224,167 +319,9 @@ class _TDigestState(Walker):
             cur.skip(centroids * 8, f"{centroids} t-digest centroids")
 
 
-class _CountState(Walker):
+class CountStates(Walker):
     def data(self, cur: Cursor, rows: int) -> None:
         if rows > cur.end - cur.pos:
             raise cur.truncated(f"{rows} count states", rows)
         for _ in range(rows):
             cur.varuint("a count state")
-
-
-_FIXED_WIDTHS = {
-    "UInt8": 1, "Int8": 1, "Bool": 1, "Enum8": 1,
-    "UInt16": 2, "Int16": 2, "Date": 2, "BFloat16": 2, "Enum16": 2,
-    "UInt32": 4, "Int32": 4, "Float32": 4, "Date32": 4, "DateTime": 4, "IPv4": 4, "Decimal32": 4, "Time": 4,
-    "UInt64": 8, "Int64": 8, "Float64": 8, "DateTime64": 8, "Decimal64": 8, "Time64": 8,
-    "UInt128": 16, "Int128": 16, "UUID": 16, "IPv6": 16, "Decimal128": 16,
-    "UInt256": 32, "Int256": 32, "Decimal256": 32,
-}
-_INTERVALS = ("Nanosecond", "Microsecond", "Millisecond", "Second", "Minute", "Hour", "Day", "Week", "Month",
-              "Quarter", "Year")
-_FIXED_WIDTHS.update({f"Interval{unit}": 8 for unit in _INTERVALS})
-_GEO = {
-    "Point": "Tuple(Float64, Float64)",
-    "Ring": "Array(Point)", "LineString": "Array(Point)",
-    "Polygon": "Array(Ring)", "MultiLineString": "Array(LineString)",
-    "MultiPolygon": "Array(Polygon)",
-}
-_REFUSED = {
-    "Dynamic": "its layout depends on the values' own types",
-    "Variant": "its layout depends on per-row discriminators",
-    "JSON": "its layout depends on the paths in the data",
-    "Object": "its layout depends on the paths in the data",
-}
-_AGGREGATE_STATES: tuple[tuple[re.Pattern[str], Callable[[], Walker]], ...] = (
-    (re.compile(r"quantiles?TDigest(?:Weighted)?(?:If)?(?:\([^()]*\))?"), _TDigestState),
-    (re.compile(r"count(?:If)?"), _CountState),
-)
-_compiled: dict[str, Walker] = {}
-
-
-def compile_type(type_name: str) -> Walker:
-    """The walker for a ClickHouse type name; NativeFormatError naming the type when it cannot be sized."""
-    walker = _compiled.get(type_name)
-    if walker is None:
-        walker = _compile(type_name, 0)
-        if len(_compiled) >= _COMPILED_CACHE_SIZE:
-            _compiled.clear()  # hostile type names must not grow the cache without bound
-        _compiled[type_name] = walker
-    return walker
-
-
-def _compile(type_name: str, depth: int) -> Walker:
-    if depth > MAX_TYPE_DEPTH:
-        raise NativeFormatError(f"type nested deeper than {MAX_TYPE_DEPTH} levels: {type_name[:200]}")
-    text = type_name.strip()
-    paren = text.find("(")
-    if paren < 0:
-        name, args = text, []
-    else:
-        if not text.endswith(")"):
-            raise NativeFormatError(f"cannot parse column type {text[:200]!r}")
-        name, args = text[:paren].strip(), _split_top_level(text[paren + 1:-1], ",", text)
-    try:
-        return _walker_for(name, args, text, depth)
-    except NativeFormatError:
-        raise
-    except (ValueError, IndexError):
-        raise NativeFormatError(f"cannot parse column type {text[:200]!r}") from None
-
-
-def _walker_for(name: str, args: list[str], text: str, depth: int) -> Walker:
-    if name == "String":
-        return _String()
-    if name in _FIXED_WIDTHS and (not args or name in ("DateTime", "DateTime64", "Enum8", "Enum16", "Time64")
-                                  or name.startswith("Decimal")):
-        return _Fixed(_FIXED_WIDTHS[name])
-    if name == "Decimal":
-        precision = int(args[0])
-        for width, most in ((4, 9), (8, 18), (16, 38), (32, 76)):
-            if 0 < precision <= most:
-                return _Fixed(width)
-    if name == "FixedString" and len(args) == 1:
-        return _Fixed(int(args[0]))
-    if name == "Nothing" and not args:
-        return _Nothing()
-    if name == "Nullable" and len(args) == 1:
-        return _Nullable(_compile(args[0], depth + 1))
-    if name == "Array" and len(args) == 1:
-        return _Array(_compile(args[0], depth + 1))
-    if name == "Map" and len(args) == 2:
-        return _Array(_Tuple([_compile(args[0], depth + 1), _compile(args[1], depth + 1)]))
-    if name == "Tuple" and args:
-        return _Tuple([_compile(_element_type(arg, text), depth + 1) for arg in args])
-    if name == "Nested" and args:
-        return _Array(_Tuple([_compile(_element_type(arg, text), depth + 1) for arg in args]))
-    if name == "LowCardinality" and len(args) == 1:
-        inner = args[0].strip()
-        if inner.startswith("Nullable(") and inner.endswith(")"):
-            inner = inner[len("Nullable("):-1]  # keys are stored without Nullable; index 0 means NULL
-        return _LowCardinality(_compile(inner, depth + 1))
-    if name == "SimpleAggregateFunction" and len(args) >= 2:
-        return _compile(args[-1], depth + 1)
-    if name == "AggregateFunction" and args:
-        function = args[0].strip()
-        for pattern, walker in _AGGREGATE_STATES:
-            if pattern.fullmatch(function):
-                return walker()
-        raise NativeFormatError(f"cannot size the states of {text[:200]}: only quantile(s)TDigest and count "
-                                "states are known; select finalizeAggregation() or the -Merge of it instead")
-    if name in _GEO and not args:
-        return _compile(_GEO[name], depth + 1)
-    if name in _REFUSED:
-        raise NativeFormatError(f"cannot size column type {text[:200]}: {_REFUSED[name]}; "
-                                "select toString() or CAST it to a plain type")
-    raise NativeFormatError(f"cannot size column type {text[:200]!r} (not a type this endpoint knows); "
-                            "select toString() or CAST it to a plain type")
-
-
-def _element_type(arg: str, text: str) -> str:
-    """A tuple or Nested element's type: `name Type`, `` `a name` Type `` or just `Type`."""
-    arg = arg.strip()
-    if arg.startswith("`"):
-        close = arg.find("`", 1)
-        while close > 0 and arg[close - 1] == "\\":
-            close = arg.find("`", close + 1)
-        if close < 0:
-            raise NativeFormatError(f"cannot parse column type {text[:200]!r}")
-        return arg[close + 1:]
-    parts = _split_top_level(arg, " ", text)
-    return " ".join(parts[1:]) if len(parts) > 1 else arg
-
-
-def _split_top_level(text: str, separator: str, whole: str) -> list[str]:
-    """`text` split at `separator` outside quotes and parentheses; an empty text is no parts."""
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    start = 0
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "'`\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                raise NativeFormatError(f"unbalanced parentheses in column type {whole[:200]!r}")
-        elif char == separator and depth == 0:
-            if text[start:i].strip():
-                parts.append(text[start:i].strip())
-            elif separator == ",":
-                raise NativeFormatError(f"empty argument in column type {whole[:200]!r}")
-            start = i + 1
-        i += 1
-    if quote or depth:
-        raise NativeFormatError(f"unbalanced quotes or parentheses in column type {whole[:200]!r}")
-    if text[start:].strip():
-        parts.append(text[start:].strip())
-    return parts
