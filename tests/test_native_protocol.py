@@ -431,6 +431,11 @@ def test_random_corruption_is_refused_or_walks_never_crashes(mixed_stream: bytes
             refused += 1
         else:
             assert blocks[-1].end == len(corrupt)
+        for revision in (54404, CLICKHOUSE_GO_REVISION):  # written out in full, and copied through
+            try:
+                adapt_native(bytes(corrupt), revision)
+            except NativeFormatError:
+                pass
     assert refused > 100
 
 

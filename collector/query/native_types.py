@@ -250,19 +250,29 @@ class LowCardinalityColumn(Walker):
     def data(self, cur: Cursor, rows: int) -> None:
         left = rows
         while left:
-            flags = cur.uint64("LowCardinality index flags")
-            if flags & ~_LC_KNOWN_FLAGS or flags & 0xFF >= len(_LC_INDEX_WIDTHS):
-                raise NativeFormatError(f"unknown LowCardinality index flags {flags:#x}")
-            if flags & _LC_NEEDS_GLOBAL_DICTIONARY:
-                raise NativeFormatError("LowCardinality with a global dictionary (not written in Native)")
+            flags = self._flags(cur)
             if flags & _LC_HAS_ADDITIONAL_KEYS:
                 self.keys.data(cur, cur.uint64("LowCardinality key count"))
-            count = cur.uint64("LowCardinality index count")
-            if not 0 < count <= left:
-                raise NativeFormatError(f"LowCardinality granule of {count} indexes where {left} rows are "
-                                        "left")
+            count = self._index_count(cur, left)
             cur.skip(count * _LC_INDEX_WIDTHS[flags & 0xFF], f"{count} LowCardinality indexes")
             left -= count
+
+    @staticmethod
+    def _flags(cur: Cursor) -> int:
+        flags = cur.uint64("LowCardinality index flags")
+        if flags & ~_LC_KNOWN_FLAGS or flags & 0xFF >= len(_LC_INDEX_WIDTHS):
+            raise NativeFormatError(f"unknown LowCardinality index flags {flags:#x}")
+        if flags & _LC_NEEDS_GLOBAL_DICTIONARY:
+            raise NativeFormatError("LowCardinality with a global dictionary (not written in Native)")
+        return flags
+
+    @staticmethod
+    def _index_count(cur: Cursor, left: int) -> int:
+        # A granule holds one row at least, so the loop over granules ends within `left` rounds.
+        count = cur.uint64("LowCardinality index count")
+        if not 0 < count <= left:
+            raise NativeFormatError(f"LowCardinality granule of {count} indexes where {left} rows are left")
+        return count
 
     def plain(self, cur: Cursor, rows: int, out: list[bytes | memoryview]) -> None:
         # Each row's key written out in full: T's data (after a null map for Nullable(T)).
@@ -273,19 +283,13 @@ class LowCardinalityColumn(Walker):
         size = 0
         left = rows
         while left:
-            flags = cur.uint64("LowCardinality index flags")
-            if flags & ~_LC_KNOWN_FLAGS or flags & 0xFF >= len(_LC_INDEX_WIDTHS) or \
-                    flags & _LC_NEEDS_GLOBAL_DICTIONARY:
-                raise NativeFormatError(f"unknown LowCardinality index flags {flags:#x}")
+            flags = self._flags(cur)
             if flags & _LC_HAS_ADDITIONAL_KEYS:
                 keys = self.keys.values(cur, cur.uint64("LowCardinality key count"))
                 key_sizes = [len(key) for key in keys]
             if keys is None:
                 raise NativeFormatError("LowCardinality indexes before any keys")
-            count = cur.uint64("LowCardinality index count")
-            if not 0 < count <= left:
-                raise NativeFormatError(f"LowCardinality granule of {count} indexes where {left} rows are "
-                                        "left")
+            count = self._index_count(cur, left)
             start = cur.pos
             cur.skip(count * _LC_INDEX_WIDTHS[flags & 0xFF], f"{count} LowCardinality indexes")
             indexes = struct.unpack_from(f"<{count}{'BHIQ'[flags & 0xFF]}", cur.data, start)
