@@ -3,13 +3,17 @@
 Two layers, both needed:
 
 1. The statement's syntax tree (`EXPLAIN AST`, which runs nothing) may only
-   read tables that carry a `TenantId` column: no system tables, no table
+   read tables that carry a `TenantId` column (MergeTree tables, and plain
+   views such as otel_traces, which read those tables): no system tables,
+   no materialized views, no table
    functions (`merge`, `remote`, `file`, ...), no dictionaries or `joinGet`,
    no `IN table`, no `SETTINGS` clause (which could drop the filter) and no
    `PREWHERE` (which is evaluated before the filter).
 2. The query runs with `additional_table_filters` = `TenantId = '<tenant>'` on
    every one of those tables, so every read of them, in any subquery, join or
-   CTE, sees only the tenant's rows. Moving conditions to PREWHERE and answering
+   CTE, sees only the tenant's rows. The engine applies a filter named after a
+   view to the view's rows, and the tables the view reads are filtered by their
+   own names as well, so a view is confined twice. Moving conditions to PREWHERE and answering
    from part metadata (trivial count, projections) are turned off, because both
    would evaluate the caller's expressions, or count rows, before the filter.
 """
@@ -102,7 +106,7 @@ class TenantScope:
         self._table_functions: set[str] = set()
 
     def tables(self) -> set[str]:
-        """Tables with a TenantId column (MergeTree family), as `name`; loaded once."""
+        """Tables and plain views with a TenantId column, as `name`; loaded once."""
         with self._lock:
             if self._tables is None:
                 rows = self.store.query_rows(sql_file("admin/tenant_tables.sql"))
