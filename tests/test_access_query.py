@@ -75,17 +75,18 @@ def test_the_data_is_there_for_the_admin(tenants: RunningCollector) -> None:
     ("SELECT count() FROM (SELECT * FROM otel_traces) WHERE TenantId = 'globex'", [[0]]),
     ("SELECT (SELECT count() FROM otel_traces WHERE ServiceName = 'globex-app')", [[0]]),
     ("SELECT count() FROM otel_traces AS a JOIN spans AS b ON a.SpanId = b.SpanId", [[3]]),
-    ("SELECT count() FROM otel_traces AS child JOIN otel_traces AS parent ON child.TraceId = parent.TraceId "
-     "AND throwIf(parent.ServiceName = 'globex-app', 'leak') = 0", [[3]]),
+    (("SELECT count() FROM otel_traces AS child JOIN otel_traces AS parent ON child.TraceId = parent.TraceId "
+      "AND throwIf(parent.ServiceName = 'globex-app', 'leak') = 0"), [[3]]),
     ("SELECT count() FROM genai_calls WHERE TraceId IN (SELECT TraceId FROM otel_traces_trace_id_ts)", [[3]]),
     ("SELECT TenantId, count() FROM otel_traces_trace_id_ts GROUP BY TenantId", [["acme", 3]]),
     ("SELECT count() FROM otel_traces_trace_id_ts WHERE throwIf(TenantId = 'globex', 'leak') = 0", [[3]]),
     # The data source's trace lookup: the trace's time range from the _trace_id_ts view, then its spans.
-    *[(f"WITH (SELECT any(TraceId) FROM otel_traces WHERE ServiceName = '{service}') AS __gf_trace_id, "
-       "(SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_start, "
-       "(SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_end "
-       "SELECT count() FROM otel_traces WHERE TraceId = __gf_trace_id AND Timestamp >= __gf_trace_start "
-       "AND Timestamp <= __gf_trace_end", [[found]]) for service, found in (("acme-app", 1), ("globex-app", 0))],
+    *[((f"WITH (SELECT any(TraceId) FROM otel_traces WHERE ServiceName = '{service}') AS __gf_trace_id, "
+        "(SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_start, "
+        "(SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_end "
+        "SELECT count() FROM otel_traces WHERE TraceId = __gf_trace_id AND Timestamp >= __gf_trace_start "
+        "AND Timestamp <= __gf_trace_end"), [[found]])
+      for service, found in (("acme-app", 1), ("globex-app", 0))],
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
 def test_a_tenant_key_sees_only_its_rows(tenants: RunningCollector, sql: str, acme_sees: list[list[object]]) -> None:
     assert sorted(rows(tenants, ACME, sql)) == sorted(acme_sees)
