@@ -9,7 +9,7 @@ import pytest
 
 from spanhouse.collector.query import client as query_client
 from spanhouse.collector.config import Config
-from spanhouse.collector.query.tenant_scope import NotAllowed, parse_ast
+from spanhouse.collector.query.tenant_scope import NotAllowed, TenantScope, parse_ast
 
 from access_harness import Key, auth_overrides, export, http, span_request
 from collector_harness import RunningCollector, start_collector
@@ -153,7 +153,34 @@ def test_tables_a_tenant_may_read_are_those_with_a_tenant_column(tenants: Runnin
         "SELECT table FROM system.columns WHERE database = currentDatabase() AND name = 'TenantId' "
         "AND table IN (SELECT name FROM system.tables WHERE engine LIKE '%MergeTree' OR engine = 'View')")}
     assert listed == with_tenant
-    assert {"spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "otel_traces", "otel_traces_trace_id_ts"} <= listed
+    assert {"spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "otel_traces",
+            "otel_traces_trace_id_ts"} <= listed
+
+
+# Views with a TenantId column that read something the tenant filter does not cover.
+UNCONFINED_VIEWS = {
+    "v_no_tenant_table": "SELECT 'acme' AS TenantId, TraceId FROM spans_trace_id_ts",
+    "v_table_function": "SELECT 'acme' AS TenantId, number FROM numbers(3)",
+    "v_system_table": "SELECT 'acme' AS TenantId, name FROM system.tables",
+    "v_in_subquery": "SELECT TenantId, SpanId FROM spans WHERE TraceId IN (SELECT TraceId FROM spans_trace_id_ts)",
+    "v_over_unconfined": "SELECT TenantId FROM v_no_tenant_table",
+}
+
+
+def test_a_view_is_a_tenant_table_only_when_it_reads_tenant_tables_only(tenants: RunningCollector) -> None:
+    store = tenants.collector.store
+    confined = {"v_over_spans": "SELECT TenantId, SpanId FROM spans",
+                "v_over_view": "SELECT TenantId, TraceId FROM otel_traces_trace_id_ts"}
+    try:
+        for name, body in {**UNCONFINED_VIEWS, **confined}.items():
+            store.command(f"CREATE VIEW {name} AS {body}")
+        tables = TenantScope(store).tables()  # a fresh scope: the endpoint's own loaded its list at start
+        assert set(confined) <= tables
+        assert not set(UNCONFINED_VIEWS) & tables
+        assert {"otel_traces", "otel_traces_trace_id_ts", "spans"} <= tables
+    finally:
+        for name in [*UNCONFINED_VIEWS, *confined][::-1]:
+            store.command(f"DROP VIEW IF EXISTS {name}")
 
 
 def test_errors_carry_only_the_callers_own_values(tenants: RunningCollector) -> None:

@@ -35,7 +35,7 @@ GLOBEX = Key.new("globex")
 ADMIN = Key.new("ops", admin=True)
 
 # Everything is sent at fixed offsets from BASE, the start of the hour two hours ago, so calls fall into known
-# minutes, hours and (unless the test runs in the first two hours of a UTC day) one day.
+# minutes and hours.
 BASE_S = (int(time.time()) // 3600 - 2) * 3600
 NS = 1_000_000_000
 TRACE_A, TRACE_B, TRACE_C = "a1" * 16, "b2" * 16, "c3" * 16
@@ -378,14 +378,66 @@ def test_each_dashboard_is_grafana_json_on_the_provisioned_data_source(name: str
         assert {a or b for a, b in used} <= variable_names, f"{title}: unknown variable in {sql}"
 
 
+def plugin_trace_query(database: str, trace_id_literal: str, with_lookup: bool) -> str:
+    """The SQL the data source builds to open one trace (src/data/sqlGenerator.ts generateTraceIdQuery), for the
+    provisioned traces settings: OTel 1.29 columns on otel_traces, nanosecond durations, Events and Links not
+    flattened. `with_lookup` when it found the _trace_id_ts table (SHOW TABLES, which an admin key may run)."""
+    def ident(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"' if name else ""
+
+    def table(name: str) -> str:
+        return f"{ident(database)}{'.' if database else ''}{ident(name)}"
+
+    def key_values(column: str) -> str:
+        return f"arrayMap(key -> map('key', key, 'value',{ident(column)}[key]), mapKeys({ident(column)}))"
+
+    fields = "arrayMap(key -> map('key', key, 'value', attributes[key]), mapKeys(attributes))"
+    select = [
+        '"TraceId" as traceID', '"SpanId" as spanID', '"ParentSpanId" as parentSpanID', '"ServiceName" as serviceName',
+        '"SpanName" as operationName', 'multiply(toUnixTimestamp64Nano("Timestamp"), 0.000001) as startTime',
+        'multiply("Duration", 0.000001) as duration', f"{key_values('SpanAttributes')} as tags",
+        f"{key_values('ResourceAttributes')} as serviceTags",
+        """if("StatusCode" IN ('Error', 'STATUS_CODE_ERROR'), 2, 0) as statusCode""",
+        " ".join(["arrayMap((name, timestamp, attributes) -> tuple(name, toString(toUnixTimestamp64Milli(timestamp)),",
+                  f"{fields})::Tuple(name String, timestamp String, fields Array(Map(String, String))),",
+                  '"Events".Name, "Events".Timestamp,', '"Events".Attributes) AS logs']),
+        " ".join([(f"arrayMap((traceID, spanID, attributes) -> tuple(traceID, spanID, {fields})"
+                   "::Tuple(traceID String, spanID String, tags Array(Map(String, String))),"),
+                  '"Links".TraceId, "Links".SpanId,', '"Links".Attributes) AS references']),
+        '"SpanKind" as kind', '"StatusMessage" as statusMessage', '"TraceState" as traceState',
+    ]
+    parts: list[str] = []
+    if with_lookup:
+        lookup = table("otel_traces_trace_id_ts")
+        parts += ["WITH", f"{trace_id_literal} as __gf_trace_id,",
+                  f"(SELECT min(Start) FROM {lookup} WHERE TraceId = __gf_trace_id) as __gf_trace_start,",
+                  f"(SELECT max(End) + 1 FROM {lookup} WHERE TraceId = __gf_trace_id) as __gf_trace_end"]
+    parts += ["SELECT", ", ".join(select), "FROM", table("otel_traces"), "WHERE"]
+    if with_lookup:
+        parts += ["traceID = __gf_trace_id", "AND", '"Timestamp" >= __gf_trace_start', "AND",
+                  '"Timestamp" <= __gf_trace_end']
+    else:
+        parts.append(f"traceID = {trace_id_literal}")
+    return " ".join(parts)
+
+
 def test_the_trace_panel_query_is_the_data_sources_trace_query() -> None:
-    """The trace panel selects exactly the aliases the data source's trace query builder produces."""
+    """The trace panel runs, word for word, the query the data source builds for its trace view."""
     sql = panel_sql(dashboards()["traces.json"], "Trace ${trace_id}")
+    assert " ".join(sql.split()) == plugin_trace_query("", "${trace_id:singlequote}", with_lookup=True)
     select = sql[sql.index("\nSELECT"):sql.index("\nFROM")]
-    aliases = re.findall(r"\b(?:as|AS) (\w+)\s*(?:,|$)", select)
-    assert aliases == list(TRACE_COLUMNS)
-    # The trace's time range comes from the _trace_id_ts lookup, as the data source does when that table exists.
-    assert '"otel_traces_trace_id_ts" WHERE TraceId = __gf_trace_id' in sql
+    assert re.findall(r"\b(?:as|AS) (\w+)\s*(?:,|$)", select) == list(TRACE_COLUMNS)
+
+
+@pytest.mark.parametrize("key, with_lookup", [(ADMIN, True), (ADMIN, False), (ACME, False)])
+def test_the_data_sources_view_trace_link_opens_a_trace(collector: RunningCollector, key: Key,
+                                                         with_lookup: bool) -> None:
+    """A TraceId column gets a "View trace" link whose query reads otel_traces in the provisioned database."""
+    config = yaml.safe_load((PROVISIONING / "datasources" / "spanhouse.yaml").read_text())
+    assert config["datasources"][0]["jsonData"]["traces"]["defaultDatabase"] == "${SPANHOUSE_DATABASE}"
+    result = run(collector, key, plugin_trace_query("default", f"'{TRACE_A}'", with_lookup))
+    assert dict(zip(result.columns, result.types)) == TRACE_COLUMNS
+    assert sorted(result.column("spanID")) == sorted(s.span for s in ACME_CHAT_API)
 
 
 # --- every query of every dashboard runs ---------------------------------------------------------------------
