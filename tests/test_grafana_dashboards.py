@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -505,8 +506,10 @@ def test_cost_panels_agree_with_the_price_table_and_the_cli_query(collector: Run
     by_model = run_panel(collector, ADMIN, "genai-usage.json", "Cost per hour by model", {"tenant": ["acme"]})
     check_time_series(by_model, "cost per hour")
     hours = {(row["time"], row["Model"]): row["cost_usd"] for row in by_model.records()}
-    first_hour = dt.datetime.fromtimestamp(BASE_S, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    next_hour = dt.datetime.fromtimestamp(BASE_S + 3600, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # DateTime values come as text in the engine's time zone (Grafana reads them as instants).
+    (zone,) = run(collector, ADMIN, "SELECT timezone()").rows[0]
+    first_hour, next_hour = (dt.datetime.fromtimestamp(BASE_S + h, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+                             for h in (0, 3600))
     assert set(hours) == {(first_hour, "gpt-4o"), (first_hour, "gpt-4o-mini"), (next_hour, "gpt-4o")}
     assert hours[(first_hour, "gpt-4o")] == pytest.approx(expected_cost(collector, [ACME_CHAT_API[2]]), abs=1e-9)
     assert hours[(first_hour, "gpt-4o-mini")] == pytest.approx(expected_cost(collector, [ACME_CHAT_API[4]]), abs=1e-9)
