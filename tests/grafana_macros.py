@@ -8,7 +8,8 @@ Three passes, in the plugin's order (src/data/CHDatasource.ts `applyTemplateVari
    without regard to quotes, like the plugin's `getMacroArgs`.
 2. Template variables (Grafana's `templateSrv.replace` with the plugin's formatter): `$var`, `${var}`,
    `${var:format}`, `[[var]]`. Without a format, a multi-value is `'a','b'` (quotes not escaped) and a single
-   value is inserted as it is; `singlequote` escapes `'` with a backslash. All is the custom all-value when the
+   value is inserted as it is; `singlequote` escapes `'` with a backslash (but not a backslash);
+   `percentencode` is JavaScript's encodeURIComponent with `!'()*` escaped as well. All is the custom all-value when the
    variable has one (inserted unformatted), else every option's value. Unknown names are left as they are.
 3. The backend's macros (pkg/macros/macros.go over grafana/macropro): comments stripped, then `$__timeFilter`,
    `$__timeFilter_ms`, `$__dateFilter`, `$__dateTimeFilter`/`$__dt`, `$__fromTime(_ms)`, `$__toTime(_ms)`,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -114,6 +116,9 @@ def _format(value: str | list[str], fmt: str | None) -> str:
         return ",".join(value) if isinstance(value, list) else value
     if fmt == "raw":
         return ",".join(value) if isinstance(value, list) else value
+    if fmt == "percentencode":  # encodeURIComponent, with !'()* escaped too
+        text = "{" + ",".join(value) + "}" if isinstance(value, list) else value
+        return urllib.parse.quote(text, safe="")
     if fmt == "sqlstring":
         values = value if isinstance(value, list) else [value]
         return ",".join("'" + v.replace("'", "''") + "'" for v in values)

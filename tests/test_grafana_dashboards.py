@@ -33,13 +33,14 @@ PLUGIN_TYPE = "grafana-clickhouse-datasource"
 
 ACME = Key.new("acme")
 GLOBEX = Key.new("globex")
+MALLORY = Key.new("mallory")  # sends names made to break the quoting of dashboard variables
 ADMIN = Key.new("ops", admin=True)
 
 # Everything is sent at fixed offsets from BASE, the start of the hour two hours ago, so calls fall into known
 # minutes and hours.
 BASE_S = (int(time.time()) // 3600 - 2) * 3600
 NS = 1_000_000_000
-TRACE_A, TRACE_B, TRACE_C = "a1" * 16, "b2" * 16, "c3" * 16
+TRACE_A, TRACE_B, TRACE_C, TRACE_M = "a1" * 16, "b2" * 16, "c3" * 16, "d4" * 16
 RANGE = TimeRange(dt.datetime.fromtimestamp(BASE_S - 3600, dt.UTC),
                   dt.datetime.fromtimestamp(int(time.time()) + 600, dt.UTC), interval_ms=60_000)
 
@@ -103,6 +104,15 @@ GLOBEX_APP = [  # trace C, another tenant
 ]
 
 
+# Grafana's singlequote format escapes ' but not \: a name ending in a backslash would end the quoted string early.
+HOSTILE_SERVICE = "evil\\' OR 1=1 --"
+HOSTILE_MODEL = "gpt-4o\\"
+MALLORY_APP = [
+    SpanSpec(TRACE_M, "d000000000000001", "", "chat", 1300.0, 20,
+             attributes={**chat(HOSTILE_MODEL, "openai", 10, 1), "gen_ai.tool.name": "x\\"}),
+]
+
+
 def otlp(service: str, specs: list[SpanSpec]) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
@@ -137,11 +147,13 @@ def otlp(service: str, specs: list[SpanSpec]) -> ExportTraceServiceRequest:
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
-    running = start_collector(tmp_path_factory.mktemp("grafana") / "store", **auth_overrides(ACME, GLOBEX, ADMIN))
+    running = start_collector(tmp_path_factory.mktemp("grafana") / "store",
+                              **auth_overrides(ACME, GLOBEX, MALLORY, ADMIN))
     try:
         export(running.grpc_endpoint, otlp("chat-api", ACME_CHAT_API), metadata=ACME.metadata)
         export(running.grpc_endpoint, otlp("batch-worker", ACME_BATCH), metadata=ACME.metadata)
         export(running.grpc_endpoint, otlp("globex-app", GLOBEX_APP), metadata=GLOBEX.metadata)
+        export(running.grpc_endpoint, otlp(HOSTILE_SERVICE, MALLORY_APP), metadata=MALLORY.metadata)
         running.flush()
         yield running
     finally:
@@ -327,6 +339,7 @@ def test_a_macro_with_the_wrong_arguments_is_refused_like_the_plugin_refuses_it(
     ("ServiceName = '${service}' AND k = $kind", [Variable("service", "api"), Variable("kind", [ALL], ["x"], "'*'")],
      "ServiceName = 'api' AND k = '*'"),
     ("SELECT $unknown, [[service]]", [Variable("service", "api")], "SELECT $unknown, api"),
+    ("'${v:percentencode}'", [Variable("v", "1.5' OR (x)*!~\\ é")], "'1.5%27%20OR%20%28x%29%2A%21~%5C%20%C3%A9'"),
 ])
 def test_variables_expand_as_grafana_and_the_plugin_do(sql: str, variables: list[Variable], expanded: str) -> None:
     assert interpolate(sql, variables, PLUGIN_RANGE) == expanded
@@ -425,7 +438,9 @@ def plugin_trace_query(database: str, trace_id_literal: str, with_lookup: bool) 
 def test_the_trace_panel_query_is_the_data_sources_trace_query() -> None:
     """The trace panel runs, word for word, the query the data source builds for its trace view."""
     sql = panel_sql(dashboards()["traces.json"], "Trace ${trace_id}")
-    assert " ".join(sql.split()) == plugin_trace_query("", "${trace_id:singlequote}", with_lookup=True)
+    # The one difference: the trace id is sent URL-encoded, so no text typed into the box can end the string.
+    literal = "decodeURLComponent('${trace_id:percentencode}')"
+    assert " ".join(sql.split()) == plugin_trace_query("", literal, with_lookup=True)
     select = sql[sql.index("\nSELECT"):sql.index("\nFROM")]
     assert re.findall(r"\b(?:as|AS) (\w+)\s*(?:,|$)", select) == list(TRACE_COLUMNS)
 
@@ -524,7 +539,7 @@ def test_cost_panels_agree_with_the_price_table_and_the_cli_query(collector: Run
     cli: dict[str, float] = {}
     for row in run(collector, ADMIN, cli_sql).records():
         cli[row["tenant"]] = cli.get(row["tenant"], 0.0) + row["cost_usd"]
-    assert panel.keys() == cli.keys() == {"acme", "globex"}
+    assert panel.keys() == cli.keys() == {"acme", "globex", "mallory"}
     for tenant, cost in cli.items():
         assert panel[tenant] == pytest.approx(cost, abs=1e-6)
     assert panel["globex"] == pytest.approx(expected_cost(collector, GLOBEX_APP[:1]), abs=1e-6)
@@ -574,7 +589,8 @@ def test_latency_and_time_to_first_token_are_exact_per_model_and_tool(collector:
 def test_the_most_expensive_traces_come_first_and_a_tenant_sees_its_own(collector: RunningCollector) -> None:
     admin = run_panel(collector, ADMIN, "genai-usage.json", "Most expensive traces").records()
     costs = [r["cost_usd"] for r in admin]
-    assert costs == sorted(costs, reverse=True) and {r["TraceId"] for r in admin} == {TRACE_A, TRACE_B, TRACE_C}
+    assert costs == sorted(costs, reverse=True) and {r["TraceId"] for r in admin} \
+        == {TRACE_A, TRACE_B, TRACE_C, TRACE_M}
     acme = run_panel(collector, ACME, "genai-usage.json", "Most expensive traces").records()
     assert [r["TraceId"] for r in acme] == [TRACE_A, TRACE_B]
     assert acme[0]["cost_usd"] == pytest.approx(expected_cost(collector, [ACME_CHAT_API[2], ACME_CHAT_API[4]]), abs=1e-6)
@@ -591,7 +607,10 @@ def test_the_most_expensive_traces_come_first_and_a_tenant_sees_its_own(collecto
     ({"min_cost": "0.001"}, [TRACE_A]),
     ({"min_duration_ms": "1000"}, [TRACE_A]),  # from the first GenAI span's start to the last one's end: 2.5 s
     ({"min_duration_ms": "2600"}, []),
-    ({"min_cost": "x' OR 1=1 OR '"}, [TRACE_B, TRACE_A]),  # not a number: the filter is 0, the quote stays text
+    # Text that is not a number filters nothing, and nothing typed ends the string it is put in.
+    ({"min_cost": "x' OR 1=1 OR '"}, [TRACE_B, TRACE_A]),
+    ({"min_cost": "\\' OR 1=0) --"}, [TRACE_B, TRACE_A]),
+    ({"min_duration_ms": "1e3\\"}, [TRACE_B, TRACE_A]),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
 def test_the_trace_search_filters(collector: RunningCollector, chosen: dict[str, Any], found: list[str]) -> None:
     result = run_panel(collector, ACME, "traces.json", "Traces", chosen)
@@ -613,8 +632,11 @@ def test_the_trace_panel_returns_the_trace_in_the_trace_views_frame(collector: R
     assert llm["references"][0]["traceID"] == TRACE_B
     error = run_panel(collector, ACME, "traces.json", "Trace ${trace_id}", {"trace_id": TRACE_B}).records()
     assert [(r["statusCode"], r["statusMessage"]) for r in error] == [(2, "rate limited")]
-    # Another tenant's trace is not there for this key.
+    # Another tenant's trace is not there for this key, and the box's text never leaves its string.
     assert run_panel(collector, ACME, "traces.json", "Trace ${trace_id}", {"trace_id": TRACE_C}).rows == []
+    for hostile in (f"{TRACE_A}' OR 1=1 --", f"{TRACE_A}\\' OR 1=1 --", "\\"):
+        for title in ("Trace ${trace_id}", "GenAI spans of the trace"):
+            assert run_panel(collector, ADMIN, "traces.json", title, {"trace_id": hostile}).rows == []
     spans_table = run_panel(collector, ACME, "traces.json", "GenAI spans of the trace", {"trace_id": TRACE_A})
     assert sorted(spans_table.column("operation")) == ["chat", "chat", "execute_tool", "invoke_agent"]
 
@@ -624,7 +646,9 @@ def test_a_tenant_key_sees_only_its_tenant_in_every_variable(collector: RunningC
     assert variables == {"tenant": ["acme"], "service": ["batch-worker", "chat-api"],
                          "model": ["gpt-4o", "gpt-4o-mini"], "tool": ["search"]}
     admin = {v.name: v.options for v in resolve_variables(collector, ADMIN, dashboards()["genai-usage.json"])}
-    assert admin["tenant"] == ["acme", "globex"] and admin["tool"] == ["lookup", "search"]
+    assert admin["tenant"] == ["acme", "globex", "mallory"] and admin["tool"] == ["lookup", "search"]
+    # Names the variables' quoting could not carry are not offered; their rows still count under All.
+    assert HOSTILE_SERVICE not in admin["service"] and HOSTILE_MODEL not in admin["model"]
 
 
 # --- the plugin's own OpenTelemetry dashboards over the otel_traces views ---------------------------------------
@@ -662,7 +686,7 @@ def test_the_plugins_dashboards_see_spanhouse_spans(collector: RunningCollector)
         return run(collector, key, interpolate(query["sql"], plugin_variables(board_uid, "chat-api"), RANGE))
 
     services = plugin_query("otel-traces-explorer", "Service Map").column("id")
-    assert set(services) == {"chat-api", "batch-worker", "globex-app"}
+    assert set(services) == {"chat-api", "batch-worker", "globex-app", HOSTILE_SERVICE}
     search = plugin_query("otel-traces-explorer", "Trace Search Results", ACME).records()
     assert [(r["TraceId"], r["Spans"], r["Duration"]) for r in search] == [(TRACE_A, 5, 3_000_000_000)]
     server = plugin_query("otel-service-dashboard", "Slowest Server Operations", ACME).records()
