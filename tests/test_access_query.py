@@ -9,7 +9,7 @@ import pytest
 
 from spanhouse.collector.query import client as query_client
 from spanhouse.collector.config import Config
-from spanhouse.collector.query.tenant_scope import NotAllowed, parse_ast
+from spanhouse.collector.query.tenant_scope import NotAllowed, TenantScope, parse_ast
 
 from access_harness import Key, auth_overrides, export, http, span_request
 from collector_harness import RunningCollector, start_collector
@@ -67,6 +67,26 @@ def test_the_data_is_there_for_the_admin(tenants: RunningCollector) -> None:
     ("SELECT count() FROM spans AS a JOIN spans AS b ON a.SpanId = b.SpanId "
      "AND throwIf(b.TenantId = 'globex', 'leak') = 0", [[3]]),
     ("SELECT count() FROM spans GROUP BY TenantId HAVING throwIf(TenantId = 'globex', 'leak') = 0", [[3]]),
+    # The exporter-schema views (migration 009) are read like tables, in every position.
+    ("SELECT TenantId, count() FROM otel_traces GROUP BY TenantId", [["acme", 3]]),
+    ("SELECT count() FROM default.otel_traces WHERE TenantId = 'globex'", [[0]]),
+    (f"SELECT count() FROM otel_traces WHERE throwIf(SpanAttributes['marker'] = '{SECRET}', 'leak') = 0", [[3]]),
+    ("SELECT count() FROM otel_traces WHERE throwIf(ServiceName = 'globex-app', 'leak') = 0", [[3]]),
+    ("SELECT count() FROM (SELECT * FROM otel_traces) WHERE TenantId = 'globex'", [[0]]),
+    ("SELECT (SELECT count() FROM otel_traces WHERE ServiceName = 'globex-app')", [[0]]),
+    ("SELECT count() FROM otel_traces AS a JOIN spans AS b ON a.SpanId = b.SpanId", [[3]]),
+    (("SELECT count() FROM otel_traces AS child JOIN otel_traces AS parent ON child.TraceId = parent.TraceId "
+      "AND throwIf(parent.ServiceName = 'globex-app', 'leak') = 0"), [[3]]),
+    ("SELECT count() FROM genai_calls WHERE TraceId IN (SELECT TraceId FROM otel_traces_trace_id_ts)", [[3]]),
+    ("SELECT TenantId, count() FROM otel_traces_trace_id_ts GROUP BY TenantId", [["acme", 3]]),
+    ("SELECT count() FROM otel_traces_trace_id_ts WHERE throwIf(TenantId = 'globex', 'leak') = 0", [[3]]),
+    # The data source's trace lookup: the trace's time range from the _trace_id_ts view, then its spans.
+    *[((f"WITH (SELECT any(TraceId) FROM otel_traces WHERE ServiceName = '{service}') AS __gf_trace_id, "
+        "(SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_start, "
+        "(SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_end "
+        "SELECT count() FROM otel_traces WHERE TraceId = __gf_trace_id AND Timestamp >= __gf_trace_start "
+        "AND Timestamp <= __gf_trace_end"), [[found]])
+      for service, found in (("acme-app", 1), ("globex-app", 0))],
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
 def test_a_tenant_key_sees_only_its_rows(tenants: RunningCollector, sql: str, acme_sees: list[list[object]]) -> None:
     assert sorted(rows(tenants, ACME, sql)) == sorted(acme_sees)
@@ -131,9 +151,36 @@ def test_tables_a_tenant_may_read_are_those_with_a_tenant_column(tenants: Runnin
     listed = set(body.split("tenant keys may read only these tables: ")[1].split(";")[0].split(", "))
     with_tenant = {name for (name,) in tenants.query(
         "SELECT table FROM system.columns WHERE database = currentDatabase() AND name = 'TenantId' "
-        "AND table IN (SELECT name FROM system.tables WHERE engine LIKE '%MergeTree')")}
+        "AND table IN (SELECT name FROM system.tables WHERE engine LIKE '%MergeTree' OR engine = 'View')")}
     assert listed == with_tenant
-    assert {"spans", "genai_calls", "genai_usage_1m", "genai_usage_1h"} <= listed
+    assert {"spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "otel_traces",
+            "otel_traces_trace_id_ts"} <= listed
+
+
+# Views with a TenantId column that read something the tenant filter does not cover.
+UNCONFINED_VIEWS = {
+    "v_no_tenant_table": "SELECT 'acme' AS TenantId, TraceId FROM spans_trace_id_ts",
+    "v_table_function": "SELECT 'acme' AS TenantId, number FROM numbers(3)",
+    "v_system_table": "SELECT 'acme' AS TenantId, name FROM system.tables",
+    "v_in_subquery": "SELECT TenantId, SpanId FROM spans WHERE TraceId IN (SELECT TraceId FROM spans_trace_id_ts)",
+    "v_over_unconfined": "SELECT TenantId FROM v_no_tenant_table",
+}
+
+
+def test_a_view_is_a_tenant_table_only_when_it_reads_tenant_tables_only(tenants: RunningCollector) -> None:
+    store = tenants.collector.store
+    confined = {"v_over_spans": "SELECT TenantId, SpanId FROM spans",
+                "v_over_view": "SELECT TenantId, TraceId FROM otel_traces_trace_id_ts"}
+    try:
+        for name, body in {**UNCONFINED_VIEWS, **confined}.items():
+            store.command(f"CREATE VIEW {name} AS {body}")
+        tables = TenantScope(store).tables()  # a fresh scope: the endpoint's own loaded its list at start
+        assert set(confined) <= tables
+        assert not set(UNCONFINED_VIEWS) & tables
+        assert {"otel_traces", "otel_traces_trace_id_ts", "spans"} <= tables
+    finally:
+        for name in [*UNCONFINED_VIEWS, *confined][::-1]:
+            store.command(f"DROP VIEW IF EXISTS {name}")
 
 
 def test_errors_carry_only_the_callers_own_values(tenants: RunningCollector) -> None:

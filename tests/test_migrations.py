@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,27 @@ def test_opening_without_create_never_makes_a_store(tmp_path) -> None:
     with pytest.raises(StoreError, match="no store at .*typo"):
         Store.open(f"chdb://{missing}", create=False)
     assert not missing.exists()
+
+
+def test_otel_views_read_spans_and_survive_retention_and_restart(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'store'}"
+    now_s = int(time.time())
+    store = Store.open(url)
+    try:
+        store.migrate()
+        store.insert("spans", [["acme"], [now_s * 1_000_000_000], ["a" * 32], ["b" * 16], [2_500_000_000]],
+                     ["TenantId", "Timestamp", "TraceId", "SpanId", "Duration"])
+        store.apply_retention({"spans": 7, "spans_trace_id_ts": 7})
+    finally:
+        store.close()
+    store = Store.open(url)
+    try:
+        assert store.migrate() == []
+        engines = dict(store.query_rows("SELECT name, engine FROM system.tables WHERE database = currentDatabase()"))
+        assert engines["otel_traces"] == engines["otel_traces_trace_id_ts"] == "View"
+        assert store.query_rows("SELECT TenantId, TraceId, Duration FROM otel_traces") == [("acme", "a" * 32, 2_500_000_000)]
+        ((start, end),) = store.query_rows("SELECT toUnixTimestamp(Start), toUnixTimestamp(End) "
+                                          "FROM otel_traces_trace_id_ts WHERE TraceId = {t:String}", {"t": "a" * 32})
+        assert (start, end) == (now_s, now_s + 2)  # End = last span's start + its duration
+    finally:
+        store.close()

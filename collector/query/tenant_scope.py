@@ -3,15 +3,20 @@
 Two layers, both needed:
 
 1. The statement's syntax tree (`EXPLAIN AST`, which runs nothing) may only
-   read tables that carry a `TenantId` column: no system tables, no table
-   functions (`merge`, `remote`, `file`, ...), no dictionaries or `joinGet`,
-   no `IN table`, no `SETTINGS` clause (which could drop the filter) and no
-   `PREWHERE` (which is evaluated before the filter).
+   read tables that carry a `TenantId` column: MergeTree tables, and plain
+   views with the column whose own SQL reads only such tables (otel_traces).
+   No system tables, no materialized views, no table functions (`merge`,
+   `remote`, `file`, ...), no dictionaries or `joinGet`, no `IN table`, no
+   `SETTINGS` clause (which could drop the filter) and no `PREWHERE` (which
+   is evaluated before the filter).
 2. The query runs with `additional_table_filters` = `TenantId = '<tenant>'` on
    every one of those tables, so every read of them, in any subquery, join or
-   CTE, sees only the tenant's rows. Moving conditions to PREWHERE and answering
-   from part metadata (trivial count, projections) are turned off, because both
-   would evaluate the caller's expressions, or count rows, before the filter.
+   CTE, sees only the tenant's rows. The engine applies a filter named after a
+   view to the view's rows, and the tables the view reads are filtered by their
+   own names as well, so a view is confined twice. Moving conditions to
+   PREWHERE and answering from part metadata (trivial count, projections) are
+   turned off, because both would evaluate the caller's expressions, or count
+   rows, before the filter.
 """
 
 from __future__ import annotations
@@ -102,14 +107,39 @@ class TenantScope:
         self._table_functions: set[str] = set()
 
     def tables(self) -> set[str]:
-        """Tables with a TenantId column (MergeTree family), as `name`; loaded once."""
+        """Tables and views a tenant may read, as `name`; loaded once.
+
+        MergeTree tables with a TenantId column, and plain views with one whose own SQL reads only such tables
+        (or such views) by the rules tenants' statements follow: a view over a table without the column, or
+        over a table function, would show rows the tables' filters never see, so it is left out.
+        """
         with self._lock:
             if self._tables is None:
-                rows = self.store.query_rows(sql_file("admin/tenant_tables.sql"))
-                self._tables = {name for (name,) in rows}
                 rows = self.store.query_rows(sql_file("admin/table_only_functions.sql"))
                 self._table_functions = {name for (name,) in rows}
+                rows = self.store.query_rows(sql_file("admin/tenant_tables.sql"))
+                tables = {name for name, engine, _ in rows if engine != "View"}
+                views = {name: body for name, engine, body in rows if engine == "View"}
+                ((database,),) = self.store.query_rows("SELECT currentDatabase()")
+                added = True
+                while added:  # a view over an accepted view is accepted on a later pass
+                    added = False
+                    for name, body in list(views.items()):
+                        if self._reads_only(body, tables, database):
+                            tables.add(name)
+                            del views[name]
+                            added = True
+                self._tables = tables
             return self._tables
+
+    def _reads_only(self, view_sql: str, tables: set[str], database: str) -> bool:
+        """True when a view's SELECT would pass `check` for a tenant allowed `tables`."""
+        try:
+            ast = self.store.raw_query(f"EXPLAIN AST {view_sql}", "TabSeparatedRaw").decode().splitlines()
+            self._check_nodes(parse_ast(ast), tables, database)
+        except Exception:  # noqa: BLE001 - a view that cannot be checked is not a tenant view
+            return False
+        return True
 
     def table_only_functions(self) -> set[str]:
         """Names the engine has only as table functions (lower case); loaded with tables()."""
@@ -120,7 +150,6 @@ class TenantScope:
         """Raise NotAllowed unless the statement reads only tenant tables, in ways the filter covers."""
         tables = self.tables()
         ((database,),) = self.store.query_rows("SELECT currentDatabase()")
-        allowed = tables | {f"{database}.{name}" for name in tables}
         if _PREWHERE.search(_QUOTED.sub("", formatted_sql)):
             raise NotAllowed("PREWHERE is not available to tenant keys; use WHERE")
         if any(m.group().startswith("`") and "\\" in m.group() for m in _STRING_OR_NAME.finditer(formatted_sql)):
@@ -129,6 +158,11 @@ class TenantScope:
         roots = parse_ast(ast_rows)
         if not roots or roots[0].kind not in ("SelectWithUnionQuery", "SelectIntersectExceptQuery"):
             raise NotAllowed("tenant keys may run SELECT statements only")
+        self._check_nodes(roots, tables, database)
+
+    def _check_nodes(self, roots: list[_Node], tables: set[str], database: str) -> None:
+        """Raise NotAllowed when the tree reads anything but `tables`, or reads them past the filter."""
+        allowed = tables | {f"{database}.{name}" for name in tables}
         listing = ", ".join(sorted(tables))
         for node, parent in walk_ast(roots):
             if node.kind == "TableIdentifier" and not _is_one_of(node, allowed):
