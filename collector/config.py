@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from spanhouse.collector import auth
+from spanhouse.collector.alerts.config import AlertsConfig, TraceBudget
 from spanhouse.collector.auth import ApiKeyConfig, AuthConfig
 from spanhouse.collector.pricing.config import PriceOverride, PricingConfig
 from spanhouse.collector.processors.dedup import DedupConfig
@@ -33,10 +34,10 @@ from spanhouse.collector.settings import ConfigError, apply
 from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
-    "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
+    "DEFAULT_MASK_KEYS", "AlertsConfig", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
     "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
-    "WriterConfig", "dead_letter_directory", "load", "spool_directory",
+    "TraceBudget", "WriterConfig", "dead_letter_directory", "load", "spool_directory",
 ]
 
 ENV_PREFIX = "SPANHOUSE_"
@@ -69,6 +70,7 @@ class Config:
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -91,6 +93,7 @@ class Config:
         self.sampling.validate()
         self.dedup.validate()
         self.pricing.validate()
+        self.alerts.validate()
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
