@@ -52,6 +52,8 @@ def test_secret_alert_arrives_within_10s_of_the_exports_ok(tmp_path: Path, proce
     with webhook() as hook:
         running = alerting_collector(tmp_path / "store", hook, receiver={"processes": processes})
         try:
+            # PII is redacted too, but is not a credential: no alert for it.
+            export(running.grpc_endpoint, span_request("billing-bot", 1, {"user": "jane.doe@example.com"}))
             request = secret_request("billing-bot")
             trace_id = request.resource_spans[0].scope_spans[0].spans[1].trace_id.hex()
             export(running.grpc_endpoint, request)
@@ -73,6 +75,9 @@ def test_secret_alert_arrives_within_10s_of_the_exports_ok(tmp_path: Path, proce
                                      "WHERE AlertName = 'secret_detected'")
             assert recorded == [("secret_detected", "fired", "default", "billing-bot")]
             assert len(secret_alerts(hook.received)) == 1
+            # The e-mail was found and redacted (so the missing alert for it means something).
+            assert running.query("SELECT count() FROM spans WHERE SpanAttributes['spanhouse.redaction.rules'] = "
+                                 "'email'") == [(1,)]
             assert SECRET not in str(running.query("SELECT * FROM alerts"))
         finally:
             running.collector.stop()
@@ -149,5 +154,42 @@ def test_a_tenant_key_reads_only_its_own_alerts(tmp_path: Path) -> None:
                 assert status == 200, body
                 seen[key.tenant] = sorted(row[0] for row in json.loads(body)["data"])
             assert seen == {"acme": ["acme"], "globex": ["globex"], "ops": ["acme", "globex"]}
+        finally:
+            running.collector.stop()
+
+
+def test_pipeline_alerts_fire_while_the_store_is_down_and_resolve_after(tmp_path: Path) -> None:
+    from faults import GatedSink
+
+    from spanhouse.collector.writer import ClickHouseSink
+
+    gates: list[GatedSink] = []
+
+    def gated(store: Any) -> GatedSink:
+        gates.append(GatedSink(ClickHouseSink(store)))
+        return gates[0]
+
+    def pipeline_alerts(received: list, status: str) -> set[str]:
+        return {a["labels"]["problem"] for r in received for a in r.json()["alerts"]
+                if a["labels"]["alertname"] == "pipeline" and a["status"] == status}
+
+    with webhook() as hook:
+        running = alerting_collector(
+            tmp_path / "store", hook, sink_factory=gated,
+            alerts={"interval_s": 0.2, "pipeline": {"insert_failing_s": 1.0, "spool_high_water_pct": 1.0}},
+            spool={"max_size_mib": 1}, writer={"retry_initial_s": 0.05, "retry_max_s": 0.2})
+        try:
+            gates[0].closed = True  # the store is unreachable: every insert fails
+            for _ in range(5):
+                export(running.grpc_endpoint, span_request("busy", 200, attributes={"payload": "x" * 200}))
+            hook.wait_for(lambda r: pipeline_alerts(r, "firing") >= {"inserts_failing", "spool_high_water"},
+                          timeout_s=20)
+            firing = [a for r in hook.received for a in r.json()["alerts"] if a["labels"]["alertname"] == "pipeline"]
+            assert all("tenant" not in a["labels"] and a["labels"]["severity"] == "critical" for a in firing)
+            gates[0].closed = False  # the store is back: the spool drains, inserts succeed
+            running.flush()
+            hook.wait_for(lambda r: pipeline_alerts(r, "resolved") >= {"inserts_failing", "spool_high_water"},
+                          timeout_s=20)
+            assert running.query("SELECT count() FROM spans WHERE ServiceName = 'busy'") == [(1000,)]
         finally:
             running.collector.stop()
