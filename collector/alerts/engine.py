@@ -49,7 +49,7 @@ def _moment(seconds: float) -> dt.datetime:
 
 
 class AlertEngine:
-    """Owns the alert states. `start()` runs it on a thread; tests call `evaluate(now)` and `handle_secrets`."""
+    """Owns the alert states. `start()` runs it on its threads; tests call `evaluate(now)` and `handle_secrets`."""
 
     def __init__(self, config: AlertsConfig, store: Any = None, notifier: Notifier | None = None,
                  counters: Callable[[], dict[str, int]] | None = None, spool_capacity_bytes: int | None = None,
@@ -65,14 +65,14 @@ class AlertEngine:
         self._wake = threading.Condition()
         self._pending: list[SecretHit] = []
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.evaluations_total = 0
         self.rule_errors_total = 0
         self.record_errors_total = 0
         self.secret_hits_total = 0
         self.secret_hits_dropped_total = 0
         self.notifications_total = 0
-        # Secret hits handled per (fingerprint, hit time): tests wait on this; also the latency log line.
+        # Called with (event, notification) at every state change: the seam tests and embedders watch.
         self.on_notify: Callable[[str, Notification], None] | None = None
 
     @classmethod
@@ -93,15 +93,18 @@ class AlertEngine:
             self.notifier.start()
         if self.store is not None:
             self._restore()
-        self._thread = threading.Thread(target=self._run, name="spanhouse-alerts", daemon=True)
-        self._thread.start()
+        # Two threads: a slow rule query (a large store) must not hold back a secret alert.
+        for target, name in ((self._run_rules, "spanhouse-alert-rules"), (self._run_secrets, "spanhouse-alert-secrets")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(30.0)
+        for thread in self._threads:
+            thread.join(30.0)
         if self.notifier is not None:
             self.notifier.stop()
 
@@ -115,26 +118,28 @@ class AlertEngine:
                 self._pending.append(hit)
             self._wake.notify()
 
-    def _run(self) -> None:
-        next_eval = time.monotonic()
-        while not self._stop.is_set():
+    def _run_secrets(self) -> None:
+        while True:
             with self._wake:
                 while not self._pending and not self._stop.is_set():
-                    remaining = next_eval - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._wake.wait(remaining)
+                    self._wake.wait()
+                if self._stop.is_set():
+                    return
                 hits, self._pending = self._pending, []
-            if self._stop.is_set():
-                return
             try:
-                if hits:
-                    self.handle_secrets(hits, self.clock())
-                if time.monotonic() >= next_eval:
-                    next_eval = time.monotonic() + self.config.interval_s
-                    self.evaluate(self.clock())
+                self.handle_secrets(hits, self.clock())
+            except Exception:  # the engine must outlive any one failure
+                log.exception("handling secret hits failed")
+
+    def _run_rules(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                self.evaluate(self.clock())
             except Exception:  # the engine must outlive any one failure; the next round tries again
                 log.exception("alert evaluation failed")
+            if self._stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - started))):
+                return
 
     # --- rules ----------------------------------------------------------------------------------
 
@@ -164,11 +169,13 @@ class AlertEngine:
                 log.error("alert rule %s could not be evaluated: %s", rule, exc)
                 continue
             self.apply(rule, active, now)
-        with self._lock:
+        with self._lock:  # checked and removed at once: a hit arriving meanwhile keeps its alert firing
             stale = [s for s in self.states.values() if s.rule == rules.SECRET_DETECTED
                      and now - s.last_seen >= cfg.secret_detected.hold_s]
+            for state in stale:
+                del self.states[state.fingerprint]
         for state in stale:
-            self._resolve(state, now)
+            self._emit(state, "resolved", "resolved", now, now)
 
     def apply(self, rule: str, active: list[Active], now: float) -> None:
         """`active`: every alert `rule` finds now. New ones fire, gone ones resolve, others may be re-sent."""
