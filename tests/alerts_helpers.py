@@ -73,7 +73,8 @@ class Webhook:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.cond = threading.Condition()
-        self.fail_next = 0  # answer 503 to this many requests first
+        self.fail_next = 0  # answer `fail_status` to this many requests first
+        self.fail_status = 503
         self.hang = threading.Event()  # while set, requests are held (a dead receiver), until release
         self.release = threading.Event()
         webhook = self
@@ -90,7 +91,7 @@ class Webhook:
                         webhook.fail_next -= 1
                     webhook.received.append(Received(self.path, dict(self.headers), body, time.monotonic()))
                     webhook.cond.notify_all()
-                self.send_response(503 if failing else 200)
+                self.send_response(webhook.fail_status if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

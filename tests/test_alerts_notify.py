@@ -135,3 +135,45 @@ def test_a_hanging_webhook_never_blocks_send_and_the_queue_stays_bounded() -> No
         finally:
             notifier.stop(timeout_s=1.0)
         assert time.monotonic() - stopping < 3  # stop does not wait for the hung POST
+
+
+def test_a_refused_payload_is_not_retried() -> None:
+    with webhook() as hook:
+        hook.fail_next, hook.fail_status = 1, 400
+        notifier = fast_notifier(hook.url)
+        try:
+            notifier.send(note())
+            notifier.send(note("resolved"))  # the next one is delivered: the refusal blocked nothing
+            got = hook.wait_for(lambda r: len(r) == 2)
+        finally:
+            notifier.stop()
+    assert [r.json()["status"] for r in got] == ["firing", "resolved"]
+    assert notifier.counters()["notifications_failed_total"] == 1
+
+
+def test_engine_sends_fired_renotified_and_resolved_to_the_webhook() -> None:
+    from spanhouse.collector.alerts.config import AlertsConfig
+    from spanhouse.collector.alerts.engine import AlertEngine
+    from spanhouse.collector.alerts.rules import SecretHit
+
+    cfg = AlertsConfig(repeat_interval_s=600)
+    cfg.secret_detected.hold_s = 900
+    now = 1_800_000_000.0
+    with webhook() as hook:
+        notifier = fast_notifier(hook.url)
+        engine = AlertEngine(cfg, store=None, notifier=notifier)
+        try:
+            hit = SecretHit("acme", HOSTILE, "a" * 32, "b" * 16, HOSTILE, ("private_key",))
+            engine.handle_secrets([hit], now)
+            engine.handle_secrets([hit], now + 300)  # deduplicated
+            engine.handle_secrets([hit], now + 601)  # re-sent
+            engine.evaluate(now + 601 + 900)  # resolved
+            got = hook.wait_for(lambda r: len(r) == 3)
+        finally:
+            notifier.stop()
+    docs = [r.json() for r in got]
+    assert [d["status"] for d in docs] == ["firing", "firing", "resolved"]
+    assert len({d["alerts"][0]["fingerprint"] for d in docs}) == 1
+    assert docs[0]["alerts"][0]["startsAt"] == docs[2]["alerts"][0]["startsAt"] == "2027-01-15T08:00:00.000Z"
+    assert docs[2]["alerts"][0]["endsAt"] == "2027-01-15T08:25:01.000Z"
+    assert docs[0]["alerts"][0]["labels"]["service"] == HOSTILE
