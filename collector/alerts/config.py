@@ -121,7 +121,8 @@ class AlertsConfig:
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: must be a finite number, got {value}")
         if self.cost_spike.min_cost_usd < 0:
-            raise ConfigError(f"alerts.cost_spike.min_cost_usd: must not be negative, got {self.cost_spike.min_cost_usd}")
+            raise ConfigError(f"alerts.cost_spike.min_cost_usd: must not be negative, got "
+                              f"{self.cost_spike.min_cost_usd}")
         if not 0 <= self.error_spike.min_error_rate <= 1:
             raise ConfigError(f"alerts.error_spike.min_error_rate: a fraction of calls between 0 and 1, got "
                               f"{self.error_spike.min_error_rate}")

@@ -94,7 +94,8 @@ class AlertEngine:
         if self.store is not None:
             self._restore()
         # Two threads: a slow rule query (a large store) must not hold back a secret alert.
-        for target, name in ((self._run_rules, "spanhouse-alert-rules"), (self._run_secrets, "spanhouse-alert-secrets")):
+        for target, name in ((self._run_rules, "spanhouse-alert-rules"),
+                             (self._run_secrets, "spanhouse-alert-secrets")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)

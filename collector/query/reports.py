@@ -102,12 +102,12 @@ def alerts(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: s
     """Alert episodes (one per alert and start) with their latest state, newest first (docs/alerts.md)."""
     if limit <= 0:
         raise ReportError(f"--limit: must be at least 1, got {limit}")
-    names, rows = run_sql(render("alerts", since=since, until=until, tenant=tenant, firing_only=int(firing_only),
+    _, rows = run_sql(render("alerts", since=since, until=until, tenant=tenant, firing_only=int(firing_only),
                                  limit=limit))
     out = []
-    for status, alertname, tenant_id, starts_at, ends_at, summary, fp, labels, annotations, sent in rows:
+    for status, alertname, tenant_id, starts_at, ends_at, summary, fp, labels, notes, sent in rows:
         out.append([status, alertname, tenant_id, str(starts_at)[:23], "" if ends_at is None else str(ends_at)[:23],
-                    summary, fp, labels, annotations, _int(sent)])
+                    summary, fp, labels, notes, _int(sent)])
     return ["status", "alertname", "tenant", "starts_at", "ends_at", "summary", "fingerprint", "labels",
             "annotations", "notifications"], out
 
