@@ -225,3 +225,37 @@ def test_pipeline_rule_from_counters(steps: list, expected: set[str]) -> None:
     for counters, at in steps:
         active = watch.evaluate(counters, NOW + at)
     assert {a.labels["problem"] for a in active} == expected
+
+
+def test_listing_firing_and_since_select_the_right_episodes(store: Store) -> None:
+    """What `spanhouse alerts` shows: --firing whatever their age, otherwise episodes with events in the range."""
+    import datetime as dt
+    import time as time_mod
+
+    from spanhouse.collector.query import reports
+    from spanhouse.collector.query.render import parse_json_compact
+
+    real_now = time_mod.time()
+    old = SecretHit("acme", "old-svc", "1" * 32, "2" * 16, "s", ("jwt",))
+    recent = SecretHit("globex", "new-svc", "3" * 32, "4" * 16, "s", ("jwt",))
+    AlertEngine(config(), store).handle_secrets([old], real_now - 30 * HOUR)  # fired 30 h ago, still firing
+    engine = AlertEngine(config(secret_detected={"hold_s": 600}), store)
+    engine.handle_secrets([recent], real_now - 3 * HOUR)
+    engine.evaluate(real_now - 2 * HOUR)  # resolves `recent`
+
+    def run_sql(sql: str) -> tuple[list[str], list[list]]:
+        return parse_json_compact(store.raw_query(sql, "JSONCompact"))
+
+    now = dt.datetime.fromtimestamp(real_now, dt.UTC)
+    day_ago = now - dt.timedelta(hours=24)
+    names, rows = reports.alerts(run_sql, day_ago, now, firing_only=True)
+    firing = [dict(zip(names, r)) for r in rows]
+    assert [(r["labels"]["service"], r["status"]) for r in firing] == [("old-svc", "firing")]
+    names, rows = reports.alerts(run_sql, day_ago, now)
+    listed = [dict(zip(names, r)) for r in rows]
+    assert [(r["labels"]["service"], r["status"], r["notifications"]) for r in listed] == [("new-svc", "resolved", 2)]
+    names, rows = reports.alerts(run_sql, day_ago, now, tenant="acme")
+    assert rows == []
+    names, rows = reports.alerts(run_sql, now - dt.timedelta(hours=48), now)
+    assert sorted((dict(zip(names, r))["tenant"], dict(zip(names, r))["status"]) for r in rows) == [
+        ("acme", "firing"), ("globex", "resolved")]
