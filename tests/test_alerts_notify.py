@@ -177,3 +177,13 @@ def test_engine_sends_fired_renotified_and_resolved_to_the_webhook() -> None:
     assert docs[0]["alerts"][0]["startsAt"] == docs[2]["alerts"][0]["startsAt"] == "2027-01-15T08:00:00.000Z"
     assert docs[2]["alerts"][0]["endsAt"] == "2027-01-15T08:25:01.000Z"
     assert docs[0]["alerts"][0]["labels"]["service"] == HOSTILE
+
+
+def test_stop_delivers_what_is_queued_once_each() -> None:
+    with webhook() as hook:
+        notifier = fast_notifier(hook.url)
+        for i in range(3):
+            notifier.send(note(service=f"svc-{i}"))
+        notifier.stop(timeout_s=5.0)
+        got = hook.wait_for(lambda r: len(r) == 3, timeout_s=1.0)
+    assert sorted(r.json()["commonLabels"]["service"] for r in got) == ["svc-0", "svc-1", "svc-2"]

@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class Notifier:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drain_until = 0.0
         self.sent_total = 0
         self.failed_total = 0
         self.dropped_total = 0
@@ -134,12 +136,17 @@ class Notifier:
             self._cond.notify()
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop the thread; a delivery under way gets at most `timeout_s` more, then is abandoned."""
+        """Stop the thread: what is queued gets one attempt each (no retries) within `timeout_s`; then whatever
+        is left, or a POST still under way, is abandoned (logged)."""
+        self._drain_until = time.monotonic() + timeout_s
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            left = len(self._queue) + self._thread.is_alive()
+            if left:
+                log.warning("shutdown: %d alert notification(s) not delivered", left)
 
     def counters(self) -> dict[str, int]:
         return {"notifications_sent_total": self.sent_total, "notifications_failed_total": self.failed_total,
@@ -147,11 +154,11 @@ class Notifier:
                 "notification_attempts_total": self.attempts_total, "notifications_queued": len(self._queue)}
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             with self._cond:
                 while not self._queue and not self._stop.is_set():
                     self._cond.wait()
-                if self._stop.is_set():
+                if self._stop.is_set() and (not self._queue or time.monotonic() >= self._drain_until):
                     return
                 note = self._queue.popleft()
             try:
