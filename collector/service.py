@@ -183,7 +183,8 @@ class Collector:
         self.alerts = AlertEngine.from_config(cfg.alerts, self.store, self.counters, capacity)
         redact = next((p for p in processors if isinstance(p, RedactProcessor)), None)
         if redact is not None and cfg.alerts.secret_detected.enabled and self.pipeline is not None:
-            self.pipeline.watch_after(redact, secret_watch(redact.credential_rules, self.alerts.report_secrets))
+            self.pipeline.watch_after(redact, secret_watch(
+                redact.credential_rules, self.alerts.report_secrets, lambda: redact.credential_hits_total))
         self.alerts.start()
 
     def _worker_secret_hits(self, docs: list[dict[str, Any]]) -> None:

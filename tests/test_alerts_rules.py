@@ -259,3 +259,39 @@ def test_listing_firing_and_since_select_the_right_episodes(store: Store) -> Non
     names, rows = reports.alerts(run_sql, now - dt.timedelta(hours=48), now)
     assert sorted((dict(zip(names, r))["tenant"], dict(zip(names, r))["status"]) for r in rows) == [
         ("acme", "firing"), ("globex", "resolved")]
+
+
+def test_secret_watch_scans_only_when_the_credential_count_moved_and_misses_nothing() -> None:
+    """Two receiving threads share the count: a batch with a hit always raised it after its thread last looked."""
+    import threading
+
+    from spanhouse.collector.alerts.secrets import secret_watch
+    from spanhouse.collector.batch import SpanBatch
+    from spanhouse.collector.processors.redact import RULES_ATTRIBUTE
+
+    def batch(rules: str | None) -> SpanBatch:
+        attrs = {"a": "b"} if rules is None else {"a": "<REDACTED>", RULES_ATTRIBUTE: rules}
+        return SpanBatch({"SpanAttributes": [{"x": "y"}, attrs], "TenantId": ["t", "t"], "ServiceName": ["s", "s"],
+                          "TraceId": ["a" * 32] * 2, "SpanId": ["b" * 16] * 2, "SpanName": ["n", "n"]}, 2)
+
+    count = [0]
+    reported: list = []
+    inspect = secret_watch({"openai_api_key"}, reported.extend, lambda: count[0])
+
+    def run(b: SpanBatch) -> None:
+        found = inspect(b)
+        if found is not None:
+            found()
+
+    run(batch(None))  # first look on this thread
+    count[0] += 1  # redact found a credential in the next batch
+    run(batch("email,openai_api_key"))
+    assert [h.rules for h in reported] == [("openai_api_key",)]
+    run(batch("email"))  # PII only: the count did not move, and it is no credential anyway
+    assert len(reported) == 1
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(inspect(batch("openai_api_key"))))
+    count[0] += 1
+    thread.start()
+    thread.join()
+    assert other[0] is not None  # another thread's own batch is scanned even after this thread's look

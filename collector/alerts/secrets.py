@@ -7,6 +7,7 @@ names travel, never a value.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
 
 from spanhouse.collector.alerts.rules import SecretHit
@@ -37,13 +38,24 @@ def find_secret_hits(batch: SpanBatch, credential_rules: Collection[str]) -> lis
     return list(hits.values())
 
 
-def secret_watch(credential_rules: Collection[str],
-                 report: Callable[[list[SecretHit]], None]) -> Callable[[SpanBatch], Callable[[], None] | None]:
+def secret_watch(credential_rules: Collection[str], report: Callable[[list[SecretHit]], None],
+                 credential_hits: Callable[[], int] | None = None) -> Callable[[SpanBatch], Callable[[], None] | None]:
     """An `inspect` for Pipeline.watch_after(redact, ...): finds a batch's secret hits as redact leaves
-    it, and reports them once the batch is accepted (a refused request is retried, and reported then)."""
+    it, and reports them once the batch is accepted (a refused request is retried, and reported then).
+
+    `credential_hits`: the redact processor's running count of credential hits. A batch is scanned only
+    when the count moved since this thread last looked: a batch with a hit raised it after that, so none
+    is missed, and the common batch without secrets costs one read instead of a look at every span.
+    """
     rules = frozenset(credential_rules)
+    seen = threading.local()
 
     def inspect(batch: SpanBatch) -> Callable[[], None] | None:
+        if credential_hits is not None:
+            count = credential_hits()
+            if getattr(seen, "count", -1) == count:
+                return None
+            seen.count = count
         hits = find_secret_hits(batch, rules)
         return (lambda: report(hits)) if hits else None
 

@@ -101,7 +101,7 @@ def _watch_secrets(cfg: Config, processors: list[Any], pipeline: Any, send: Any,
         except OSError as exc:  # the owner is going away; the main loop notices and exits
             log.warning("could not send secret hits to the collector process: %s", exc)
 
-    pipeline.watch_after(redact, secret_watch(redact.credential_rules, report))
+    pipeline.watch_after(redact, secret_watch(redact.credential_rules, report, lambda: redact.credential_hits_total))
 
 
 def main() -> int:
