@@ -71,7 +71,7 @@ class AlertEngine:
         self.record_errors_total = 0
         self.secret_hits_total = 0
         self.secret_hits_dropped_total = 0
-        self.notifications_total = 0
+        self.events_total = 0
         # Called with (event, notification) at every state change: the seam tests and embedders watch.
         self.on_notify: Callable[[str, Notification], None] | None = None
 
@@ -124,13 +124,15 @@ class AlertEngine:
             with self._wake:
                 while not self._pending and not self._stop.is_set():
                     self._wake.wait()
-                if self._stop.is_set():
-                    return
                 hits, self._pending = self._pending, []
-            try:
-                self.handle_secrets(hits, self.clock())
+                stopping = self._stop.is_set()
+            try:  # hits that came in just before shutdown are still handled (and sent while the notifier drains)
+                if hits:
+                    self.handle_secrets(hits, self.clock())
             except Exception:  # the engine must outlive any one failure
                 log.exception("handling secret hits failed")
+            if stopping:
+                return
 
     def _run_rules(self) -> None:
         while True:
@@ -229,7 +231,7 @@ class AlertEngine:
         # Sent before it is recorded: the store may be busy with an insert, the webhook should not wait for it.
         if self.notifier is not None:
             self.notifier.send(note)
-        self.notifications_total += 1
+        self.events_total += 1
         log.warning("alert %s %s [%s]: %s", state.labels.get("alertname"), event, state.fingerprint,
                     state.annotations.get("summary", "")[:300].replace("\n", " "))
         if self.on_notify is not None:
@@ -264,7 +266,7 @@ class AlertEngine:
     def counters(self) -> dict[str, int]:
         with self._lock:
             firing = len(self.states)
-        out = {"firing": firing, "evaluations_total": self.evaluations_total,
+        out = {"firing": firing, "events_total": self.events_total, "evaluations_total": self.evaluations_total,
                "rule_errors_total": self.rule_errors_total, "record_errors_total": self.record_errors_total,
                "secret_hits_total": self.secret_hits_total,
                "secret_hits_dropped_total": self.secret_hits_dropped_total}
