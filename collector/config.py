@@ -55,6 +55,7 @@ class RetentionConfig:
     spans_days: int = 30
     genai_calls_days: int = 400
     rollups_days: int = 0
+    alerts_days: int = 400
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Config:
         self.query.validate()
         self.writer.validate()
         self.spool.validate()
-        for key in ("spans_days", "genai_calls_days", "rollups_days"):
+        for key in ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"):
             if getattr(self.retention, key) < 0:
                 raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
                                   f"{getattr(self.retention, key)}")

@@ -125,6 +125,7 @@ class Collector:
                 "genai_usage_1m": cfg.retention.rollups_days,
                 "genai_usage_1h": cfg.retention.rollups_days,
                 "trace_costs": cfg.retention.genai_calls_days,
+                "alerts": cfg.retention.alerts_days,
             })
             price = next((p for p in processors.all if isinstance(p, PriceProcessor)), None)
             if price is not None:

@@ -134,8 +134,12 @@ def test_a_tenant_key_reads_only_its_own_alerts(tmp_path: Path) -> None:
 
     acme, globex, admin = Key.new("acme"), Key.new("globex"), Key.new("ops", admin=True)
     with webhook() as hook:
-        running = alerting_collector(tmp_path / "store", hook, **auth_overrides(acme, globex, admin))
+        running = alerting_collector(tmp_path / "store", hook, retention={"alerts_days": 90},
+                                     **auth_overrides(acme, globex, admin))
         try:
+            ((engine,),) = running.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                                         "AND name = 'alerts'")
+            assert "TTL toDateTime(Timestamp) + toIntervalDay(90)" in engine  # retention.alerts_days
             export(running.grpc_endpoint, secret_request("acme-app"), metadata=acme.metadata)
             export(running.grpc_endpoint, secret_request("globex-app"), metadata=globex.metadata)
             hook.wait_for(lambda r: len(secret_alerts(r)) == 2, timeout_s=DEADLINE_S)

@@ -50,7 +50,7 @@ def test_every_key_of_a_full_file_is_read() -> None:
         "query": {"endpoint": "", "max_execution_s": 10.0, "max_memory_mib": 512, "max_result_rows": 5000,
                   "max_result_mib": 64, "max_concurrent_per_caller": 1, "max_concurrent": 3,
                   "allow_host_access": True},
-        "retention": {"spans_days": 7, "genai_calls_days": 90, "rollups_days": 365},
+        "retention": {"spans_days": 7, "genai_calls_days": 90, "rollups_days": 365, "alerts_days": 30},
         "pricing": {"enabled": True, "price_file": "",
                     "overrides": [{"provider": "azure.ai.openai", "model": "gpt-4o", "effective": "2025-01-01",
                                    "input": 2.75, "output": 11.0, "cache_read": 1.375, "cache_write": 2.75,
