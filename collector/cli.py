@@ -269,6 +269,23 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return _run_report(args, report)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from spanhouse.collector.query import reports
+
+    def report(run_sql: Any, since: Any, until: Any) -> int:
+        names, rows = reports.alerts(run_sql, since, until, tenant=args.tenant or "", firing_only=args.firing,
+                                     limit=args.limit)
+        if args.format == "table":  # one screen line per alert: the maps only where asked for
+            keep = [names.index(n) for n in ("status", "alertname", "tenant", "starts_at", "ends_at", "summary",
+                                             "fingerprint")]
+            names = [names[i] for i in keep]
+            rows = [[" ".join(str(row[i]).split()) if i == 5 else row[i] for i in keep] for row in rows]
+        _print_report(args, names, rows)
+        return 0
+
+    return _run_report(args, report)
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
 
@@ -384,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", choices=("cost", "duration", "start"), default="cost")
     p.add_argument("--limit", type=int, default=20, metavar="N")
     p.set_defaults(func=cmd_traces)
+
+    p = sub.add_parser("alerts", help="alerts the collector fired (cost, errors, secrets, trace budgets, pipeline), "
+                                      "newest first")
+    reads(p)
+    window(p)
+    p.add_argument("--firing", action="store_true", help="only alerts still firing, whenever they began")
+    p.add_argument("--limit", type=int, default=100, metavar="N")
+    p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("dead-letters", help="list the spans the store refused for good, or queue a file for replay")
     common(p)

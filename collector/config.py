@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from spanhouse.collector import auth
+from spanhouse.collector.alerts.config import AlertsConfig, TraceBudget
 from spanhouse.collector.auth import ApiKeyConfig, AuthConfig
 from spanhouse.collector.pricing.config import PriceOverride, PricingConfig
 from spanhouse.collector.processors.dedup import DedupConfig
@@ -33,10 +34,10 @@ from spanhouse.collector.settings import ConfigError, apply
 from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
-    "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
+    "DEFAULT_MASK_KEYS", "AlertsConfig", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
     "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
-    "WriterConfig", "dead_letter_directory", "load", "spool_directory",
+    "TraceBudget", "WriterConfig", "dead_letter_directory", "load", "spool_directory",
 ]
 
 ENV_PREFIX = "SPANHOUSE_"
@@ -54,6 +55,7 @@ class RetentionConfig:
     spans_days: int = 30
     genai_calls_days: int = 400
     rollups_days: int = 0
+    alerts_days: int = 400
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Config:
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -83,7 +86,7 @@ class Config:
         self.query.validate()
         self.writer.validate()
         self.spool.validate()
-        for key in ("spans_days", "genai_calls_days", "rollups_days"):
+        for key in ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"):
             if getattr(self.retention, key) < 0:
                 raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
                                   f"{getattr(self.retention, key)}")
@@ -91,6 +94,7 @@ class Config:
         self.sampling.validate()
         self.dedup.validate()
         self.pricing.validate()
+        self.alerts.validate()
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")

@@ -10,6 +10,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.component import HoldingProcessor, Processor
@@ -51,17 +52,29 @@ class Pipeline:
             p for p in processors if isinstance(p, HoldingProcessor) and p.holds]
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
+        self._watch: tuple[Processor, Callable[[SpanBatch], Callable[[], None] | None]] | None = None
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         for processor in self.processors:
             batch = processor.process(batch)
         return batch
 
+    def watch_after(self, processor: Processor, inspect: Callable[[SpanBatch], Callable[[], None] | None]) -> None:
+        """Call `inspect` on each consumed batch as `processor` returns it (before sampling may drop spans);
+        the callable it returns, if any, runs once the writer has accepted the batch. Used by the alert
+        engine's secret watch; `inspect` must be quick (it runs on the receiving thread)."""
+        self._watch = (processor, inspect)
+
     def consume(self, result: DecodeResult) -> None:
         """Take a decoded request's spans; raises WriterFull (retry later), else they are accepted."""
+        found: Callable[[], None] | None = None
         try:
             accepted = result.batch.size
-            batch = self.process(result.batch)
+            batch = result.batch
+            for processor in self.processors:
+                batch = processor.process(batch)
+                if self._watch is not None and processor is self._watch[0]:
+                    found = self._inspect(self._watch[1], batch)
             self._submit(batch)
         except Exception:
             with self._lock:
@@ -72,6 +85,20 @@ class Pipeline:
             self.requests_total += 1
             self.spans_accepted_total += accepted
             self.spans_rejected_total += result.rejected_spans
+        if found is not None:
+            try:
+                found()
+            except Exception:  # the spans are accepted already: a watcher's failure is logged, never answered
+                log.exception("reporting what a batch watcher found failed")
+
+    @staticmethod
+    def _inspect(inspect: Callable[[SpanBatch], Callable[[], None] | None],
+                 batch: SpanBatch) -> Callable[[], None] | None:
+        try:
+            return inspect(batch)
+        except Exception:  # a watcher must never refuse spans
+            log.exception("a batch watcher failed")
+            return None
 
     def submit_encoded(self, payload: bytes, rows: int) -> None:
         """A batch a worker process decoded and processed, in the spool's format: sample it, hand it on.

@@ -4,8 +4,9 @@ It opens the store (migrations, retention, prices), builds the processors from t
 writer with its spool and dead letters, the pipeline, the receivers (in-process, or worker
 processes) and the query endpoint, and owns their start and stop order:
 
-    start: store -> writer (spool replayed first) -> pipeline -> receivers -> query endpoint
-    stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query endpoint -> store
+    start: store -> writer (spool replayed first) -> pipeline -> alert engine -> receivers -> query endpoint
+    stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query endpoint
+           -> alert engine -> store
 
 Nothing below this module imports it; components meet only through the protocols in component.py.
 """
@@ -97,6 +98,7 @@ class Collector:
         self.http_receiver: Any = None
         self.query_server: Any = None
         self.spool: Any = None
+        self.alerts: Any = None
         self._sink = sink
         self._sink_factory = sink_factory or ClickHouseSink
         self.pipeline: Pipeline | None = None
@@ -123,6 +125,7 @@ class Collector:
                 "genai_usage_1m": cfg.retention.rollups_days,
                 "genai_usage_1h": cfg.retention.rollups_days,
                 "trace_costs": cfg.retention.genai_calls_days,
+                "alerts": cfg.retention.alerts_days,
             })
             price = next((p for p in processors.all if isinstance(p, PriceProcessor)), None)
             if price is not None:
@@ -148,10 +151,13 @@ class Collector:
         self.pipeline = Pipeline(processors.all, writer, handoff_processors=processors.after_handoff)
         self.pipeline.start()
         try:
+            self._start_alerts(processors.all)
             if cfg.receiver.processes > 1:
                 from spanhouse.collector.workers.owner import WorkerPool
 
                 self.receiver = WorkerPool(self.pipeline, cfg)
+                if self.alerts is not None:  # the workers redact, and send their secret hits here
+                    self.receiver.on_secret_hits = self._worker_secret_hits
             else:
                 self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
@@ -164,6 +170,28 @@ class Collector:
         except Exception:
             self.stop()
             raise
+
+    def _start_alerts(self, processors: list[Any]) -> None:
+        """The alert engine over the store and the counters; secret hits of the redact processor go to it at once."""
+        from spanhouse.collector.alerts.engine import AlertEngine
+        from spanhouse.collector.alerts.secrets import secret_watch
+        from spanhouse.collector.processors.redact import RedactProcessor
+
+        cfg = self.config
+        if not cfg.alerts.enabled:
+            return
+        capacity = cfg.spool.max_size_mib * 1024 * 1024 if cfg.spool.enabled else None
+        self.alerts = AlertEngine.from_config(cfg.alerts, self.store, self.counters, capacity)
+        redact = next((p for p in processors if isinstance(p, RedactProcessor)), None)
+        if redact is not None and cfg.alerts.secret_detected.enabled and self.pipeline is not None:
+            self.pipeline.watch_after(redact, secret_watch(
+                redact.credential_rules, self.alerts.report_secrets, lambda: redact.credential_hits_total))
+        self.alerts.start()
+
+    def _worker_secret_hits(self, docs: list[dict[str, Any]]) -> None:
+        from spanhouse.collector.alerts.rules import SecretHit
+
+        self.alerts.report_secrets([SecretHit.from_json(doc) for doc in docs])
 
     @property
     def grpc_port(self) -> int:
@@ -193,6 +221,8 @@ class Collector:
         if self.http_receiver is not None:
             for key, value in self.http_receiver.counters().items():
                 counters[f"receiver_{key}"] = counters.get(f"receiver_{key}", 0) + value
+        if self.alerts is not None:
+            counters.update({f"alerts_{k}": v for k, v in self.alerts.counters().items()})
         return counters
 
     def flush(self, timeout_s: float = 30.0) -> bool:
@@ -221,6 +251,8 @@ class Collector:
             lost += self.pipeline.writer.close(max(0.0, deadline - time.monotonic()))
         if self.query_server is not None:
             self.query_server.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.store is not None:
             self.store.close()
         log.info("collector stopped (%d spans lost)", lost)

@@ -50,7 +50,7 @@ def test_every_key_of_a_full_file_is_read() -> None:
         "query": {"endpoint": "", "max_execution_s": 10.0, "max_memory_mib": 512, "max_result_rows": 5000,
                   "max_result_mib": 64, "max_concurrent_per_caller": 1, "max_concurrent": 3,
                   "allow_host_access": True},
-        "retention": {"spans_days": 7, "genai_calls_days": 90, "rollups_days": 365},
+        "retention": {"spans_days": 7, "genai_calls_days": 90, "rollups_days": 365, "alerts_days": 30},
         "pricing": {"enabled": True, "price_file": "",
                     "overrides": [{"provider": "azure.ai.openai", "model": "gpt-4o", "effective": "2025-01-01",
                                    "input": 2.75, "output": 11.0, "cache_read": 1.375, "cache_write": 2.75,
@@ -72,6 +72,19 @@ def test_every_key_of_a_full_file_is_read() -> None:
                      "rate_limit_traces_per_s": 20.0, "max_traces_held": 1000, "max_spans_held": 20000,
                      "decision_cache_s": 30.0, "decision_cache_max_traces": 5000},
         "dedup": {"enabled": False, "window_s": 60.0, "max_calls": 1000},
+        "alerts": {"enabled": True, "interval_s": 30.0, "repeat_interval_s": 3600.0,
+                   "webhook_url": "https://hooks.example.com/services/T0/B0/x", "webhook_format": "slack",
+                   "webhook_timeout_s": 5.0, "retry_initial_s": 2.0, "retry_max_s": 30.0, "max_attempts": 4,
+                   "queue_size": 100, "receiver": "ops", "external_url": "https://spanhouse.example.com",
+                   "cost_spike": {"enabled": True, "factor": 3.0, "baseline_hours": 48, "min_cost_usd": 5.0},
+                   "error_spike": {"enabled": False, "factor": 4.0, "window_s": 600.0, "baseline_hours": 12,
+                                   "min_calls": 50, "min_error_rate": 0.1},
+                   "secret_detected": {"enabled": True, "hold_s": 600.0},
+                   "trace_budget": {"enabled": True, "lookback_s": 300.0, "budgets": [
+                       {"service": "checkout", "agent": "", "max_duration_s": 30.0, "max_cost_usd": 0.0},
+                       {"service": "", "agent": "planner", "max_duration_s": 0.0, "max_cost_usd": 2.5}]},
+                   "pipeline": {"enabled": True, "spool_high_water_pct": 90.0, "dead_letter_hold_s": 1800.0,
+                                "insert_failing_s": 120.0}},
         "log_level": "debug",
     }
 

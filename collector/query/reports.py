@@ -97,6 +97,21 @@ def traces(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: s
     return names, out
 
 
+def alerts(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", firing_only: bool = False,
+           limit: int = 100) -> tuple[list[str], list[list[Any]]]:
+    """Alert episodes (one per alert and start) with their latest state, newest first (docs/alerts.md)."""
+    if limit <= 0:
+        raise ReportError(f"--limit: must be at least 1, got {limit}")
+    _, rows = run_sql(render("alerts", since=since, until=until, tenant=tenant, firing_only=int(firing_only),
+                                 limit=limit))
+    out = []
+    for status, alertname, tenant_id, starts_at, ends_at, summary, fp, labels, notes, sent in rows:
+        out.append([status, alertname, tenant_id, str(starts_at)[:23], "" if ends_at is None else str(ends_at)[:23],
+                    summary, fp, labels, notes, _int(sent)])
+    return ["status", "alertname", "tenant", "starts_at", "ends_at", "summary", "fingerprint", "labels",
+            "annotations", "notifications"], out
+
+
 def trace_tree(run_sql: RunSql, trace_id: str) -> str:
     """The spans of one trace as an indented tree with duration, tokens and cost per span."""
     trace_id = trace_id.strip().lower()

@@ -15,6 +15,7 @@ RETENTION_TIME_EXPR = {
     "genai_usage_1m": "Minute",
     "genai_usage_1h": "Hour",
     "trace_costs": "Day",
+    "alerts": "toDateTime(Timestamp)",
 }
 
 

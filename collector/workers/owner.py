@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection, Listener
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from spanhouse.collector.workers.handoff import (
     OK,
     READY,
     ROWS,
+    SECRETS,
     STATS,
     full_answer,
 )
@@ -81,6 +83,8 @@ class WorkerPool:
         self._address = os.path.join(self._dir, "handoff.sock")
         self._listener = Listener(self._address, "AF_UNIX", authkey=self._authkey)
         self._threads: list[threading.Thread] = []
+        # Where secret hits the workers find go (the alert engine); None: workers send none.
+        self.on_secret_hits: Callable[[list[dict[str, Any]]], None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -253,6 +257,12 @@ class WorkerPool:
                     if index is not None:
                         with self._lock:
                             self._counters[index] = doc
+                elif kind == SECRETS:
+                    if self.on_secret_hits is not None:
+                        try:
+                            self.on_secret_hits(json.loads(message[1:])["hits"])
+                        except Exception:  # a bad report must not end the worker's connection
+                            log.exception("could not take secret hits from a worker")
                 elif kind == READY:
                     doc = json.loads(message[1:])
                     worker = self._workers.get(doc["index"])

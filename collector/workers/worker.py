@@ -38,14 +38,15 @@ def run(args: WorkerArgs) -> int:
     from spanhouse.collector.pipeline import Pipeline, tune_gc
     from spanhouse.collector.processors import registry
     from spanhouse.collector.receiver.grpc import GrpcReceiver
-    from spanhouse.collector.workers.handoff import READY, STATS, HandoffWriter, json_message
+    from spanhouse.collector.workers.handoff import READY, SECRETS, STATS, HandoffWriter, json_message
 
     cfg = args.config
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     writer = HandoffWriter(args.address, args.authkey)
-    pipeline = Pipeline(registry.build(cfg).in_worker, writer)  # type: ignore[arg-type]
+    processors = registry.build(cfg).in_worker
+    pipeline = Pipeline(processors, writer)  # type: ignore[arg-type]
     receiver = GrpcReceiver.from_config(pipeline, cfg, reuse_port=True)
     tune_gc()
     try:
@@ -60,21 +61,47 @@ def run(args: WorkerArgs) -> int:
         out.update({f"receiver_{k}": v for k, v in receiver.counters().items()})
         return out
 
-    control.send_bytes(json_message(READY, {"index": args.index, "pid": os.getpid()}))
+    send_lock = threading.Lock()  # receiving threads report secret hits on the control connection too
+
+    def send(message: bytes) -> None:
+        with send_lock:
+            control.send_bytes(message)
+
+    _watch_secrets(cfg, processors, pipeline, send, SECRETS)
+    send(json_message(READY, {"index": args.index, "pid": os.getpid()}))
     try:
         while not stop.wait(COUNTERS_INTERVAL_S):
             if os.getppid() != args.owner_pid:
                 log.error("worker %d: the collector process is gone; exiting", args.index)
                 return 1
-            control.send_bytes(json_message(STATS, counters()))
+            send(json_message(STATS, counters()))
         receiver.stop(grace_s=5.0)
-        control.send_bytes(json_message(STATS, counters()))
+        send(json_message(STATS, counters()))
     except OSError as exc:  # the owner closed the socket: it is stopping or gone
         log.warning("worker %d: lost the collector process (%s); exiting", args.index, exc)
         receiver.stop(grace_s=1.0)
     finally:
         writer.close()
     return 0
+
+
+def _watch_secrets(cfg: Config, processors: list[Any], pipeline: Any, send: Any, kind: bytes) -> None:
+    """Secret hits of this worker's redact processor go to the collector's process at once (its alert engine)."""
+    from spanhouse.collector.alerts.secrets import secret_watch
+    from spanhouse.collector.processors.redact import RedactProcessor
+    from spanhouse.collector.workers.handoff import json_message
+
+    redact = next((p for p in processors if isinstance(p, RedactProcessor)), None)
+    if redact is None or not (cfg.alerts.enabled and cfg.alerts.secret_detected.enabled):
+        return
+
+    def report(hits: list[Any]) -> None:
+        try:
+            send(json_message(kind, {"hits": [hit.to_json() for hit in hits]}))
+        except OSError as exc:  # the owner is going away; the main loop notices and exits
+            log.warning("could not send secret hits to the collector process: %s", exc)
+
+    pipeline.watch_after(redact, secret_watch(redact.credential_rules, report, lambda: redact.credential_hits_total))
 
 
 def main() -> int:
