@@ -19,6 +19,7 @@ from typing import Any
 
 from spanhouse.collector import auth
 from spanhouse.collector.auth import ApiKeyConfig, AuthConfig
+from spanhouse.collector.metrics.config import MetricsConfig
 from spanhouse.collector.pricing.config import PriceOverride, PricingConfig
 from spanhouse.collector.processors.dedup import DedupConfig
 from spanhouse.collector.processors.redaction.config import (
@@ -34,7 +35,7 @@ from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
     "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
-    "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
+    "HttpConfig", "ListenerConfig", "MetricsConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
     "WriterConfig", "dead_letter_directory", "load", "spool_directory",
 ]
@@ -69,6 +70,7 @@ class Config:
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -91,6 +93,7 @@ class Config:
         self.sampling.validate()
         self.dedup.validate()
         self.pricing.validate()
+        self.metrics.validate()
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
@@ -106,6 +109,14 @@ class Config:
                     "anyone who can reach that address could write spans. Configure API keys (auth.keys or "
                     "auth.keys_file, see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly "
                     "with auth.allow_unauthenticated: true (--allow-unauthenticated)")
+        if self.metrics.endpoint:
+            host = self.metrics.endpoint.rpartition(":")[0]
+            if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
+                raise ConfigError(
+                    f"metrics.endpoint: refusing to serve metrics on {self.metrics.endpoint} without "
+                    "authentication: the GenAI metrics name tenants, services and models and their spend. "
+                    "Configure API keys (Prometheus then scrapes with an admin key, see docs/metrics.md), listen "
+                    "on 127.0.0.1, or accept the risk explicitly with auth.allow_unauthenticated: true")
 
 
 def spool_directory(config: Config) -> Path:

@@ -12,7 +12,7 @@ import threading
 import time
 
 from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.component import HoldingProcessor, Processor
+from spanhouse.collector.component import HoldingProcessor, Processor, SettlingProcessor
 from spanhouse.collector.receiver.decode import DecodeResult
 from spanhouse.collector.writer import BatchingWriter, WriterFull
 from spanhouse.collector.writer.spool import decode
@@ -51,10 +51,26 @@ class Pipeline:
             p for p in processors if isinstance(p, HoldingProcessor) and p.holds]
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
+        # Spans into and out of each processor (otelcol_processor_{incoming,outgoing}_items_total), by name.
+        self._items: dict[str, list[int]] = {p.name: [0, 0] for p in [*processors, *self.handoff_processors]}
+        self._settling = [p for p in processors if isinstance(p, SettlingProcessor)]
+        self._handoff_settling = [p for p in self.handoff_processors if isinstance(p, SettlingProcessor)]
 
     def process(self, batch: SpanBatch) -> SpanBatch:
-        for processor in self.processors:
-            batch = processor.process(batch)
+        return self._run(self.processors, batch)
+
+    def _run(self, processors: list[Processor], batch: SpanBatch) -> SpanBatch:
+        # Sizes are noted in a local list and added under the lock once per request, not per processor.
+        sizes: list[int] = []
+        try:
+            for processor in processors:
+                sizes.append(batch.size)
+                batch = processor.process(batch)
+                sizes.append(batch.size)
+        finally:
+            with self._lock:
+                for index, size in enumerate(sizes):
+                    self._items[processors[index // 2].name][index % 2] += size
         return batch
 
     def consume(self, result: DecodeResult) -> None:
@@ -64,14 +80,21 @@ class Pipeline:
             batch = self.process(result.batch)
             self._submit(batch)
         except Exception:
+            self._settle(self._settling, False)
             with self._lock:
                 self.requests_total += 1
                 self.requests_refused_total += 1
             raise
+        self._settle(self._settling, True)
         with self._lock:
             self.requests_total += 1
             self.spans_accepted_total += accepted
             self.spans_rejected_total += result.rejected_spans
+
+    @staticmethod
+    def _settle(processors: list[SettlingProcessor], accepted: bool) -> None:
+        for processor in processors:
+            processor.settle(accepted)
 
     def submit_encoded(self, payload: bytes, rows: int) -> None:
         """A batch a worker process decoded and processed, in the spool's format: sample it, hand it on.
@@ -81,10 +104,12 @@ class Pipeline:
         if not self.handoff_processors:
             self.writer.submit_encoded(payload, rows)
             return
-        batch = decode(payload, rows)
-        for processor in self.handoff_processors:
-            batch = processor.process(batch)
-        self._submit(batch)
+        try:
+            self._submit(self._run(self.handoff_processors, decode(payload, rows)))
+        except Exception:
+            self._settle(self._handoff_settling, False)
+            raise
+        self._settle(self._handoff_settling, True)
 
     def _submit(self, batch: SpanBatch) -> None:
         """Hand `batch` to the writer; if it is full, let holding processors take back what they released."""
@@ -93,6 +118,7 @@ class Pipeline:
         except WriterFull:
             for holder in self._holders:
                 holder.refused(batch)
+                self._taken_back(holder, batch.size)
             raise
 
     # --- held spans: released by a ticker, and all of them on flush and shutdown --------
@@ -123,6 +149,8 @@ class Pipeline:
         for holder in self._holders:
             batch = holder.poll(everything)
             if batch is not None:
+                with self._lock:  # released later, still the holder's output
+                    self._items[holder.name][1] += batch.size
                 left += self._submit_released(holder, batch, deadline, wait=timeout_s > 0)
         return left
 
@@ -140,11 +168,17 @@ class Pipeline:
                 if not wait or remaining <= 0:
                     rest = batch if start == 0 else batch.take(range(start, batch.size))
                     holder.refused(rest)
+                    self._taken_back(holder, rest.size)
                     if not wait:
                         raise
                     return rest.size
                 self.writer.flush(min(remaining, 1.0))
         return 0
+
+    def _taken_back(self, holder: HoldingProcessor, spans: int) -> None:
+        """Spans a holder released and took back: counted as its output again when it releases them."""
+        with self._lock:
+            self._items[holder.name][1] -= spans
 
     def stop_holding(self, timeout_s: float) -> int:
         """Stop the ticker and decide every held trace now; returns spans that found no room in the writer."""
@@ -164,5 +198,9 @@ class Pipeline:
         }
         for processor in self.processors:
             out.update({f"{processor.name}_{k}": v for k, v in processor.counters().items()})
+        with self._lock:
+            for name, (incoming, outgoing) in self._items.items():
+                out[f"processor_{name}_incoming_items_total"] = incoming
+                out[f"processor_{name}_outgoing_items_total"] = outgoing
         out.update({f"writer_{k}": v for k, v in self.writer.counters().items()})
         return out

@@ -6,7 +6,8 @@ the collector and its workers):
 
     worker -> owner   b"B" + rows (u32) + payload   a processed batch, payload as the spool stores it
                       b"R" + JSON                    ready: the worker listens on the gRPC port
-                      b"S" + JSON                    the worker's counters (no answer)
+                      b"S" + JSON                    the worker's counters (no answer); its GenAI metric
+                                                     series under "genai_series" when they changed
     owner -> worker   b"K"                           in the spool: answer OK to the client
                       b"F" + delay (f64) + text      writer or spool full: retry after `delay`
                       b"E" + text                    the owner could not take it
@@ -28,6 +29,7 @@ from spanhouse.collector.writer.spool import encode
 log = logging.getLogger("spanhouse.workers")
 
 BATCH, READY, STATS = b"B", b"R", b"S"
+GENAI_SERIES = "genai_series"  # the STATS key of a worker's GenAI metric series (processors/genai_metrics.py)
 OK, FULL, ERROR = b"K", b"F", b"E"
 ROWS = struct.Struct(">I")
 DELAY = struct.Struct(">d")

@@ -37,8 +37,9 @@ class WorkerArgs:
 def run(args: WorkerArgs) -> int:
     from spanhouse.collector.pipeline import Pipeline, tune_gc
     from spanhouse.collector.processors import registry
+    from spanhouse.collector.processors.genai_metrics import GenAIMetricsProcessor, to_wire
     from spanhouse.collector.receiver.grpc import GrpcReceiver
-    from spanhouse.collector.workers.handoff import READY, STATS, HandoffWriter, json_message
+    from spanhouse.collector.workers.handoff import GENAI_SERIES, READY, STATS, HandoffWriter, json_message
 
     cfg = args.config
     stop = threading.Event()
@@ -55,9 +56,15 @@ def run(args: WorkerArgs) -> int:
         log.error("worker %d cannot start: %s", args.index, exc)
         return EXIT_CANNOT_START
 
+    meter = next((p for p in pipeline.processors if isinstance(p, GenAIMetricsProcessor)), None)
+    reported = [-1]  # the meter's table version last sent
+
     def counters() -> dict[str, Any]:
         out: dict[str, Any] = {"index": args.index, **pipeline.counters()}
         out.update({f"receiver_{k}": v for k, v in receiver.counters().items()})
+        if meter is not None and meter.table.version != reported[0]:  # up to max_series rows: only when changed
+            reported[0] = meter.table.version
+            out[GENAI_SERIES] = to_wire(meter.table.snapshot())
         return out
 
     control.send_bytes(json_message(READY, {"index": args.index, "pid": os.getpid()}))

@@ -27,6 +27,7 @@ queued behind it.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -59,6 +60,32 @@ class WriterFull(RuntimeError):
 COUNTERS = ("spans_written_total", "batches_written_total", "write_errors_total", "spans_lost_total",
             "spans_refused_total", "calls_paced_total", "pace_timeouts_total", "spans_dead_lettered_total",
             "batches_split_total", "dead_letter_errors_total")
+
+
+# Upper bounds (seconds) of the insert latency histogram; an embedded insert takes milliseconds, a remote
+# server's up to its timeouts.
+INSERT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Latency:
+    """A histogram of durations: a count per bucket of `bounds` (and one above the last), and their sum."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        index = bisect.bisect_left(self.bounds, seconds)
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += seconds
+
+    def snapshot(self) -> tuple[list[int], float]:
+        """(count per bucket, the last above every bound; sum of the durations)."""
+        with self._lock:
+            return list(self._counts), self._sum
 
 
 class _Entry:
@@ -106,6 +133,7 @@ class BatchingWriter:
         self._spool_failing = False
         self._write_failing = False
         self.count = dict.fromkeys(COUNTERS, 0)  # GET /stats shows them with the prefix writer_
+        self.insert_latency = Latency(INSERT_BUCKETS_S)  # every insert attempt, failed ones too
         self.spans_left_in_spool = 0
         self._causes_logged: set[str] = set()
         if spool is not None and spool.recovered:
@@ -210,6 +238,17 @@ class BatchingWriter:
         with self._cond:
             return self._queued_rows + self._inflight_rows
 
+    @property
+    def pending_batches(self) -> int:
+        """Accepted batches (spool records) not yet written, the one being written included."""
+        with self._cond:
+            return len(self._queue) + (1 if self._inflight_rows else 0)
+
+    @property
+    def stopping(self) -> bool:
+        """True once `close` began: the writer takes no more spans."""
+        return self._stopping
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything submitted so far; True when it was written within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
@@ -251,7 +290,7 @@ class BatchingWriter:
 
     def counters(self) -> dict[str, int]:
         out = {**self.count, "spans_pending": self.pending_rows, "spans_in_memory": self._memory_rows,
-               "spans_left_in_spool": self.spans_left_in_spool}
+               "spans_left_in_spool": self.spans_left_in_spool, "batches_pending": self.pending_batches}
         if self.spool is not None:
             out.update(self.spool.counters())
         return out
@@ -331,7 +370,7 @@ class BatchingWriter:
                     began = True
                 inserting = True
                 try:
-                    self.sink.write(batch, token)
+                    self._timed_write(batch, token)
                 except Exception as exc:
                     if not self._permanent(exc, unknown_failures):
                         raise
@@ -358,6 +397,13 @@ class BatchingWriter:
             if not self._backoff(delay):
                 return False
             delay = min(delay * 2, self.retry_max_s)
+
+    def _timed_write(self, batch: SpanBatch, token: str) -> None:
+        began = time.monotonic()
+        try:
+            self.sink.write(batch, token)
+        finally:
+            self.insert_latency.observe(time.monotonic() - began)
 
     def _backoff(self, delay: float) -> bool:
         """Wait about `delay` seconds (jittered); False when shutdown's deadline has passed."""
@@ -435,7 +481,7 @@ class BatchingWriter:
         delay = self.retry_initial_s
         while True:
             try:
-                self.sink.write(part, token)
+                self._timed_write(part, token)
                 return None
             except Exception as exc:
                 if classify(exc) is not Kind.TRANSIENT:

@@ -1,0 +1,167 @@
+"""genai_metrics: calls, tokens, cost and latency of every GenAI call, for GET /metrics (spanhouse_genai_*).
+
+It runs after price and dedup and before sample, so it sees every priced call whatever the sampling
+decision, and a call traced twice once (the same calls genai_calls counts). Its counts stand only for
+spans the writer (or, in a worker process, the owner's spool) took: the pipeline tells it after each
+request (`settle`), so a request refused with "retry later" and sent again is counted once.
+
+Series are keyed by (tenant, service, provider, model, operation, status). A client chooses those
+values, so their number is capped (`metrics.max_series`): past the cap, a new label set is counted
+under the label set whose every value is `other`. Label sets admitted stay admitted, so every series
+only grows between scrapes, as Prometheus expects of a counter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from typing import Any
+
+from spanhouse.collector.batch import DUPLICATE_OF, WRITE_CALL, SpanBatch
+
+LABELS = ("tenant", "service", "provider", "model", "operation", "status")
+OTHER = ("other",) * len(LABELS)
+TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
+# Upper bounds in seconds. LLM calls run from tens of milliseconds (embeddings) to minutes (reasoning).
+DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Spans that repeat their children's usage: counted as calls, never their tokens (as trace_costs does).
+NO_TOKEN_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "execute_tool"})
+_TOKEN_COLUMNS = ("InputTokens", "CacheReadTokens", "CacheWriteTokens", "OutputTokens", "ReasoningTokens")
+
+# One series' numbers, a flat list (it crosses processes as JSON):
+CALLS = 0
+TOKENS = 1  # .. TOKENS + len(TOKEN_KINDS) - 1, in TOKEN_KINDS order
+COST = TOKENS + len(TOKEN_KINDS)
+DURATION_SUM = COST + 1
+DURATION_BUCKETS = DURATION_SUM + 1  # one count per bucket, then the count above the last bound
+TTFT_SUM = DURATION_BUCKETS + len(DURATION_BUCKETS_S) + 1
+TTFT_BUCKETS = TTFT_SUM + 1
+WIDTH = TTFT_BUCKETS + len(TTFT_BUCKETS_S) + 1
+
+Series = dict[tuple[str, ...], list[float]]
+
+
+def merge_into(target: Series, source: Series) -> None:
+    for key, values in source.items():
+        into = target.get(key)
+        if into is None:
+            target[key] = list(values)
+        else:
+            for i, value in enumerate(values):
+                into[i] += value
+
+
+class SeriesTable:
+    """Series with a cap on distinct label sets; thread-safe."""
+
+    def __init__(self, max_series: int) -> None:
+        self.max_series = max_series
+        self._series: Series = {}
+        self._lock = threading.Lock()
+        self.version = 0  # changes whenever a count does: a worker reports only changed tables
+
+    def add(self, tally: Series) -> None:
+        with self._lock:
+            series = self._series
+            for key, values in tally.items():
+                into = series.get(key)
+                if into is None:
+                    if len(series) - (OTHER in series) >= self.max_series:
+                        key = OTHER
+                        into = series.get(key)
+                    if into is None:
+                        series[key] = list(values)
+                        continue
+                for i, value in enumerate(values):
+                    into[i] += value
+            self.version += 1
+
+    def snapshot(self) -> Series:
+        with self._lock:
+            return {key: list(values) for key, values in self._series.items()}
+
+
+def to_wire(series: Series) -> list[list[Any]]:
+    """JSON-ready: [[label values...], [numbers...]] per series."""
+    return [[list(key), values] for key, values in series.items()]
+
+
+def from_wire(doc: Any) -> Series:
+    """Inverse of `to_wire`; anything malformed is skipped (it comes from our own workers, but never trust it)."""
+    out: Series = {}
+    if not isinstance(doc, list):
+        return out
+    for item in doc:
+        if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], list) and len(item[0]) == len(LABELS)
+                and isinstance(item[1], list) and len(item[1]) == WIDTH):
+            out[tuple(str(v) for v in item[0])] = [float(v) for v in item[1]]
+    return out
+
+
+class GenAIMetricsProcessor:
+    name = "genai_metrics"
+
+    def __init__(self, max_series: int) -> None:
+        self.table = SeriesTable(max_series)
+        self._pending = threading.local()  # this receiver thread's tally, until the pipeline settles it
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    def settle(self, accepted: bool) -> None:
+        """The request whose spans this thread just processed was taken (or refused: forget its tally)."""
+        tally = getattr(self._pending, "tally", None)
+        self._pending.tally = None
+        if accepted and tally:
+            self.table.add(tally)
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        operations = batch.columns.get("Operation")
+        if operations is None:
+            return batch
+        rows = [i for i, operation in enumerate(operations) if operation]
+        if not rows:
+            return batch
+        duplicate = batch.columns.get(DUPLICATE_OF)
+        write_call = batch.columns.get(WRITE_CALL)
+        if duplicate is not None or write_call is not None:  # what genai_calls counts (writer/clickhouse.py)
+            rows = [i for i in rows if (duplicate is None or not duplicate[i])
+                    and (write_call is None or write_call[i])]
+        tally = getattr(self._pending, "tally", None) or {}
+        self._count(batch, rows, tally)
+        self._pending.tally = tally
+        return batch
+
+    def _count(self, batch: SpanBatch, rows: list[int], tally: Series) -> None:
+        c = batch.columns
+        tenant, service, status, error_type = c["TenantId"], c["ServiceName"], c["StatusCode"], batch.column("ErrorType")
+        provider, operation = batch.column("Provider"), c["Operation"]
+        response_model, request_model = batch.column("ResponseModel"), batch.column("RequestModel")
+        duration, ttft, cost = c["Duration"], batch.column("TimeToFirstToken"), batch.column("CostTotal")
+        tokens = [batch.column(name) for name in _TOKEN_COLUMNS]
+        n_duration, n_ttft = len(DURATION_BUCKETS_S), len(TTFT_BUCKETS_S)
+        for i in rows:
+            op = operation[i]
+            key = (tenant[i], service[i], provider[i], response_model[i] or request_model[i], op,
+                   "error" if status[i] == "Error" or error_type[i] else "ok")
+            values = tally.get(key)
+            if values is None:
+                values = tally[key] = [0.0] * WIDTH
+            values[CALLS] += 1
+            if op not in NO_TOKEN_OPERATIONS:
+                input_tokens, cache_read, cache_write, output_tokens, reasoning = (column[i] for column in tokens)
+                values[TOKENS] += input_tokens or 0
+                values[TOKENS + 1] += cache_read or 0
+                values[TOKENS + 2] += cache_write or 0
+                values[TOKENS + 3] += output_tokens or 0
+                values[TOKENS + 4] += reasoning or 0
+            if cost[i]:
+                values[COST] += cost[i]
+            seconds = duration[i] / 1e9
+            values[DURATION_SUM] += seconds
+            values[DURATION_BUCKETS + min(bisect.bisect_left(DURATION_BUCKETS_S, seconds), n_duration)] += 1
+            first = ttft[i]
+            if first is not None:
+                values[TTFT_SUM] += first
+                values[TTFT_BUCKETS + min(bisect.bisect_left(TTFT_BUCKETS_S, first), n_ttft)] += 1
