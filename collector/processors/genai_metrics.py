@@ -14,6 +14,7 @@ only grows between scrapes, as Prometheus expects of a counter.
 from __future__ import annotations
 
 import bisect
+import operator
 import threading
 from typing import Any
 
@@ -27,6 +28,7 @@ DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120
 TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # Spans that repeat their children's usage: counted as calls, never their tokens (as trace_costs does).
 NO_TOKEN_OPERATIONS = frozenset({"invoke_agent", "create_agent", "invoke_workflow", "execute_tool"})
+_DURATION_BUCKETS_NS = tuple(round(bound * 1e9) for bound in DURATION_BUCKETS_S)
 _TOKEN_COLUMNS = ("InputTokens", "CacheReadTokens", "CacheWriteTokens", "OutputTokens", "ReasoningTokens")
 
 # One series' numbers, a flat list (it crosses processes as JSON):
@@ -120,48 +122,91 @@ class GenAIMetricsProcessor:
         operations = batch.columns.get("Operation")
         if operations is None:
             return batch
-        rows = [i for i, operation in enumerate(operations) if operation]
-        if not rows:
-            return batch
         duplicate = batch.columns.get(DUPLICATE_OF)
         write_call = batch.columns.get(WRITE_CALL)
-        if duplicate is not None or write_call is not None:  # what genai_calls counts (writer/clickhouse.py)
-            rows = [i for i in rows if (duplicate is None or not duplicate[i])
-                    and (write_call is None or write_call[i])]
+        if duplicate is not None and not any(duplicate):
+            duplicate = None
+        if write_call is not None and all(write_call):
+            write_call = None
+        rows: list[int] | None = None  # None: every row (a batch of GenAI calls only, the common case)
+        if not all(operations) or duplicate is not None or write_call is not None:
+            # What genai_calls counts (writer/clickhouse.py): GenAI spans, not duplicates, routed to it.
+            rows = [i for i, operation in enumerate(operations) if operation
+                    and (duplicate is None or not duplicate[i]) and (write_call is None or write_call[i])]
+            if not rows:
+                return batch
         tally = getattr(self._pending, "tally", None) or {}
         self._count(batch, rows, tally)
         self._pending.tally = tally
         return batch
 
-    def _count(self, batch: SpanBatch, rows: list[int], tally: Series) -> None:
+    def _count(self, batch: SpanBatch, rows: list[int] | None, tally: Series) -> None:
+        # Columns, not rows: pick the GenAI rows' values with itemgetter, group them by label set, and sum and
+        # bucket each group with built-ins (a batch's calls mostly share one or a few label sets).
         c = batch.columns
-        tenant, service, status, error_type = c["TenantId"], c["ServiceName"], c["StatusCode"], batch.column("ErrorType")
-        provider, operation = batch.column("Provider"), c["Operation"]
-        response_model, request_model = batch.column("ResponseModel"), batch.column("RequestModel")
-        duration, ttft, cost = c["Duration"], batch.column("TimeToFirstToken"), batch.column("CostTotal")
-        tokens = [batch.column(name) for name in _TOKEN_COLUMNS]
-        n_duration, n_ttft = len(DURATION_BUCKETS_S), len(TTFT_BUCKETS_S)
-        for i in rows:
-            op = operation[i]
-            key = (tenant[i], service[i], provider[i], response_model[i] or request_model[i], op,
-                   "error" if status[i] == "Error" or error_type[i] else "ok")
-            values = tally.get(key)
-            if values is None:
-                values = tally[key] = [0.0] * WIDTH
-            values[CALLS] += 1
-            if op not in NO_TOKEN_OPERATIONS:
-                input_tokens, cache_read, cache_write, output_tokens, reasoning = (column[i] for column in tokens)
-                values[TOKENS] += input_tokens or 0
-                values[TOKENS + 1] += cache_read or 0
-                values[TOKENS + 2] += cache_write or 0
-                values[TOKENS + 3] += output_tokens or 0
-                values[TOKENS + 4] += reasoning or 0
-            if cost[i]:
-                values[COST] += cost[i]
-            seconds = duration[i] / 1e9
-            values[DURATION_SUM] += seconds
-            values[DURATION_BUCKETS + min(bisect.bisect_left(DURATION_BUCKETS_S, seconds), n_duration)] += 1
-            first = ttft[i]
-            if first is not None:
-                values[TTFT_SUM] += first
-                values[TTFT_BUCKETS + min(bisect.bisect_left(TTFT_BUCKETS_S, first), n_ttft)] += 1
+        pick = _picker(rows)
+        responses, requests = pick(batch.column("ResponseModel")), pick(batch.column("RequestModel"))
+        models = (responses if all(responses) else requests if not any(responses) else
+                  [r or q for r, q in zip(responses, requests)])
+        codes, errors = pick(c["StatusCode"]), pick(batch.column("ErrorType"))
+        statuses: Any = (("ok",) * len(codes) if "Error" not in codes and not any(errors) else
+                         ["error" if code == "Error" or error else "ok" for code, error in zip(codes, errors)])
+        labels = (pick(c["TenantId"]), pick(c["ServiceName"]), pick(batch.column("Provider")), models,
+                  pick(c["Operation"]), statuses)
+        columns = {
+            "duration": pick(c["Duration"]), "ttft": pick(batch.column("TimeToFirstToken")),
+            "cost": pick(batch.column("CostTotal")),
+            **{name: pick(batch.column(name)) for name in _TOKEN_COLUMNS},
+        }
+        if all(len(set(values)) == 1 for values in labels):  # the common case: one label set, no tuple per row
+            self._add(tally, tuple(values[0] for values in labels), columns)
+            return
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for position, key in enumerate(zip(*labels)):
+            groups.setdefault(key, []).append(position)
+        for key, positions in groups.items():
+            take = _picker(positions)
+            self._add(tally, key, {name: take(values) for name, values in columns.items()})
+
+    @staticmethod
+    def _add(tally: Series, key: tuple[str, ...], columns: dict[str, Any]) -> None:
+        values = tally.get(key)
+        if values is None:
+            values = tally[key] = [0.0] * WIDTH
+        durations = columns["duration"]
+        values[CALLS] += len(durations)
+        if key[4] not in NO_TOKEN_OPERATIONS:
+            for offset, name in enumerate(_TOKEN_COLUMNS):
+                values[TOKENS + offset] += sum(filter(None, columns[name]))
+        values[COST] += sum(filter(None, columns["cost"]))
+        # In nanoseconds as stored: integer sort and compare, one division for the sum.
+        values[DURATION_SUM] += sum(durations) / 1e9
+        _bucket(values, DURATION_BUCKETS, _DURATION_BUCKETS_NS, sorted(durations))
+        ttft = sorted(t for t in columns["ttft"] if t is not None)
+        if ttft:
+            values[TTFT_SUM] += sum(ttft)
+            _bucket(values, TTFT_BUCKETS, TTFT_BUCKETS_S, ttft)
+
+
+def _picker(positions: list[int] | None) -> Any:
+    """A function taking the values at `positions` of a column, at C speed (itemgetter); None: all of them."""
+    if positions is None:
+        return _everything
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda values: (values[only],)
+    return operator.itemgetter(*positions)
+
+
+def _everything(values: Any) -> Any:
+    return values
+
+
+def _bucket(values: list[float], start: int, bounds: tuple[float, ...], ordered: list[Any]) -> None:
+    """Add the count of each bucket (le bound; the last slot above every bound) of the sorted `ordered`."""
+    below = 0
+    for offset, bound in enumerate(bounds):
+        upto = bisect.bisect_right(ordered, bound)
+        values[start + offset] += upto - below
+        below = upto
+    values[start + len(bounds)] += len(ordered) - below
