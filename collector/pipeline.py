@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.batch import WRITE_SPAN, SpanBatch
 from spanhouse.collector.component import HoldingProcessor, Processor, SettlingProcessor
 from spanhouse.collector.receiver.decode import DecodeResult
 from spanhouse.collector.writer import BatchingWriter, WriterFull
@@ -29,6 +29,12 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _spans(batch: SpanBatch) -> int:
+    """Spans in `batch` whose span row goes on: a row the sampler routes to genai_calls only is no span out."""
+    write_span = batch.columns.get(WRITE_SPAN)
+    return batch.size if write_span is None else sum(write_span)
 
 
 class Pipeline:
@@ -64,9 +70,9 @@ class Pipeline:
         sizes: list[int] = []
         try:
             for processor in processors:
-                sizes.append(batch.size)
+                sizes.append(_spans(batch))
                 batch = processor.process(batch)
-                sizes.append(batch.size)
+                sizes.append(_spans(batch))
         finally:
             with self._lock:
                 for index, size in enumerate(sizes):
@@ -118,7 +124,7 @@ class Pipeline:
         except WriterFull:
             for holder in self._holders:
                 holder.refused(batch)
-                self._taken_back(holder, batch.size)
+                self._taken_back(holder, _spans(batch))
             raise
 
     # --- held spans: released by a ticker, and all of them on flush and shutdown --------
@@ -150,7 +156,7 @@ class Pipeline:
             batch = holder.poll(everything)
             if batch is not None:
                 with self._lock:  # released later, still the holder's output
-                    self._items[holder.name][1] += batch.size
+                    self._items[holder.name][1] += _spans(batch)
                 left += self._submit_released(holder, batch, deadline, wait=timeout_s > 0)
         return left
 
@@ -168,7 +174,7 @@ class Pipeline:
                 if not wait or remaining <= 0:
                     rest = batch if start == 0 else batch.take(range(start, batch.size))
                     holder.refused(rest)
-                    self._taken_back(holder, rest.size)
+                    self._taken_back(holder, _spans(rest))
                     if not wait:
                         raise
                     return rest.size

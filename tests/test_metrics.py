@@ -188,3 +188,32 @@ def test_ready_turns_unavailable_past_the_spool_high_water_mark(tmp_path: Path) 
         assert readiness(watched) == (False, "not ready: the collector is stopping")
     finally:
         spool.close()
+
+
+def test_a_holding_samplers_later_releases_count_as_its_outgoing_items() -> None:
+    import random
+
+    from sampling_traffic import FakeClock, batch, trace
+
+    from spanhouse.collector import config as config_mod
+    from spanhouse.collector.pipeline import Pipeline
+    from spanhouse.collector.processors.sampling import SampleProcessor
+    from spanhouse.collector.receiver.decode import DecodeResult
+    from spanhouse.collector.writer import BatchingWriter, InMemorySink
+
+    cfg = config_mod.load(None, environ={}, overrides={"sampling": {"rate": 1.0, "keep_errors": True,
+                                                                    "decision_wait_s": 10}}).sampling
+    sampler = SampleProcessor(cfg, FakeClock())
+    writer = BatchingWriter(InMemorySink(), max_wait_s=0.05, max_pending_rows=1000, max_batch_rows=100)
+    pipeline = Pipeline([sampler], writer)
+    try:
+        spans = trace(random.Random(3))
+        pipeline.consume(DecodeResult(batch(spans[1:])))  # no root yet: held
+        held = pipeline.counters()
+        assert held["processor_sample_incoming_items_total"] == len(spans) - 1
+        assert held["processor_sample_outgoing_items_total"] == 0
+        assert pipeline.release_held(everything=True, timeout_s=5.0) == 0
+        released = pipeline.counters()
+        assert released["processor_sample_outgoing_items_total"] == len(spans) - 1
+    finally:
+        writer.close(5.0)
