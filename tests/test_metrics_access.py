@@ -61,3 +61,34 @@ def test_the_scrape_listener_serves_nothing_else(keyed: RunningCollector) -> Non
     for path in ("/stats", "/query", "/flush", "/metrics/../stats"):
         status, body, _ = get(endpoint, path, ADMIN.key)
         assert status == 404 and "use GET /metrics, /health or /ready" in body
+
+
+def test_the_scrape_listener_may_listen_on_ipv6_loopback() -> None:
+    from types import SimpleNamespace
+
+    from spanhouse.collector.config import Config
+    from spanhouse.collector.metrics.http import MetricsEndpoint, MetricsServer
+
+    stand_in = SimpleNamespace(config=Config(), pipeline=None, spool=None, store=None, stopping=True)
+    server = MetricsServer(MetricsEndpoint(stand_in), "[::1]:0")
+    server.start()
+    try:
+        assert get(f"[::1]:{server.port}", "/health")[:2] == (200, "ok\n")
+        assert get(f"[::1]:{server.port}", "/ready")[:2] == (503, "not ready: the collector is stopping\n")
+    finally:
+        server.stop()
+
+
+def test_a_taken_scrape_port_names_the_option() -> None:
+    import socket
+
+    from spanhouse.collector.component import ListenError
+    from spanhouse.collector.config import Config
+    from spanhouse.collector.metrics.http import MetricsEndpoint, MetricsServer
+
+    stand_in = type("StandIn", (), {"config": Config()})()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ListenError, match=r"cannot listen for metrics on 127\.0\.0\.1:\d+: .*metrics\.endpoint"):
+            MetricsServer(MetricsEndpoint(stand_in), f"127.0.0.1:{taken.getsockname()[1]}")

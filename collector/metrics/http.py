@@ -9,6 +9,7 @@ reach the query endpoint.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -98,13 +99,18 @@ class _Server(ThreadingHTTPServer):
     keys: KeyRing | None
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
     """The listener at `metrics.endpoint`: GET /metrics, /health and /ready only."""
 
     def __init__(self, endpoint: MetricsEndpoint, address: str) -> None:
         host, _, port = address.rpartition(":")
+        host = host.strip("[]")
         try:
-            self._server = _Server((host.strip("[]"), int(port)), _Handler)
+            self._server = (_Server6 if ":" in host else _Server)((host, int(port)), _Handler)
         except OSError as exc:
             raise ListenError(f"cannot listen for metrics on {address}: {exc.strerror}. Choose another port with "
                               "`metrics.endpoint`") from None
@@ -117,7 +123,8 @@ class MetricsServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("metrics endpoint listening on http://%s:%d/metrics", self.host, self.port)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        log.info("metrics endpoint listening on http://%s:%d/metrics", host, self.port)
 
     def stop(self) -> None:
         self._server.shutdown()
