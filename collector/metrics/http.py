@@ -55,6 +55,9 @@ class MetricsEndpoint:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # This listener may face other machines: a client that stops sending mid-request must not hold its
+    # thread for ever.
+    timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("metrics endpoint: " + format, *args)
