@@ -55,3 +55,41 @@ def test_ready_turns_unavailable_while_the_collector_drains(tmp_path: Path) -> N
     finally:
         if stopper is None:
             running.collector.stop()
+
+
+def test_spans_refused_for_backpressure_are_counted_and_their_calls_are_not(tmp_path: Path) -> None:
+    import grpc
+    import pytest
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from access_harness import export, span_request
+    from collector_harness import start_memory_collector
+
+    from spanhouse.collector.writer import InMemorySink
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = generate_latest(collector.metrics.registry).decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    sink = GatedSink(InMemorySink())
+    sink.closed = True  # nothing is written: memory (3 spans, no spool) fills
+    collector = start_memory_collector(tmp_path / "memory", sink)
+    endpoint = f"127.0.0.1:{collector.grpc_port}"
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m"}
+    try:
+        export(endpoint, span_request("busy", 3, chat))
+        with pytest.raises(grpc.RpcError) as refused:
+            export(endpoint, span_request("busy", 2, chat))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        now = samples()
+        assert value(now, "otelcol_receiver_accepted_spans_total", transport="grpc") == 3
+        assert value(now, "otelcol_receiver_refused_spans_total", transport="grpc") == 2
+        assert value(now, "spanhouse_genai_calls_total", service="busy") == 3  # the refused request's calls: not
+        assert value(now, "otelcol_exporter_queue_size") == value(now, "otelcol_exporter_queue_capacity") == 3
+        sink.closed = False
+        assert collector.flush(30.0)
+        assert value(samples(), "otelcol_exporter_sent_spans_total") == 3
+    finally:
+        collector.stop()
