@@ -27,7 +27,6 @@ queued behind it.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import random
 import threading
@@ -39,6 +38,7 @@ from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
 from spanhouse.collector.writer.dead_letter import DeadLetters
 from spanhouse.collector.writer.errors import Kind, RowsNotStorable, cause, classify
+from spanhouse.collector.writer.latency import INSERT_BUCKETS_S, Latency
 from spanhouse.collector.writer.spool import Position, Spool, SpoolError, decode, encode
 
 log = logging.getLogger("spanhouse.writer")
@@ -60,32 +60,6 @@ class WriterFull(RuntimeError):
 COUNTERS = ("spans_written_total", "batches_written_total", "write_errors_total", "spans_lost_total",
             "spans_refused_total", "calls_paced_total", "pace_timeouts_total", "spans_dead_lettered_total",
             "batches_split_total", "dead_letter_errors_total")
-
-
-# Upper bounds (seconds) of the insert latency histogram; an embedded insert takes milliseconds, a remote
-# server's up to its timeouts.
-INSERT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class Latency:
-    """A histogram of durations: a count per bucket of `bounds` (and one above the last), and their sum."""
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self._counts = [0] * (len(bounds) + 1)
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def observe(self, seconds: float) -> None:
-        index = bisect.bisect_left(self.bounds, seconds)
-        with self._lock:
-            self._counts[index] += 1
-            self._sum += seconds
-
-    def snapshot(self) -> tuple[list[int], float]:
-        """(count per bucket, the last above every bound; sum of the durations)."""
-        with self._lock:
-            return list(self._counts), self._sum
 
 
 class _Entry:
