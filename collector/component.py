@@ -5,6 +5,7 @@ never on one another or on the service that assembles them (service.py):
 
     Receiver (decodes) --SpanBatch--> Consumer (the pipeline) --> Processor* --> Sink (behind the writer)
                                                         HoldingProcessor: keeps spans between requests
+                                                        SettlingProcessor: counts once the writer took them
 
 Every component has a `counters()` of monotonic `<thing>_total` numbers for GET /stats.
 """
@@ -88,6 +89,18 @@ class HoldingProcessor(Processor, Protocol):
 
     def refused(self, batch: SpanBatch) -> None:
         """Take back spans released by `poll` that the writer refused."""
+        ...
+
+
+@runtime_checkable
+class SettlingProcessor(Processor, Protocol):
+    """A processor whose counts must hold only for spans the writer took (the GenAI metrics).
+
+    After each request's batch has gone through it, the pipeline calls `settle` on the same thread:
+    True when the writer took the spans, False when they were refused (the client sends them again).
+    """
+
+    def settle(self, accepted: bool) -> None:
         ...
 
 

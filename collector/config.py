@@ -20,6 +20,7 @@ from typing import Any
 from spanhouse.collector import auth
 from spanhouse.collector.alerts.config import AlertsConfig, TraceBudget
 from spanhouse.collector.auth import ApiKeyConfig, AuthConfig
+from spanhouse.collector.metrics.config import MetricsConfig
 from spanhouse.collector.pricing.config import PriceOverride, PricingConfig
 from spanhouse.collector.processors.dedup import DedupConfig
 from spanhouse.collector.processors.redaction.config import (
@@ -34,8 +35,9 @@ from spanhouse.collector.settings import ConfigError, apply
 from spanhouse.collector.writer.config import SpoolConfig, WriterConfig
 
 __all__ = [
-    "DEFAULT_MASK_KEYS", "AlertsConfig", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
-    "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
+    "DEFAULT_MASK_KEYS", "AlertsConfig", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError",
+    "DedupConfig", "GrpcConfig", "HttpConfig", "ListenerConfig", "MetricsConfig", "PriceOverride", "PricingConfig",
+    "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
     "TraceBudget", "WriterConfig", "dead_letter_directory", "load", "spool_directory",
 ]
@@ -72,6 +74,7 @@ class Config:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log_level: str = "info"
 
     def validate(self) -> None:
@@ -95,6 +98,7 @@ class Config:
         self.dedup.validate()
         self.pricing.validate()
         self.alerts.validate()
+        self.metrics.validate()
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
@@ -110,6 +114,14 @@ class Config:
                     "anyone who can reach that address could write spans. Configure API keys (auth.keys or "
                     "auth.keys_file, see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly "
                     "with auth.allow_unauthenticated: true (--allow-unauthenticated)")
+        if self.metrics.endpoint:
+            host = self.metrics.endpoint.rpartition(":")[0]
+            if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
+                raise ConfigError(
+                    f"metrics.endpoint: refusing to serve metrics on {self.metrics.endpoint} without "
+                    "authentication: the GenAI metrics name tenants, services and models and their spend. "
+                    "Configure API keys (Prometheus then scrapes with an admin key, see docs/metrics.md), listen "
+                    "on 127.0.0.1, or accept the risk explicitly with auth.allow_unauthenticated: true")
 
 
 def spool_directory(config: Config) -> Path:

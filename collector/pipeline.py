@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from spanhouse.collector.batch import SpanBatch
-from spanhouse.collector.component import HoldingProcessor, Processor
+from spanhouse.collector.batch import WRITE_SPAN, SpanBatch
+from spanhouse.collector.component import HoldingProcessor, Processor, SettlingProcessor
 from spanhouse.collector.receiver.decode import DecodeResult
 from spanhouse.collector.writer import BatchingWriter, WriterFull
 from spanhouse.collector.writer.spool import decode
@@ -30,6 +30,12 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _spans(batch: SpanBatch) -> int:
+    """Spans in `batch` whose span row goes on: a row the sampler routes to genai_calls only is no span out."""
+    write_span = batch.columns.get(WRITE_SPAN)
+    return batch.size if write_span is None else sum(write_span)
 
 
 class Pipeline:
@@ -53,11 +59,31 @@ class Pipeline:
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
         self._watch: tuple[Processor, Callable[[SpanBatch], Callable[[], None] | None]] | None = None
+        # Spans into and out of each processor (otelcol_processor_{incoming,outgoing}_items_total), by name.
+        self._items: dict[str, list[int]] = {p.name: [0, 0] for p in [*processors, *self.handoff_processors]}
+        self._settling = [p for p in processors if isinstance(p, SettlingProcessor)]
+        self._handoff_settling = [p for p in self.handoff_processors if isinstance(p, SettlingProcessor)]
 
     def process(self, batch: SpanBatch) -> SpanBatch:
-        for processor in self.processors:
-            batch = processor.process(batch)
-        return batch
+        return self._run(self.processors, batch)[0]
+
+    def _run(self, processors: list[Processor], batch: SpanBatch) -> tuple[SpanBatch, Callable[[], None] | None]:
+        """`batch` through `processors`; with a watcher on one of them, also what it found (see watch_after)."""
+        # Sizes are noted in a local list and added under the lock once per request, not per processor.
+        sizes: list[int] = []
+        found: Callable[[], None] | None = None
+        try:
+            for processor in processors:
+                sizes.append(_spans(batch))
+                batch = processor.process(batch)
+                sizes.append(_spans(batch))
+                if self._watch is not None and processor is self._watch[0]:
+                    found = self._inspect(self._watch[1], batch)
+        finally:
+            with self._lock:
+                for index, size in enumerate(sizes):
+                    self._items[processors[index // 2].name][index % 2] += size
+        return batch, found
 
     def watch_after(self, processor: Processor, inspect: Callable[[SpanBatch], Callable[[], None] | None]) -> None:
         """Call `inspect` on each consumed batch as `processor` returns it (before sampling may drop spans);
@@ -67,20 +93,17 @@ class Pipeline:
 
     def consume(self, result: DecodeResult) -> None:
         """Take a decoded request's spans; raises WriterFull (retry later), else they are accepted."""
-        found: Callable[[], None] | None = None
         try:
             accepted = result.batch.size
-            batch = result.batch
-            for processor in self.processors:
-                batch = processor.process(batch)
-                if self._watch is not None and processor is self._watch[0]:
-                    found = self._inspect(self._watch[1], batch)
+            batch, found = self._run(self.processors, result.batch)
             self._submit(batch)
         except Exception:
+            self._settle(self._settling, False)
             with self._lock:
                 self.requests_total += 1
                 self.requests_refused_total += 1
             raise
+        self._settle(self._settling, True)
         with self._lock:
             self.requests_total += 1
             self.spans_accepted_total += accepted
@@ -100,6 +123,11 @@ class Pipeline:
             log.exception("a batch watcher failed")
             return None
 
+    @staticmethod
+    def _settle(processors: list[SettlingProcessor], accepted: bool) -> None:
+        for processor in processors:
+            processor.settle(accepted)
+
     def submit_encoded(self, payload: bytes, rows: int) -> None:
         """A batch a worker process decoded and processed, in the spool's format: sample it, hand it on.
 
@@ -108,10 +136,12 @@ class Pipeline:
         if not self.handoff_processors:
             self.writer.submit_encoded(payload, rows)
             return
-        batch = decode(payload, rows)
-        for processor in self.handoff_processors:
-            batch = processor.process(batch)
-        self._submit(batch)
+        try:
+            self._submit(self._run(self.handoff_processors, decode(payload, rows))[0])
+        except Exception:
+            self._settle(self._handoff_settling, False)
+            raise
+        self._settle(self._handoff_settling, True)
 
     def _submit(self, batch: SpanBatch) -> None:
         """Hand `batch` to the writer; if it is full, let holding processors take back what they released."""
@@ -120,6 +150,7 @@ class Pipeline:
         except WriterFull:
             for holder in self._holders:
                 holder.refused(batch)
+                self._taken_back(holder, _spans(batch))
             raise
 
     # --- held spans: released by a ticker, and all of them on flush and shutdown --------
@@ -150,6 +181,8 @@ class Pipeline:
         for holder in self._holders:
             batch = holder.poll(everything)
             if batch is not None:
+                with self._lock:  # released later, still the holder's output
+                    self._items[holder.name][1] += _spans(batch)
                 left += self._submit_released(holder, batch, deadline, wait=timeout_s > 0)
         return left
 
@@ -167,11 +200,17 @@ class Pipeline:
                 if not wait or remaining <= 0:
                     rest = batch if start == 0 else batch.take(range(start, batch.size))
                     holder.refused(rest)
+                    self._taken_back(holder, _spans(rest))
                     if not wait:
                         raise
                     return rest.size
                 self.writer.flush(min(remaining, 1.0))
         return 0
+
+    def _taken_back(self, holder: HoldingProcessor, spans: int) -> None:
+        """Spans a holder released and took back: counted as its output again when it releases them."""
+        with self._lock:
+            self._items[holder.name][1] -= spans
 
     def stop_holding(self, timeout_s: float) -> int:
         """Stop the ticker and decide every held trace now; returns spans that found no room in the writer."""
@@ -191,5 +230,9 @@ class Pipeline:
         }
         for processor in self.processors:
             out.update({f"{processor.name}_{k}": v for k, v in processor.counters().items()})
+        with self._lock:
+            for name, (incoming, outgoing) in self._items.items():
+                out[f"processor_{name}_incoming_items_total"] = incoming
+                out[f"processor_{name}_outgoing_items_total"] = outgoing
         out.update({f"writer_{k}": v for k, v in self.writer.counters().items()})
         return out

@@ -4,9 +4,10 @@ It opens the store (migrations, retention, prices), builds the processors from t
 writer with its spool and dead letters, the pipeline, the receivers (in-process, or worker
 processes) and the query endpoint, and owns their start and stop order:
 
-    start: store -> writer (spool replayed first) -> pipeline -> alert engine -> receivers -> query endpoint
-    stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query endpoint
-           -> alert engine -> store
+    start: store -> writer (spool replayed first) -> pipeline -> alert engine -> receivers
+           -> query and metrics endpoints
+    stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query and metrics
+           endpoints -> alert engine -> store
 
 Nothing below this module imports it; components meet only through the protocols in component.py.
 """
@@ -34,7 +35,7 @@ log = logging.getLogger("spanhouse.service")
 
 # (what listens, its config key, the command-line flag that moves it)
 _LISTENERS = (("OTLP/gRPC", "receiver.grpc.endpoint", "--grpc"), ("OTLP/HTTP", "receiver.http.endpoint", "--http"),
-              ("queries", "query.endpoint", "--query-endpoint"))
+              ("queries", "query.endpoint", "--query-endpoint"), ("metrics", "metrics.endpoint", "metrics.endpoint"))
 
 
 def check_ports_free(cfg: Config) -> None:
@@ -44,7 +45,8 @@ def check_ports_free(cfg: Config) -> None:
     holds them. Port 0 (a free port) is not checked; the receivers' own bind still decides.
     """
     endpoints = {"receiver.grpc.endpoint": cfg.receiver.grpc.endpoint,
-                 "receiver.http.endpoint": cfg.receiver.http.endpoint, "query.endpoint": cfg.query.endpoint}
+                 "receiver.http.endpoint": cfg.receiver.http.endpoint, "query.endpoint": cfg.query.endpoint,
+                 "metrics.endpoint": cfg.metrics.endpoint}
     for what, key, flag in _LISTENERS:
         endpoint = endpoints[key]
         host, _, port = endpoint.rpartition(":")
@@ -102,7 +104,11 @@ class Collector:
         self._sink = sink
         self._sink_factory = sink_factory or ClickHouseSink
         self.pipeline: Pipeline | None = None
+        self.metrics_server: Any = None
         self._stopped = threading.Event()
+        from spanhouse.collector.metrics.http import MetricsEndpoint
+
+        self.metrics = MetricsEndpoint(self)  # GET /metrics and /ready, on the query endpoint and metrics.endpoint
 
     def start(self) -> None:
         from spanhouse.collector.query.server import QueryServer
@@ -167,6 +173,11 @@ class Collector:
             if cfg.query.endpoint and self.store is not None:
                 self.query_server = QueryServer(self, cfg.query.endpoint)
                 self.query_server.start()
+            if cfg.metrics.endpoint:
+                from spanhouse.collector.metrics.http import MetricsServer
+
+                self.metrics_server = MetricsServer(self.metrics, cfg.metrics.endpoint)
+                self.metrics_server.start()
         except Exception:
             self.stop()
             raise
@@ -225,6 +236,29 @@ class Collector:
             counters.update({f"alerts_{k}": v for k, v in self.alerts.counters().items()})
         return counters
 
+    def genai_series(self) -> list[Any]:
+        """The GenAI metric series each process counted (this one's: OTLP/HTTP and a one-process receiver)."""
+        from spanhouse.collector.processors.genai_metrics import GenAIMetricsProcessor
+
+        assert self.pipeline is not None
+        parts = [p.table.snapshot() for p in self.pipeline.processors if isinstance(p, GenAIMetricsProcessor)]
+        if self.config.receiver.processes > 1 and self.receiver is not None:
+            parts.extend(self.receiver.genai_series())
+        return parts
+
+    def process_ids(self) -> list[int]:
+        """This process and its worker processes: what otelcol_process_* add up."""
+        import os
+
+        pids = [os.getpid()]
+        if self.config.receiver.processes > 1 and self.receiver is not None:
+            pids.extend(self.receiver.worker_pids())
+        return pids
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything accepted so far, deciding held traces early (as on shutdown)."""
         assert self.pipeline is not None
@@ -251,6 +285,8 @@ class Collector:
             lost += self.pipeline.writer.close(max(0.0, deadline - time.monotonic()))
         if self.query_server is not None:
             self.query_server.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         if self.alerts is not None:
             self.alerts.stop()
         if self.store is not None:

@@ -85,6 +85,7 @@ def test_every_key_of_a_full_file_is_read() -> None:
                        {"service": "", "agent": "planner", "max_duration_s": 0.0, "max_cost_usd": 2.5}]},
                    "pipeline": {"enabled": True, "spool_high_water_pct": 90.0, "dead_letter_hold_s": 1800.0,
                                 "insert_failing_s": 120.0}},
+        "metrics": {"endpoint": "0.0.0.0:19464", "max_series": 500},
         "log_level": "debug",
     }
 
@@ -154,6 +155,13 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     ({"store": {"url": "chdb://"}}, "store.url: store URL 'chdb://' names no directory"),
     ({"store": {"url": "http://:8123/db"}}, "store.url: store URL 'http://:8123/db' names no host"),
     ({"log_level": "loud"}, "log_level: must be one of debug, info, warning, error, got 'loud'"),
+    ({"metrics": {"endpoint": "0.0.0.0"}}, "metrics.endpoint: expected HOST:PORT"),
+    ({"metrics": {"max_series": 0}}, "metrics.max_series: must be a whole number from 1 to 1000000, got 0"),
+    ({"metrics": {"max_series": 10_000_000}}, "metrics.max_series: must be a whole number from 1 to 1000000"),
+    ({"metrics": {"max_series": "lots"}}, "metrics.max_series: expected int, got 'lots'"),
+    ({"metrics": {"max_serie": 5}}, "metrics.max_serie: unknown option (did you mean metrics.max_series?)"),
+    ({"metrics": {"endpoint": "0.0.0.0:9464"}}, "metrics.endpoint: refusing to serve metrics on 0.0.0.0:9464 "
+                                                "without authentication"),
 ])
 def test_bad_value_is_refused_naming_the_key(tree: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -128,3 +128,43 @@ def test_bad_requests_are_refused_by_the_workers_as_by_one_process(two_workers: 
     assert two_workers.query("SELECT count() FROM spans WHERE ServiceName = 'no-key'") == [(0,)]
 
 
+
+
+def test_one_scrape_sums_the_workers_like_stats_does(two_workers: RunningCollector) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        # This collector has no admin key: read the same registry GET /metrics renders.
+        text = generate_latest(two_workers.collector.metrics.registry).decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+        return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+    for _ in range(4):  # each client on its own connection, so both workers are likely to serve some
+        assert sdk_chat_spans(two_workers.grpc_endpoint, GLOBEX, "scraped-app", 5) is SpanExportResult.SUCCESS
+    ((stored, input_tokens),) = two_workers.query(
+        "SELECT count(), sum(InputTokens) FROM genai_calls WHERE ServiceName = 'scraped-app'")
+    assert stored == 20
+    counters = two_workers.collector.counters
+
+    def settled() -> bool:  # workers report every second
+        samples = scrape()
+        now = counters()
+        return (total(samples, "otelcol_receiver_accepted_spans_total", transport="grpc")
+                == now["receiver_spans_accepted_total"] >= 20
+                and total(samples, "otelcol_receiver_accepted_spans_total")
+                == now["receiver_spans_accepted_total"] + now["receiver_http_spans_accepted_total"]
+                == now["spans_accepted_total"]
+                and total(samples, "spanhouse_genai_calls_total", service="scraped-app") == 20)
+
+    wait_until(settled, what="the workers' counts in one scrape")
+    samples = scrape()
+    assert total(samples, "spanhouse_genai_tokens_total", service="scraped-app", kind="input",
+                 tenant="globex") == input_tokens
+    assert total(samples, "otelcol_processor_incoming_items_total", processor="price") == \
+        counters()["processor_price_incoming_items_total"] >= 20
+    assert total(samples, "spanhouse_workers_running") == 2
+    assert total(samples, "otelcol_process_memory_rss") > total(samples, "spanhouse_workers") * (10 << 20)

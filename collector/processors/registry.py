@@ -54,6 +54,12 @@ def _dedup(config: Config) -> Processor | None:
     return DedupProcessor(config.dedup)
 
 
+def _genai_metrics(config: Config) -> Processor:
+    from spanhouse.collector.processors.genai_metrics import GenAIMetricsProcessor
+
+    return GenAIMetricsProcessor(config.metrics.max_series)
+
+
 def _sample(config: Config) -> Processor:
     from spanhouse.collector.processors.sampling import SampleProcessor
 
@@ -68,13 +74,16 @@ def _unless_holding(processor: Processor) -> bool:
     return not (isinstance(processor, HoldingProcessor) and processor.holds)
 
 
-# ARCHITECTURE.md order: normalize -> redact -> price -> (dedup) -> sample.
+# ARCHITECTURE.md order: normalize -> redact -> price -> (dedup) -> sample; the GenAI metrics count
+# priced, deduplicated calls before sampling drops any.
 FACTORIES: tuple[ProcessorFactory, ...] = (
     ProcessorFactory("normalize", _normalize, _anywhere),
     ProcessorFactory("redact", _redact, _anywhere),
     ProcessorFactory("price", _price, _anywhere),
     # Its pairs come from one process's exporter, over one connection, so to one worker.
     ProcessorFactory("dedup", _dedup, _anywhere),
+    # Counts per process; worker processes report their series to the owner with their counters.
+    ProcessorFactory("genai_metrics", _genai_metrics, _anywhere),
     ProcessorFactory("sample", _sample, _unless_holding),
 )
 

@@ -6,6 +6,7 @@ query`, `spanhouse demo`) reach the data through the collector:
     POST /query?format=JSONCompact   body: one SQL statement  -> the formatted result
     POST /flush                       write everything accepted so far
     GET  /health, GET /stats          liveness, the collector's counters as JSON
+    GET  /metrics, GET /ready         Prometheus metrics and readiness (collector/metrics/)
 
 With API keys configured (auth.keys), every path but /health needs
 `Authorization: Bearer <key>`: an admin key may run any read-only statement
@@ -42,6 +43,7 @@ from spanhouse.collector.query.tenant_scope import NotAllowed, TenantScope
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config, QueryConfig
+    from spanhouse.collector.metrics.http import MetricsEndpoint
     from spanhouse.collector.store import Store
 
 log = logging.getLogger("spanhouse.query")
@@ -188,6 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/health":
             self._reply(HTTPStatus.OK, b"ok\n")
+        elif path in ("/metrics", "/ready"):  # collector/metrics/http.py
+            reply = self.server.collector.metrics.answer(path, self._caller)
+            if reply is not None:
+                self._reply(*reply)
         elif path == "/stats":
             caller = self._caller()
             if caller is None:
@@ -252,6 +258,8 @@ class ServedCollector(Protocol):
 
     config: Config
     store: Store
+
+    metrics: MetricsEndpoint
 
     def counters(self) -> dict[str, int]:
         ...

@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
 from spanhouse.collector.receiver.decode import Decoder, RequestDecodeError
+from spanhouse.collector.receiver.counts import SpanCounts
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
@@ -57,6 +58,7 @@ class GrpcReceiver:
         self.pipeline = pipeline
         self.decoder = decoder or Decoder()
         self.requests_invalid_total = 0
+        self.spans = SpanCounts()
         self.endpoint = endpoint
         self.default_tenant = default_tenant
         # None: no authentication (only allowed on loopback unless explicitly accepted, see config).
@@ -111,7 +113,9 @@ class GrpcReceiver:
 
     def counters(self) -> dict[str, int]:
         return {"unauthenticated_total": self.refusals.total,
-                "requests_invalid_total": self.requests_invalid_total}
+                "requests_invalid_total": self.requests_invalid_total,
+                "spans_accepted_total": self.spans.accepted_total,
+                "spans_refused_total": self.spans.refused_total}
 
     def _export(self, request: bytes, context: Any) -> ExportTraceServiceResponse:
         tenant = self.default_tenant
@@ -127,12 +131,18 @@ class GrpcReceiver:
         except RequestDecodeError as exc:
             self.requests_invalid_total += 1
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        spans = result.batch.size
         try:
             self.pipeline.consume(result)
         except WriterFull as exc:
+            self.spans.refused(spans + result.rejected_spans)
             # OTLP exporters retry UNAVAILABLE, waiting at least the RetryInfo delay.
             context.set_trailing_metadata(((RETRY_INFO_KEY, _retry_info(exc.retry_after_s)),))
             context.abort(grpc.StatusCode.UNAVAILABLE, f"collector is busy, retry later: {exc}")
+        except Exception:
+            self.spans.refused(spans + result.rejected_spans)
+            raise
+        self.spans.accepted(spans, result.rejected_spans)
         return result.export_response()
 
 

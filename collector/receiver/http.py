@@ -43,6 +43,7 @@ from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
 from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult, RequestDecodeError
+from spanhouse.collector.receiver.counts import SpanCounts
 from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
@@ -424,6 +425,7 @@ class HttpReceiver:
         self.pipeline = pipeline
         self.decoder = decoder or Decoder()
         self.requests_invalid_total = 0
+        self.spans = SpanCounts()
         self.endpoint = endpoint
         self.max_request_bytes = max_request_mib * 1024 * 1024
         self.default_tenant = default_tenant
@@ -468,7 +470,9 @@ class HttpReceiver:
 
     def counters(self) -> dict[str, int]:
         return {"http_unauthenticated_total": self.refusals.total,
-                "http_requests_invalid_total": self.requests_invalid_total}
+                "http_requests_invalid_total": self.requests_invalid_total,
+                "http_spans_accepted_total": self.spans.accepted_total,
+                "http_spans_refused_total": self.spans.refused_total}
 
     def authenticate(self, authorization: str | None, peer: str) -> str:
         if self.keys is None:
@@ -488,10 +492,16 @@ class HttpReceiver:
         except RequestDecodeError as exc:
             self.requests_invalid_total += 1
             raise _BadRequest(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        spans = result.batch.size
         try:
             self.pipeline.consume(result)
         except WriterFull as exc:
+            self.spans.refused(spans + result.rejected_spans)
             raise _Unavailable(f"collector is busy, retry later: {exc}", exc.retry_after_s) from None
+        except Exception:
+            self.spans.refused(spans + result.rejected_spans)
+            raise
+        self.spans.accepted(spans, result.rejected_spans)
         for problem, count in notes.items():
             result.note(problem, count)
         return result.export_response()

@@ -43,6 +43,10 @@ class Store:
         location = StoreLocation.parse(url)
         return cls(location, location.backend.open_client(location, create))
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self.lock:
             self._closed = True

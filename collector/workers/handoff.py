@@ -6,7 +6,8 @@ the collector and its workers):
 
     worker -> owner   b"B" + rows (u32) + payload   a processed batch, payload as the spool stores it
                       b"R" + JSON                    ready: the worker listens on the gRPC port
-                      b"S" + JSON                    the worker's counters (no answer)
+                      b"S" + JSON                    the worker's counters (no answer); its GenAI metric
+                                                     series under "genai_series" when they changed
                       b"A" + JSON                    secret hits for the alert engine (no answer)
     owner -> worker   b"K"                           in the spool: answer OK to the client
                       b"F" + delay (f64) + text      writer or spool full: retry after `delay`
@@ -29,6 +30,7 @@ from spanhouse.collector.writer.spool import encode
 log = logging.getLogger("spanhouse.workers")
 
 BATCH, READY, STATS, SECRETS = b"B", b"R", b"S", b"A"
+GENAI_SERIES = "genai_series"  # the STATS key of a worker's GenAI metric series (processors/genai_metrics.py)
 OK, FULL, ERROR = b"K", b"F", b"E"
 ROWS = struct.Struct(">I")
 DELAY = struct.Struct(">d")

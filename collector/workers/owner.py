@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from spanhouse.collector.component import ListenError
 from spanhouse.collector.workers import ports
+from spanhouse.collector.processors.genai_metrics import Series, from_wire, merge_into
 from spanhouse.collector.workers.handoff import (
     BATCH,
     ERROR,
+    GENAI_SERIES,
     OK,
     READY,
     ROWS,
@@ -76,6 +78,8 @@ class WorkerPool:
         self._workers: dict[int, _Worker] = {}
         self._counters: dict[int, dict[str, Any]] = {}  # latest report of each running worker
         self._retired: Counter[str] = Counter()  # what workers that exited had counted
+        self._series: dict[int, Series] = {}  # latest GenAI metric series of each running worker
+        self._retired_series: Series = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._authkey = secrets.token_bytes(32)
@@ -146,6 +150,7 @@ class WorkerPool:
                 return
             with self._lock:
                 self._retired.update(self._counters.pop(index, {}))
+                merge_into(self._retired_series, self._series.pop(index, {}))
                 self.restarts_total += 1
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
             log.error("worker process %d (pid %d) %s; starting a new one (%d restarts so far)",
@@ -217,6 +222,15 @@ class WorkerPool:
                         "workers_port_foreign_listeners": self.foreign_listeners})
         return out
 
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self._workers.values() if w.proc.poll() is None]
+
+    def genai_series(self) -> list[Series]:
+        """Each worker's GenAI metric series (cumulative), and what exited workers had counted."""
+        with self._lock:
+            return [self._retired_series, *self._series.values()]
+
     # --- the hand-off socket ---------------------------------------------------------
 
     def _spawn_thread(self, target: Any, name: str) -> None:
@@ -254,9 +268,12 @@ class WorkerPool:
                 elif kind == STATS:
                     doc = json.loads(message[1:])
                     index = doc.pop("index", None)
+                    series = doc.pop(GENAI_SERIES, None)
                     if index is not None:
                         with self._lock:
                             self._counters[index] = doc
+                            if series is not None:
+                                self._series[index] = from_wire(series)
                 elif kind == SECRETS:
                     if self.on_secret_hits is not None:
                         try:

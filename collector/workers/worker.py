@@ -37,8 +37,9 @@ class WorkerArgs:
 def run(args: WorkerArgs) -> int:
     from spanhouse.collector.pipeline import Pipeline, tune_gc
     from spanhouse.collector.processors import registry
+    from spanhouse.collector.processors.genai_metrics import GenAIMetricsProcessor, to_wire
     from spanhouse.collector.receiver.grpc import GrpcReceiver
-    from spanhouse.collector.workers.handoff import READY, SECRETS, STATS, HandoffWriter, json_message
+    from spanhouse.collector.workers.handoff import GENAI_SERIES, READY, SECRETS, STATS, HandoffWriter, json_message
 
     cfg = args.config
     stop = threading.Event()
@@ -56,9 +57,15 @@ def run(args: WorkerArgs) -> int:
         log.error("worker %d cannot start: %s", args.index, exc)
         return EXIT_CANNOT_START
 
+    meter = next((p for p in pipeline.processors if isinstance(p, GenAIMetricsProcessor)), None)
+    reported = [-1]  # the meter's table version last sent
+
     def counters() -> dict[str, Any]:
         out: dict[str, Any] = {"index": args.index, **pipeline.counters()}
         out.update({f"receiver_{k}": v for k, v in receiver.counters().items()})
+        if meter is not None and meter.table.version != reported[0]:  # up to max_series rows: only when changed
+            reported[0] = meter.table.version
+            out[GENAI_SERIES] = to_wire(meter.table.snapshot())
         return out
 
     send_lock = threading.Lock()  # receiving threads report secret hits on the control connection too

@@ -38,6 +38,7 @@ from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
 from spanhouse.collector.writer.dead_letter import DeadLetters
 from spanhouse.collector.writer.errors import Kind, RowsNotStorable, cause, classify
+from spanhouse.collector.writer.latency import INSERT_BUCKETS_S, Latency
 from spanhouse.collector.writer.spool import Position, Spool, SpoolError, decode, encode
 
 log = logging.getLogger("spanhouse.writer")
@@ -106,6 +107,7 @@ class BatchingWriter:
         self._spool_failing = False
         self._write_failing = False
         self.count = dict.fromkeys(COUNTERS, 0)  # GET /stats shows them with the prefix writer_
+        self.insert_latency = Latency(INSERT_BUCKETS_S)  # every insert attempt, failed ones too
         self.spans_left_in_spool = 0
         self._causes_logged: set[str] = set()
         if spool is not None and spool.recovered:
@@ -210,6 +212,17 @@ class BatchingWriter:
         with self._cond:
             return self._queued_rows + self._inflight_rows
 
+    @property
+    def pending_batches(self) -> int:
+        """Accepted batches (spool records) not yet written, the one being written included."""
+        with self._cond:
+            return len(self._queue) + (1 if self._inflight_rows else 0)
+
+    @property
+    def stopping(self) -> bool:
+        """True once `close` began: the writer takes no more spans."""
+        return self._stopping
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything submitted so far; True when it was written within `timeout_s`."""
         deadline = time.monotonic() + timeout_s
@@ -251,7 +264,7 @@ class BatchingWriter:
 
     def counters(self) -> dict[str, int]:
         out = {**self.count, "spans_pending": self.pending_rows, "spans_in_memory": self._memory_rows,
-               "spans_left_in_spool": self.spans_left_in_spool}
+               "spans_left_in_spool": self.spans_left_in_spool, "batches_pending": self.pending_batches}
         if self.spool is not None:
             out.update(self.spool.counters())
         return out
@@ -331,7 +344,7 @@ class BatchingWriter:
                     began = True
                 inserting = True
                 try:
-                    self.sink.write(batch, token)
+                    self._timed_write(batch, token)
                 except Exception as exc:
                     if not self._permanent(exc, unknown_failures):
                         raise
@@ -358,6 +371,13 @@ class BatchingWriter:
             if not self._backoff(delay):
                 return False
             delay = min(delay * 2, self.retry_max_s)
+
+    def _timed_write(self, batch: SpanBatch, token: str) -> None:
+        began = time.monotonic()
+        try:
+            self.sink.write(batch, token)
+        finally:
+            self.insert_latency.observe(time.monotonic() - began)
 
     def _backoff(self, delay: float) -> bool:
         """Wait about `delay` seconds (jittered); False when shutdown's deadline has passed."""
@@ -435,7 +455,7 @@ class BatchingWriter:
         delay = self.retry_initial_s
         while True:
             try:
-                self.sink.write(part, token)
+                self._timed_write(part, token)
                 return None
             except Exception as exc:
                 if classify(exc) is not Kind.TRANSIENT:
