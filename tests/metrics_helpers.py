@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -91,3 +94,13 @@ def genai_spans(exporter: Any, service: str, count: int, model: str = "gpt-4o", 
     finally:
         exporter.shutdown()
         provider.shutdown()
+
+
+def prometheus_tool(name: str) -> str:
+    """The path of Debian's `prometheus` or `promtool`, or skip; under CI a missing one fails (.ci/run installs it)."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{name} is missing: install Prometheus (Debian: apt-get install -y prometheus)")
+        pytest.skip(f"{name} is not installed (Debian: apt-get install -y prometheus)")
+    return found

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.parse
@@ -19,20 +17,13 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from collector_harness import RunningCollector, free_port, start_collector
-from metrics_helpers import genai_spans, get, wait_for
+from metrics_helpers import genai_spans, get, prometheus_tool, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "deploy" / "prometheus" / "rules" / "spanhouse.rules.yml"
 SPANS = 23
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("prometheus is missing: install it (Debian: apt-get install -y prometheus)")
-        pytest.skip("prometheus is not installed (Debian: apt-get install -y prometheus)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningColle
 
 @pytest.fixture(scope="module")
 def prometheus(collector: RunningCollector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = prometheus_binary()
+    binary = prometheus_tool("prometheus")
     folder = tmp_path_factory.mktemp("prometheus")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

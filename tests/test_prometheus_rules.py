@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from metrics_helpers import prometheus_tool
 from spanhouse.collector.config import Config
 from spanhouse.collector.metrics.exposition import CollectorMetrics
 from spanhouse.collector.processors.genai_metrics import WIDTH
@@ -25,18 +24,9 @@ PROMETHEUS = REPO / "deploy" / "prometheus"
 RULES = PROMETHEUS / "rules" / "spanhouse.rules.yml"
 
 
-def promtool_path() -> str:
-    """promtool, or skip; under CI a missing promtool fails (.ci/run installs it)."""
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("promtool is missing: install Prometheus (Debian: apt-get install -y prometheus)")
-        pytest.skip("promtool is not installed (Debian: apt-get install -y prometheus)")
-    return found
-
-
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool_path(), *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run([prometheus_tool("promtool"), *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
 
 
 def test_rules_pass_promtool_check() -> None:
