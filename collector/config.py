@@ -36,7 +36,7 @@ __all__ = [
     "DEFAULT_MASK_KEYS", "ApiKeyConfig", "AttributeRuleConfig", "AuthConfig", "Config", "ConfigError", "DedupConfig", "GrpcConfig",
     "HttpConfig", "ListenerConfig", "PriceOverride", "PricingConfig", "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
-    "WriterConfig", "dead_letter_directory", "load", "spool_directory",
+    "WriterConfig", "check_query_endpoint", "dead_letter_directory", "load", "spool_directory",
 ]
 
 ENV_PREFIX = "SPANHOUSE_"
@@ -106,6 +106,21 @@ class Config:
                     "anyone who can reach that address could write spans. Configure API keys (auth.keys or "
                     "auth.keys_file, see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly "
                     "with auth.allow_unauthenticated: true (--allow-unauthenticated)")
+
+
+def check_query_endpoint(config: Config) -> None:
+    """Refuse a query endpoint that other machines could reach when no API keys are configured.
+
+    Checked when the collector starts, not when a config loads: the read commands take query.endpoint as
+    the address they call, and say themselves what they accept. Without keys every caller is an admin, so
+    auth.allow_unauthenticated (which is about writes) does not lift this.
+    """
+    host = config.query.endpoint.rpartition(":")[0]
+    if config.query.endpoint and not auth.is_loopback(host) and not auth.KeyRing.from_config(config.auth):
+        raise ConfigError(
+            f"query.endpoint: refusing to listen on {config.query.endpoint} without API keys: anyone who can reach "
+            "that address could read every tenant's spans. Configure API keys (auth.keys or auth.keys_file, "
+            "see docs/security.md) or listen on 127.0.0.1")
 
 
 def spool_directory(config: Config) -> Path:
