@@ -276,6 +276,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(presented) > 1:
             raise ClickHouseError("AUTHENTICATION_FAILED", "credentials were sent in more than one way (Authorization, "
                                                            "X-ClickHouse-Key, password=); send the API key once")
+        if not presented and (self.headers.get("X-ClickHouse-SSL-Certificate-Auth") or "").lower() == "on":
+            raise ClickHouseError("AUTHENTICATION_FAILED", "certificate authentication maps to no tenant here: send "
+                                                           "the API key as the password as well (clickhouse-connect: "
+                                                           "tls_mode='strict' with client_cert)")
         if not presented or not presented[0]:
             raise ClickHouseError("REQUIRED_PASSWORD", "an API key is required: send it as the password (HTTP Basic, "
                                                        "X-ClickHouse-Key or password=) or as Authorization: Bearer")
