@@ -387,3 +387,18 @@ def test_the_old_query_path_is_unchanged(running: RunningCollector) -> None:
     assert (status, json.loads(body)["data"]) == (200, [[8]])
     status, body = http(running.query_endpoint, "/query", "DROP TABLE spans", key=ADMIN.key)
     assert status == 403 and "read-only" in body
+
+
+def test_the_python_example_in_the_docs_runs(running: RunningCollector) -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "queries.md").read_text()
+    section = doc[doc.index("## Any ClickHouse client"):]
+    example = section[section.index("```python\n") + len("```python\n"):]
+    example = example[:example.index("```")]
+    host, port = running.query_endpoint.rsplit(":", 1)
+    assert 'host="127.0.0.1", port=4319' in example
+    code = example.replace('host="127.0.0.1", port=4319', f'host="{host}", port={port}')
+    namespace: dict[str, Any] = {"KEY": ACME.key}
+    exec(compile(code, "docs/queries.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["client"].query("SELECT count() FROM spans").result_rows == [(3,)]
