@@ -402,3 +402,37 @@ def test_the_python_example_in_the_docs_runs(running: RunningCollector) -> None:
     namespace: dict[str, Any] = {"KEY": ACME.key}
     exec(compile(code, "docs/queries.md", "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["client"].query("SELECT count() FROM spans").result_rows == [(3,)]
+
+
+def test_a_limit_the_request_lowered_is_named_as_the_requests(running: RunningCollector) -> None:
+    reply = admin(running, "SELECT number FROM numbers(10)", params={"max_result_rows": "3"})
+    assert reply.header("X-ClickHouse-Exception-Code") == "396"
+    assert "the limit the request set (max_result_rows = 3)" in reply.text
+
+
+def test_a_query_id_that_could_split_the_reply_is_not_echoed(running: RunningCollector) -> None:
+    reply = admin(running, "SELECT 1", params={"query_id": "q\r\nX-Injected: yes"})
+    assert (reply.status, reply.header("X-ClickHouse-Exception-Code")) == (400, "408")
+    assert reply.header("X-Injected") == "" and uuid.UUID(reply.header("X-ClickHouse-Query-Id"))
+
+
+def test_a_chunked_request_body(running: RunningCollector) -> None:
+    import http.client
+
+    host, port = running.query_endpoint.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        chunks = iter([b"SELECT count() ", b"FROM spans ", b"WHERE ServiceName = 'globex-app'"])
+        conn.request("POST", "/", body=chunks, encode_chunked=True, headers={
+            "X-ClickHouse-Key": ADMIN.key, "Transfer-Encoding": "chunked"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"5\n")
+        conn.request("POST", "/", body=b"SELECT 2", headers={"X-ClickHouse-Key": ADMIN.key})
+        assert conn.getresponse().read() == b"2\n"  # the connection is still in step
+    finally:
+        conn.close()
+
+
+def test_an_unauthenticated_post_is_answered_without_reading_its_body(running: RunningCollector) -> None:
+    reply = call(running.query_endpoint, body=b"SELECT 1" * 1000)
+    assert (reply.status, reply.header("Connection")) == (401, "close")

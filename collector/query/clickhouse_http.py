@@ -112,6 +112,8 @@ CODES = {
     "BAD_REQUEST_PARAMETER": 408, "ACCESS_DENIED": 497, "AUTHENTICATION_FAILED": 516, "BAD_ARGUMENTS": 36,
     "NOT_IMPLEMENTED": 48, "UNKNOWN_QUERY_PARAMETER": 456,
 }
+# ClickHouse's code for an error that is no engine exception.
+UNKNOWN_EXCEPTION = 1002
 # HTTP status per error code, as ClickHouse's HTTP handler maps them (everything else is 500).
 _BAD_REQUEST_CODES = {6, 27, 36, 38, 41, 62, 72, 117, 167, 168, 170, 216, 229, 408, 456, 53, 43, 271, 89}
 _NOT_FOUND_CODES = {46, 47, 60, 73, 81, 50, 115, 16, 107}
@@ -121,6 +123,7 @@ _STATUS = {194: HTTPStatus.UNAUTHORIZED, 202: HTTPStatus.SERVICE_UNAVAILABLE, 22
 _ENGINE_CODE = re.compile(r"Code:\s*(\d+)\.")
 _ENGINE_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)(?:\s*\(version [^)]*\))?\s*$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUERY_ID = re.compile(r"^[\x20-\x7e]{1,256}$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 
 
@@ -161,7 +164,7 @@ def engine_error(exc: BaseException) -> ClickHouseError:
     if name is not None:
         message = message[:name.start()].rstrip()
     if code is None:
-        return ClickHouseError("UNKNOWN_EXCEPTION", message, 1002)  # ClickHouse's code for a non-engine error
+        return ClickHouseError("UNKNOWN_EXCEPTION", message, UNKNOWN_EXCEPTION)
     return ClickHouseError(name.group(1) if name else "UNKNOWN_EXCEPTION", message, int(code.group(1)))
 
 
@@ -206,7 +209,9 @@ def parse_request(query: dict[str, list[str]], body: str | None) -> ClickHouseRe
                                 default_format=single.get("default_format", ""),
                                 session_id=single.get("session_id", ""))
     if single.get("query_id"):
-        request.query_id = single["query_id"][:256]
+        request.query_id = single["query_id"]
+        if not safe_query_id(request.query_id):
+            raise ClickHouseError("BAD_REQUEST_PARAMETER", "query_id must be 1-256 printable ASCII characters")
     version = single.get("client_protocol_version", "0") or "0"
     if not version.isdigit() or len(version) > 9:
         raise ClickHouseError("BAD_REQUEST_PARAMETER",
@@ -228,6 +233,11 @@ def parse_request(query: dict[str, list[str]], body: str | None) -> ClickHouseRe
         elif name not in REQUEST_PARAMETERS:
             request.settings[name] = value
     return request
+
+
+def safe_query_id(value: str) -> bool:
+    """True when `value` may be echoed in a response header (no line breaks or other control characters)."""
+    return bool(_QUERY_ID.match(value))
 
 
 def caller_settings(requested: dict[str, str], cfg: QueryConfig, engine_limits: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,15 @@ from spanhouse.collector.auth import Principal
 from spanhouse.collector.query import clickhouse_http as ch
 from spanhouse.collector.query.clickhouse_http import ClickHouseError, ClickHouseRequest
 from spanhouse.collector.query.guard import check_statement
-from spanhouse.collector.query.limits import CallerSlots, engine_settings, explain_limit, run_read, run_read_result
+from spanhouse.collector.query.engine_errors import engine_message
+from spanhouse.collector.query.limits import (
+    CallerSlots,
+    LimitExceeded,
+    engine_settings,
+    explain_limit,
+    run_read,
+    run_read_result,
+)
 from spanhouse.collector.query.tenant_scope import NotAllowed, TenantScope, parse_ast
 from spanhouse.collector.store import sql_file
 
@@ -164,7 +172,7 @@ class ReadPolicy:
             try:
                 return run_read_result(self.store, sql, fmt, settings, not host_access, params), fmt
             except Exception as exc:
-                raise explain_limit(exc, self.cfg) from None
+                raise (_stopped_by_request(exc, caller_settings or {}) or explain_limit(exc, self.cfg)) from None
 
     def run_clickhouse(self, caller: Principal, request: ClickHouseRequest) -> tuple[ReadResult, str]:
         """One request of ClickHouse's HTTP interface: its result and format, or the errors of run_result,
@@ -217,6 +225,24 @@ class ReadPolicy:
             return run_read(self.store, sql, fmt, engine_settings(self.cfg), engine_readonly=False)
         except Exception as exc:
             raise explain_limit(exc, self.cfg) from None
+
+
+# The engine's error for each limit a request may lower, and the settings that lower it.
+_LOWERED_LIMITS = {"TIMEOUT_EXCEEDED": ("max_execution_time",), "MEMORY_LIMIT_EXCEEDED": ("max_memory_usage",),
+                   "TOO_MANY_ROWS_OR_BYTES": ("max_result_rows", "max_result_bytes")}
+
+
+def _stopped_by_request(exc: Exception, caller_settings: dict[str, Any]) -> LimitExceeded | None:
+    """A LimitExceeded naming the request's own lowered limit when that is what stopped the query (else None:
+    explain_limit names the query.* option)."""
+    text = str(exc)
+    for code, names in _LOWERED_LIMITS.items():
+        lowered = [f"{name} = {caller_settings[name]}" for name in names if name in caller_settings]
+        if f"({code})" in text and lowered:
+            return LimitExceeded(f"the query stopped at the limit the request set ({', '.join(lowered)}); "
+                                 f"send a higher value, up to the endpoint's query.* limits "
+                                 f"(engine: {engine_message(text)[:300]})")
+    return None
 
 
 def _who(caller: Principal) -> str:

@@ -195,18 +195,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _clickhouse(self, url_query: str, with_body: bool) -> None:
         query = parse_qs(url_query, keep_blank_values=True)
-        query_id = (query.get("query_id") or [""])[0][:256]
+        query_id = (query.get("query_id") or [""])[0]
+        if not ch.safe_query_id(query_id):  # it is echoed in a header: never a line break from the caller
+            query_id = str(uuid.uuid4())
         try:
-            body = self._clickhouse_body() if with_body else None
+            # The key first: an unauthenticated caller gets no body read or decompressed (the connection
+            # is closed after the refusal instead).
             caller = self._clickhouse_caller(query)
+            body = self._clickhouse_body() if with_body else None
             request = ch.parse_request(query, body)
             query_id = request.query_id
             result, fmt = self.server.policy.run_clickhouse(caller, request)
         except Exception as exc:
             error = _as_clickhouse_error(exc)
-            if error.code == 1002 or error.status >= HTTPStatus.INTERNAL_SERVER_ERROR and error.code != 159:
-                log.info("query endpoint error %d (%s): %s", error.code, error.name, error.text[:300])
-            self._clickhouse_error(error, query_id or str(uuid.uuid4()))
+            if error.code == ch.UNKNOWN_EXCEPTION:  # not the engine's, not a refusal: a failure of ours
+                log.error("query endpoint request failed", exc_info=exc)
+            self._clickhouse_error(error, query_id)
             return
         data = result.data
         if fmt == "Native":
