@@ -295,8 +295,8 @@ def test_output_settings_apply(running: RunningCollector) -> None:
 
 @pytest.mark.parametrize("setting, value", [
     ("max_result_rows", "1000000000000"),  # higher than query.max_result_rows
-    ("max_execution_time", "0"),  # 0 means no limit
-    ("max_memory_usage", "-1"),
+    ("max_execution_time", "-1"),
+    ("max_memory_usage", "lots"),
     ("readonly", "0"),
     ("additional_table_filters", "{}"),
     ("output_format_schema", "/tmp/schema.capnp"),  # would write a file on the host
@@ -315,6 +315,14 @@ def test_transport_parameters_clients_always_send_are_accepted(running: RunningC
                                                "cancel_http_readonly_queries_on_client_close": "1",
                                                "readonly": "1"})
     assert (reply.status, reply.text) == (200, "1\n")
+
+
+def test_a_limit_of_0_keeps_the_endpoints_own(running: RunningCollector) -> None:
+    # ClickHouse's 0 is "no limit"; here it leaves query.max_result_rows (1000000) in force.
+    fine = admin(running, "SELECT count() FROM numbers(10)", params={"max_result_rows": "0"})
+    assert (fine.status, fine.text) == (200, "10\n")
+    over = admin(running, "SELECT number FROM numbers(1000001)", params={"max_result_rows": "0"})
+    assert over.header("X-ClickHouse-Exception-Code") == "396" and "query.max_result_rows" in over.text
 
 
 # --- compression ---

@@ -58,6 +58,7 @@ def test_the_js_client_reads_a_tenants_rows(node_query: Path, tenants: RunningCo
     assert out["jsonEachRow"] == [{"TenantId": "acme", "spans": 3}]
     assert out["params"] == [{"n": 0}]
     assert out["drop"] == {"code": "164", "type": "READONLY"}
+    assert (out["compressed"], out["compressedEncoding"]) == ([{"n": 3}], "gzip")
 
 
 def test_the_js_client_with_an_admin_key(node_query: Path, tenants: RunningCollector) -> None:

@@ -258,6 +258,8 @@ def caller_settings(requested: dict[str, str], cfg: QueryConfig, engine_limits: 
             out[name] = value
             continue
         if name in LOWERABLE_LIMITS or name in CALLER_LIMITS:
+            if value == "0":
+                continue  # ClickHouse's "no limit of my own": the endpoint's stays, so clients sending defaults work
             if not _NUMBER.match(value) or float(value) <= 0:
                 raise ClickHouseError("READONLY", f"Cannot set '{name}' to {value[:40]!r}: only a positive number "
                                                   "lower than the endpoint's limit may be sent")

@@ -28,6 +28,15 @@ async function main() {
   } finally {
     await client.close();
   }
+  // gzip both ways: the request body compressed, and the reply asked for with enable_http_compression.
+  const compressed = createClient({ url, username, password, compression: { request: true, response: true } });
+  try {
+    const rs = await compressed.query({ query: "SELECT count() AS n FROM spans", format: "JSONEachRow" });
+    out.compressedEncoding = rs.response_headers["content-encoding"];
+    out.compressed = await rs.json();
+  } finally {
+    await compressed.close();
+  }
   process.stdout.write(JSON.stringify(out) + "\n");
 }
 
