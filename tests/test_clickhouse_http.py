@@ -122,10 +122,15 @@ DECODERS = {
     "Parquet": lambda b: _arrow_rows(pq.read_table(pa.BufferReader(b))),
     "Native": decode_native,
     "RowBinaryWithNamesAndTypes": decode_row_binary_with_names_and_types,
+    # The formats `spanhouse query` has always asked for on /query, here through ClickHouse's interface too.
+    "TSVWithNames": lambda b: (_tsv(b)[0], [(s, int(n)) for s, n in _tsv(b)[1:]]),
+    "PrettyCompact": lambda b: [(cells[1], int(cells[2])) for cells in  # "1. │ acme-app │ 3 │": row number first
+                                ([c.strip() for c in line.split("│")] for line in b.decode().splitlines()[1:-1])],
 }
 NAMES = ["service", "spans"]
 DECODED = {
     "TabSeparatedWithNames": (NAMES, EXPECTED),
+    "TSVWithNames": (NAMES, EXPECTED),
     "TabSeparatedWithNamesAndTypes": ([NAMES, ["String", "UInt32"]], EXPECTED),
     "CSVWithNames": (NAMES, EXPECTED),
     "Native": (NAMES, ["String", "UInt32"], EXPECTED),
