@@ -449,3 +449,17 @@ def test_a_chunked_request_body(running: RunningCollector) -> None:
 def test_an_unauthenticated_post_is_answered_without_reading_its_body(running: RunningCollector) -> None:
     reply = call(running.query_endpoint, body=b"SELECT 1" * 1000)
     assert (reply.status, reply.header("Connection")) == (401, "close")
+
+
+@pytest.mark.parametrize("size_line", [b"-5", b"0x10", b"zz", b""])
+def test_a_malformed_chunk_size_is_refused(running: RunningCollector, size_line: bytes) -> None:
+    import socket
+
+    host, port = running.query_endpoint.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-ClickHouse-Key: " +
+                     ADMIN.key.encode() + b"\r\n\r\n" + size_line + b"\r\nSELECT 1\r\n0\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"X-ClickHouse-Exception-Code: 408" in reply

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from spanhouse.collector.auth import Principal
 from spanhouse.collector.query import clickhouse_http as ch
 from spanhouse.collector.query.clickhouse_http import ClickHouseError, ClickHouseRequest
-from spanhouse.collector.query.guard import check_statement
 from spanhouse.collector.query.engine_errors import engine_message
+from spanhouse.collector.query.guard import check_statement
 from spanhouse.collector.query.limits import (
     CallerSlots,
     LimitExceeded,
@@ -158,6 +158,8 @@ class ReadPolicy:
         `caller_settings` come from clickhouse_http.caller_settings (output settings, lowered limits); the
         endpoint's limits and a tenant's filter are applied over them, so they cannot undo either.
         """
+        if not caller.admin:  # before the engine sees the values at all
+            _check_identifier_params(sql, params or {})
         ast, formatted = check_read_only(self.store, sql, params)
         fmt = ch.check_format(statement_format(ast, formatted) or fmt)
         host_access = caller.admin and self.cfg.allow_host_access
@@ -165,8 +167,7 @@ class ReadPolicy:
         settings.update(caller_settings or {})
         if not caller.admin:  # first: its refusals name what a tenant may read instead
             self.scope.check(ast, formatted)
-            _check_identifier_params(sql, params or {})
-            settings.update(self.scope.settings(caller.tenant))
+            settings.update(self.scope.settings(caller.tenant))  # last: nothing the caller sent overrides it
         check_statement(ast, self.scope.table_only_functions(), host_access=host_access)
         with self.slots.hold(_who(caller)):
             try:

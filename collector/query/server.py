@@ -50,6 +50,7 @@ from spanhouse.collector.query.read_policy import (  # re-exported: the read com
     statement_format,
 )
 from spanhouse.collector.query.tenant_scope import NotAllowed
+from spanhouse.collector.receiver.refusals import RefusalLog
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
@@ -238,10 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
         total = 0
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ClickHouseError("BAD_REQUEST_PARAMETER", "malformed chunked request body") from None
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):  # hex digits only: no sign, no "0x"
+                raise ClickHouseError("BAD_REQUEST_PARAMETER", "malformed chunked request body")
+            size = int(size_text, 16)
             if size == 0:
                 while self.rfile.readline(1024).strip():  # trailers, then the blank line
                     pass
@@ -290,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             principal = keys.authenticate_key(presented[0])
         except AuthError as exc:
-            log.warning("refused ClickHouse interface call from %s: %s", self.client_address[0], exc)
+            self.server.refusals.refused(self.client_address[0], str(exc))
             raise ClickHouseError("AUTHENTICATION_FAILED", f"{exc}: the password must be an API key configured "
                                                            "in auth.keys") from None
         self._authenticated = True
@@ -372,6 +373,7 @@ class _Server(ThreadingHTTPServer):
     keys: KeyRing | None
     policy: ReadPolicy
     ssl_context: ssl.SSLContext | None = None
+    refusals: RefusalLog
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -415,6 +417,8 @@ class QueryServer:
         self._server.collector = collector
         self._server.keys = keys if keys else None
         self._server.policy = ReadPolicy(collector.store, cfg)
+        # Bad keys on ClickHouse's interface: a client retrying fast is logged once per reason per interval.
+        self._server.refusals = RefusalLog(log, "ClickHouse interface call")
         self._server.ssl_context = server_ssl_context(cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_client_ca_file)
         self.host = host
         self.endpoint = endpoint
