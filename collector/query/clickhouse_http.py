@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from spanhouse.collector.query.engine_errors import engine_message
+
 if TYPE_CHECKING:
-    from spanhouse.collector.config import QueryConfig
     from spanhouse.collector.store.backends import ReadResult
 
-# The version ClickHouse clients see in error messages; the engine's own version follows in `version()`.
+# X-ClickHouse-Server-Display-Name: which server answered (ClickHouse sends its display_name).
 SERVER_DISPLAY_NAME = "spanhouse"
 DEFAULT_FORMAT = "TabSeparated"
 
@@ -114,9 +115,11 @@ CODES = {
 }
 # ClickHouse's code for an error that is no engine exception.
 UNKNOWN_EXCEPTION = 1002
-# HTTP status per error code, as ClickHouse's HTTP handler maps them (everything else is 500).
-_BAD_REQUEST_CODES = {6, 27, 36, 38, 41, 62, 72, 117, 167, 168, 170, 216, 229, 408, 456, 53, 43, 271, 89}
-_NOT_FOUND_CODES = {46, 47, 60, 73, 81, 50, 115, 16, 107}
+# HTTP status per error code, as ClickHouse's HTTP handler maps them (everything else is 500): bad input
+# (parse errors of text, numbers, dates, the query, escapes, bad arguments and types, decompression) is 400,
+# unknown names (function, identifier, table, type, format, database, setting, column, file) 404, refusals 403.
+_BAD_REQUEST_CODES = {6, 27, 36, 38, 41, 43, 53, 62, 72, 89, 117, 167, 168, 170, 216, 271, 408, 456}
+_NOT_FOUND_CODES = {16, 46, 47, 50, 60, 73, 81, 107, 115}
 _FORBIDDEN_CODES = {164, 192, 193, 497, 516}
 _STATUS = {194: HTTPStatus.UNAUTHORIZED, 202: HTTPStatus.SERVICE_UNAVAILABLE, 229: HTTPStatus.REQUEST_ENTITY_TOO_LARGE}
 
@@ -155,8 +158,6 @@ class ClickHouseError(Exception):
 
 def engine_error(exc: BaseException) -> ClickHouseError:
     """An engine exception as ClickHouse would send it: its own code and name, its message without them."""
-    from spanhouse.collector.query.engine_errors import engine_message
-
     text = str(exc)
     code = _ENGINE_CODE.search(text)
     message = engine_message(text)
@@ -240,10 +241,10 @@ def safe_query_id(value: str) -> bool:
     return bool(_QUERY_ID.match(value))
 
 
-def caller_settings(requested: dict[str, str], cfg: QueryConfig, engine_limits: dict[str, Any]) -> dict[str, Any]:
+def caller_settings(requested: dict[str, str], engine_limits: dict[str, Any]) -> dict[str, Any]:
     """The engine settings a caller's URL settings amount to; ClickHouseError(READONLY) for one it may not set.
 
-    `engine_limits` are limits.engine_settings(cfg): a lowerable limit is taken only when it is lower.
+    `engine_limits` are limits.engine_settings(query config): a lowerable limit is taken only when it is lower.
     """
     out: dict[str, Any] = {}
     for name, value in requested.items():

@@ -185,8 +185,7 @@ class ReadPolicy:
         if request.database and request.database != self.engine_info()[2]:
             raise ClickHouseError("UNKNOWN_DATABASE", f"Database {request.database[:80]} does not exist: this "
                                                       f"endpoint serves the database {self.engine_info()[2]}")
-        limits = engine_settings(self.cfg)
-        extra = ch.caller_settings(request.settings, self.cfg, limits)
+        extra = ch.caller_settings(request.settings, engine_settings(self.cfg))
         fmt = request.default_format or ch.DEFAULT_FORMAT
         return self.run_result(caller, request.sql, fmt, request.params, extra)
 
