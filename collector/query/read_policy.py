@@ -210,7 +210,7 @@ class ReadPolicy:
     def engine_info(self) -> tuple[str, str, str]:
         """The engine's (version, timezone, current database), read once."""
         if self._engine_info is None:
-            ((version, timezone, database),) = self.store.query_rows("SELECT version(), timezone(), currentDatabase()")
+            ((version, timezone, database),) = self.store.query_rows(sql_file("admin/engine_info.sql"))
             self._engine_info = (str(version), str(timezone), str(database))
         return self._engine_info
 
