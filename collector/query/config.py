@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spanhouse.collector.receiver.config import check_tls
+from spanhouse.collector.listeners import check_tls
 from spanhouse.collector.settings import ConfigError, check_endpoint
 
 

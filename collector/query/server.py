@@ -50,7 +50,7 @@ from spanhouse.collector.query.read_policy import (  # re-exported: the read com
     statement_format,
 )
 from spanhouse.collector.query.tenant_scope import NotAllowed
-from spanhouse.collector.receiver.refusals import RefusalLog
+from spanhouse.collector.listeners import RefusalLog, server_ssl_context
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
@@ -402,8 +402,6 @@ class ServedCollector(Protocol):
 
 class QueryServer:
     def __init__(self, collector: ServedCollector, endpoint: str) -> None:
-        from spanhouse.collector.receiver.http import server_ssl_context
-
         cfg = collector.config.query
         host, _, port = endpoint.rpartition(":")
         host = host.strip("[]")
