@@ -463,3 +463,20 @@ def test_a_malformed_chunk_size_is_refused(running: RunningCollector, size_line:
         while chunk := sock.recv(65536):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400 ") and b"X-ClickHouse-Exception-Code: 408" in reply
+
+
+def test_long_parameters_go_as_a_form_and_are_bound(running: RunningCollector) -> None:
+    # Past 4 KiB of parameters clickhouse-connect sends the query and its parameters as multipart form fields.
+    names = [f"service-{i:05d}" for i in range(600)] + ["globex-app"]
+    c = client(running, ADMIN)
+    assert c.query("SELECT count() FROM spans WHERE ServiceName IN {names:Array(String)}",
+                   parameters={"names": names}).result_rows == [(5,)]
+
+
+def test_an_uploaded_file_is_refused_as_external_data(running: RunningCollector) -> None:
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\nSELECT 1\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"t\"; filename=\"t.tsv\"\r\n\r\n1\r\n"
+            f"--{boundary}--\r\n").encode()
+    reply = admin(running, body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert reply.header("X-ClickHouse-Exception-Code") == "48" and "external data" in reply.text

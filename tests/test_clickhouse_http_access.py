@@ -147,3 +147,23 @@ def test_a_tenant_key_cannot_read_the_counters(tenants: RunningCollector) -> Non
 
     status, _ = http(tenants.query_endpoint, "/stats", key=ACME.key)
     assert status == 403
+
+
+def test_form_fields_are_checked_like_url_parameters(tenants: RunningCollector) -> None:
+    boundary = "f0rm"
+
+    def form(fields: dict[str, str]) -> bytes:
+        parts = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                        for name, value in fields.items())
+        return (parts + f"--{boundary}--\r\n").encode()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-ClickHouse-Key": ACME.key}
+    widened = call(tenants.query_endpoint, body=form({"query": "SELECT count() FROM {t:Identifier}",
+                                                      "param_t": "system.tables"}), headers=headers)
+    assert (widened.status, widened.header("X-ClickHouse-Exception-Code")) == (403, "497")
+    confined = call(tenants.query_endpoint, body=form({"query": "SELECT TenantId, count() FROM spans GROUP BY TenantId",
+                                                       "additional_table_filters": "{'spans': '1'}"}), headers=headers)
+    assert confined.header("X-ClickHouse-Exception-Code") == "164"
+    own = call(tenants.query_endpoint, body=form({"query": "SELECT count() FROM spans WHERE TenantId != {t:String}",
+                                                  "param_t": "acme"}), headers=headers)
+    assert (own.status, own.text) == (200, "0\n")

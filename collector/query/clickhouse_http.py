@@ -236,6 +236,39 @@ def parse_request(query: dict[str, list[str]], body: str | None) -> ClickHouseRe
     return request
 
 
+def parse_form(body: bytes, content_type: str) -> dict[str, str]:
+    """The fields of a multipart/form-data body; ClickHouseError for a malformed one or an uploaded file
+    (ClickHouse's external data tables, which this endpoint does not take)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    if not message.is_multipart():
+        raise ClickHouseError("BAD_REQUEST_PARAMETER", "malformed multipart/form-data body (no boundary)")
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise ClickHouseError("BAD_REQUEST_PARAMETER", "a form field has no name")
+        if part.get_filename():
+            raise ClickHouseError("NOT_IMPLEMENTED", f"form field {name[:60]!r} is a file: external data tables "
+                                                     "are not supported by this endpoint")
+        if name in fields:
+            raise ClickHouseError("BAD_REQUEST_PARAMETER", f"form field {name[:60]!r} is given twice; give it once")
+        payload = part.get_payload(decode=True)
+        fields[name] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return fields
+
+
+def merge_form(query: dict[str, list[str]], fields: dict[str, str]) -> dict[str, list[str]]:
+    """URL parameters and form fields as one set (parse_qs shape); a name in both is refused."""
+    both = sorted(set(query) & set(fields))
+    if both:
+        raise ClickHouseError("BAD_REQUEST_PARAMETER", f"{both[0][:60]!r} is given in the URL and in the form; "
+                                                       "give it once")
+    return {**query, **{name: [value] for name, value in fields.items()}}
+
+
 def safe_query_id(value: str) -> bool:
     """True when `value` may be echoed in a response header (no line breaks or other control characters)."""
     return bool(_QUERY_ID.match(value))

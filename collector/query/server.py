@@ -204,7 +204,12 @@ class _Handler(BaseHTTPRequestHandler):
             # is closed after the refusal instead).
             caller = self._clickhouse_caller(query)
             body = self._clickhouse_body() if with_body else None
-            request = ch.parse_request(query, body)
+            content_type = self.headers.get("Content-Type") or ""
+            if body is not None and content_type.lower().startswith("multipart/form-data"):
+                # The query and its parameters as form fields (clickhouse-connect sends long parameters so).
+                query = ch.merge_form(query, ch.parse_form(body, content_type))
+                body = None
+            request = ch.parse_request(query, body.decode("utf-8", "replace") if body is not None else None)
             query_id = request.query_id
             result, fmt = self.server.policy.run_clickhouse(caller, request)
         except Exception as exc:
@@ -218,8 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             data = ch.native_for_client(data, request.client_protocol_version)
         self._clickhouse_reply(request, fmt, data, result)
 
-    def _clickhouse_body(self) -> str:
-        """The request body, decompressed per Content-Encoding, as text; BodyTooLarge past MAX_BODY_BYTES."""
+    def _clickhouse_body(self) -> bytes:
+        """The request body, decompressed per Content-Encoding; BodyTooLarge past MAX_BODY_BYTES."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             raw = self._read_chunked(MAX_BODY_BYTES)
         else:
@@ -231,8 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise http_compression.BodyTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
             raw = self.rfile.read(length)
         self._body_read = True
-        data = http_compression.decompress(raw, self.headers.get("Content-Encoding") or "", MAX_BODY_BYTES)
-        return data.decode("utf-8", "replace")
+        return http_compression.decompress(raw, self.headers.get("Content-Encoding") or "", MAX_BODY_BYTES)
 
     def _read_chunked(self, limit: int) -> bytes:
         chunks: list[bytes] = []
