@@ -480,3 +480,26 @@ def test_an_uploaded_file_is_refused_as_external_data(running: RunningCollector)
             f"--{boundary}--\r\n").encode()
     reply = admin(running, body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert reply.header("X-ClickHouse-Exception-Code") == "48" and "external data" in reply.text
+
+
+def test_a_caller_past_its_slots_gets_too_many_simultaneous_queries(running: RunningCollector) -> None:
+    import threading
+    import time
+
+    slots = running.collector.query_server._server.policy.slots
+    slow = "SELECT sleepEachRow(0.1) FROM numbers(20) FORMAT Null"  # 2 s, one block, no CPU
+    replies: list[Reply] = []
+    threads = [threading.Thread(target=lambda: replies.append(admin(running, slow))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while slots.running() < 2:  # both slow queries hold a slot (query.max_concurrent_per_caller = 2)
+        assert time.monotonic() < deadline, "the slow queries never started"
+        time.sleep(0.01)
+    busy = admin(running, "SELECT 1")
+    for thread in threads:
+        thread.join(60)
+    assert (busy.status, busy.header("X-ClickHouse-Exception-Code")) == (503, "202")
+    assert "TOO_MANY_SIMULTANEOUS_QUERIES" in busy.text and "query.max_concurrent_per_caller" in busy.text
+    assert [r.status for r in replies] == [200, 200]
+    assert admin(running, "SELECT 1").text == "1\n"
