@@ -88,8 +88,6 @@ LOWERABLE_LIMITS = {
     "max_execution_time": "max_execution_s",
     "max_memory_usage": "max_memory_mib",
 }
-# Limits the endpoint does not set, which a caller may set to any positive number (only ever narrowing).
-CALLER_LIMITS = frozenset({"max_rows_to_read", "max_bytes_to_read"})
 # Parameters of ClickHouse's HTTP transport, or settings for inserts and sessions, that change nothing about
 # a read here: accepted and ignored, so clients that always send them work.
 IGNORED = frozenset({
@@ -291,22 +289,21 @@ def caller_settings(requested: dict[str, str], engine_limits: dict[str, Any]) ->
         if name in OUTPUT_SETTINGS:
             out[name] = value
             continue
-        if name in LOWERABLE_LIMITS or name in CALLER_LIMITS:
+        if name in LOWERABLE_LIMITS:
             if value == "0":
                 continue  # ClickHouse's "no limit of my own": the endpoint's stays, so clients sending defaults work
             if not _NUMBER.match(value) or float(value) <= 0:
                 raise ClickHouseError("READONLY", f"Cannot set '{name}' to {value[:40]!r}: only a positive number "
                                                   "lower than the endpoint's limit may be sent")
             number = float(value) if "." in value else int(value)
-            if name in LOWERABLE_LIMITS:
-                ours = engine_limits[name]
-                if number > ours:
-                    raise ClickHouseError("READONLY", f"Cannot raise '{name}' to {value} through the query endpoint: "
-                                                      f"its limit is {ours:g} (query.{LOWERABLE_LIMITS[name]}); "
-                                                      "send a lower value or none")
+            ours = engine_limits[name]
+            if number > ours:
+                raise ClickHouseError("READONLY", f"Cannot raise '{name}' to {value} through the query endpoint: "
+                                                  f"its limit is {ours:g} (query.{LOWERABLE_LIMITS[name]}); "
+                                                  "send a lower value or none")
             out[name] = number
             continue
-        allowed = ", ".join(sorted(OUTPUT_SETTINGS | set(LOWERABLE_LIMITS) | CALLER_LIMITS))
+        allowed = ", ".join(writable_settings())
         raise ClickHouseError("READONLY", f"Cannot modify '{name[:80]}' setting in readonly mode: the collector's "
                                           f"query endpoint runs reads under fixed settings. Settings a caller may "
                                           f"send: {allowed}")
@@ -315,7 +312,7 @@ def caller_settings(requested: dict[str, str], engine_limits: dict[str, Any]) ->
 
 def writable_settings() -> list[str]:
     """Setting names a caller may send, as the endpoint reports them writable in system.settings."""
-    return sorted(OUTPUT_SETTINGS | set(LOWERABLE_LIMITS) | CALLER_LIMITS)
+    return sorted(OUTPUT_SETTINGS | set(LOWERABLE_LIMITS))
 
 
 def check_format(name: str) -> str:
