@@ -503,3 +503,10 @@ def test_a_caller_past_its_slots_gets_too_many_simultaneous_queries(running: Run
     assert "TOO_MANY_SIMULTANEOUS_QUERIES" in busy.text and "query.max_concurrent_per_caller" in busy.text
     assert [r.status for r in replies] == [200, 200]
     assert admin(running, "SELECT 1").text == "1\n"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4", "deflate"])
+def test_a_truncated_compressed_body_is_refused(running: RunningCollector, encoding: str) -> None:
+    whole = ENCODERS[encoding](BY_SERVICE.encode())
+    reply = admin(running, body=whole[:len(whole) // 2], headers={"Content-Encoding": encoding})
+    assert (reply.status, reply.header("X-ClickHouse-Exception-Code")) == (400, "271"), reply.text
