@@ -510,3 +510,10 @@ def test_a_truncated_compressed_body_is_refused(running: RunningCollector, encod
     whole = ENCODERS[encoding](BY_SERVICE.encode())
     reply = admin(running, body=whole[:len(whole) // 2], headers={"Content-Encoding": encoding})
     assert (reply.status, reply.header("X-ClickHouse-Exception-Code")) == (400, "271"), reply.text
+
+
+def test_parameter_values_are_unescaped_for_a_server_store() -> None:
+    # A ClickHouse server store gets parameters through clickhouse-connect, which escapes them again.
+    from spanhouse.collector.store.backends import unescape_text
+
+    assert unescape_text(r"tab\there new\nline back\\slash quote\' plain\q") == "tab\there new\nline back\\slash quote' plainq"
