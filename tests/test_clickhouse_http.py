@@ -200,6 +200,11 @@ def test_ping_and_bare_get(running: RunningCollector) -> None:
     conn.request("GET", "/ping")
     response = conn.getresponse()
     assert (response.status, response.read()) == (200, b"Ok.\n")
+    conn.request("HEAD", "/ping")
+    head = conn.getresponse()
+    assert (head.status, head.getheader("Content-Length"), head.read()) == (200, "4", b"")
+    conn.request("HEAD", "/?query=SELECT%201")  # a query is never run by HEAD
+    assert conn.getresponse().status == 404
     conn.close()
 
 

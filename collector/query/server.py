@@ -148,6 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use GET /ping, GET or POST / (ClickHouse's HTTP "
                                               b"interface), POST /query, POST /flush, GET /health, GET /stats\n")
 
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        """Liveness for load balancers and probes that use HEAD: /ping, /health and a bare / only."""
+        path = urlsplit(self.path).path
+        ok = path in ("/ping", "/health") or (path == "/" and not urlsplit(self.path).query)
+        body = (b"ok\n" if path == "/health" else b"Ok.\n") if ok else b""
+        self._start_reply(HTTPStatus.OK if ok else HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", len(body))
+        self.end_headers()
+
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         parts = urlsplit(self.path)
         if parts.path == "/":
