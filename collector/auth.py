@@ -123,6 +123,13 @@ class KeyRing:
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise AuthError("malformed authorization: expected `Bearer <API key>`")
+        return self.authenticate_key(key)
+
+    def authenticate_key(self, key: str) -> Principal:
+        """The Principal for a key presented on its own (the query endpoint also takes it as the password
+        of HTTP Basic, `X-ClickHouse-Key` or `password=`, as ClickHouse clients send it)."""
+        if not key:
+            raise AuthError("missing API key")
         presented = hashlib.sha256(key.encode("utf-8")).digest()
         found: Principal | None = None
         # Compare with every key, in constant time, so timing says nothing about which (if any) matched.

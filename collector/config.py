@@ -39,7 +39,7 @@ __all__ = [
     "DedupConfig", "GrpcConfig", "HttpConfig", "ListenerConfig", "MetricsConfig", "PriceOverride", "PricingConfig",
     "QueryConfig", "ReceiverConfig",
     "RedactionConfig", "RedactionRuleConfig", "RetentionConfig", "SamplingConfig", "SpoolConfig", "StoreConfig",
-    "TraceBudget", "WriterConfig", "dead_letter_directory", "load", "spool_directory",
+    "TraceBudget", "WriterConfig", "check_query_endpoint", "dead_letter_directory", "load", "spool_directory",
 ]
 
 ENV_PREFIX = "SPANHOUSE_"
@@ -122,6 +122,21 @@ class Config:
                     "authentication: the GenAI metrics name tenants, services and models and their spend. "
                     "Configure API keys (Prometheus then scrapes with an admin key, see docs/metrics.md), listen "
                     "on 127.0.0.1, or accept the risk explicitly with auth.allow_unauthenticated: true")
+
+
+def check_query_endpoint(config: Config) -> None:
+    """Refuse a query endpoint that other machines could reach when no API keys are configured.
+
+    Checked when the collector starts, not when a config loads: the read commands take query.endpoint as
+    the address they call, and say themselves what they accept. Without keys every caller is an admin, so
+    auth.allow_unauthenticated (which is about writes) does not lift this.
+    """
+    host = config.query.endpoint.rpartition(":")[0]
+    if config.query.endpoint and not auth.is_loopback(host) and not auth.KeyRing.from_config(config.auth):
+        raise ConfigError(
+            f"query.endpoint: refusing to listen on {config.query.endpoint} without API keys: anyone who can reach "
+            "that address could read every tenant's spans. Configure API keys (auth.keys or auth.keys_file, "
+            "see docs/security.md) or listen on 127.0.0.1")
 
 
 def spool_directory(config: Config) -> Path:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanhouse.collector.component import ListenError, Sink
-from spanhouse.collector.config import Config, dead_letter_directory, spool_directory
+from spanhouse.collector.config import Config, check_query_endpoint, dead_letter_directory, spool_directory
 from spanhouse.collector.pipeline import Pipeline
 from spanhouse.collector.processors import registry
 from spanhouse.collector.processors.price import PriceProcessor
@@ -120,6 +120,7 @@ class Collector:
         cfg = self.config
         sink = self._sink
         check_ports_free(cfg)  # before the store is created: a busy port is the commonest first-run failure
+        check_query_endpoint(cfg)
         processors = registry.build(cfg)
         if sink is None:
             self.store = Store.open(cfg.store.url)

@@ -73,9 +73,10 @@ def test_a_query_endpoint_off_this_machine_is_refused_before_anything_is_sent(tm
     result = spanhouse("query", "--query-endpoint", "192.0.2.1:4319", "SELECT 1", cwd=tmp_path,
                        env={"SPANHOUSE_API_KEY": "shk_secret"})
     assert result.returncode == 1
-    assert result.stderr == ("spanhouse query: query endpoint 192.0.2.1:4319 is not a loopback address: a "
-                             "collector's query endpoint listens on 127.0.0.1, ::1 or localhost only "
-                             "(--query-endpoint, query.endpoint)\n")
+    assert result.stderr == ("spanhouse query: query endpoint 192.0.2.1:4319 is not a loopback address: the "
+                             "read commands reach a collector on this machine only, at 127.0.0.1, ::1 or "
+                             "localhost (--query-endpoint, query.endpoint); from elsewhere, use a ClickHouse "
+                             "client over TLS (docs/queries.md)\n")
 
 
 def test_a_named_store_is_not_answered_by_a_collector_serving_another(collector: CollectorProcess,

@@ -13,14 +13,8 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from clickhouse_connect.datatypes import registry
-from clickhouse_connect.driver.ctypes import RespBuffCls
-from clickhouse_connect.driver.exceptions import StreamCompleteException
-from clickhouse_connect.driver.query import QueryContext
-from clickhouse_connect.driver.transform import NativeTransform
 
 from spanhouse.collector.query import native_types
 from spanhouse.collector.query.native import (
@@ -35,14 +29,15 @@ from spanhouse.collector.query.native import (
 from spanhouse.collector.query.native_type_names import plain_type_name
 from spanhouse.collector.store import Store
 
-# clickhouse-go v2 sends its TCP protocol version as client_protocol_version in HTTP mode
-# (lib/proto/const.go DBMS_TCP_PROTOCOL_VERSION, set by conn_http.go dialHttp).
-CLICKHOUSE_GO_REVISION = 54460
-# clickhouse-connect probes a server with client_protocol_version=54405 and then reads BlockInfo.
-CLICKHOUSE_CONNECT_REVISION = 54405
+from native_readers import (
+    BLOCK_INFO,
+    BLOCK_INFO_WITH_BUCKETS,
+    CLICKHOUSE_CONNECT_REVISION,
+    CLICKHOUSE_GO_REVISION,
+    reference_rows,
+    rows_at_revision,
+)
 
-BLOCK_INFO = bytes.fromhex("01 00 02 ff ff ff ff 00")  # is_overflows 0, bucket_num -1, end
-BLOCK_INFO_WITH_BUCKETS = bytes.fromhex("01 00 02 ff ff ff ff 03 00 00")  # field 3: no out-of-order buckets
 
 
 def text(value: str) -> bytes:
@@ -226,6 +221,16 @@ SEED_STATEMENTS = [
     VALUES ('openai', 'gpt-4o', '2024-05-13 00:00:00.000', 2.5, 10, 1.25, 2.5, 0, 'https://openai.com',
             'builtin', 'c'),
            ('anthropic', 'claude', '2025-01-01 00:00:00.000', 3, 15, 0.3, 3.75, 200000, '', 'config', 'c')""",
+    # Alert history: a Nullable(DateTime64) (firing rows have no end yet) and Maps of labels.
+    """INSERT INTO alerts (TenantId, Timestamp, Fingerprint, AlertName, Event, Status, Severity, StartsAt, EndsAt,
+        Summary, Labels, Annotations)
+    SELECT ['acme', ''][number % 2 + 1], toDateTime64('2026-03-01 10:00:00', 3) + number * 60,
+        lower(hex(MD5(toString(number % 5)))), ['cost_spike', 'secret_detected'][number % 2 + 1],
+        ['fired', 'resolved'][number % 2 + 1], ['firing', 'resolved'][number % 2 + 1], 'critical',
+        toDateTime64('2026-03-01 09:00:00', 3), if(number % 2 = 1, toDateTime64('2026-03-01 11:00:00', 3), NULL),
+        'cost ' || toString(number), map('alertname', 'cost_spike', 'service', 'svc-' || toString(number % 3)),
+        map('summary', 'over budget')
+    FROM numbers(40)""",
 ]
 
 AGGREGATES = [
@@ -255,48 +260,6 @@ AGGREGATES = [
 ]
 
 
-class _Chunks:
-    """The transport shape clickhouse-connect's ResponseBuffer reads from: a generator of byte chunks."""
-
-    exception_tag = None
-
-    def __init__(self, data: bytes) -> None:
-        self.gen = iter([data] if data else [])
-
-    def close(self) -> None:
-        pass
-
-
-def reference_rows(data: bytes, block_info: bool = False) -> list[tuple[Any, ...]]:
-    """The rows of a Native stream by clickhouse-connect's own reader (revision 0, or its BlockInfo form)."""
-    context = QueryContext()
-    context.block_info = block_info
-    return list(NativeTransform.parse_response(RespBuffCls(_Chunks(data)), context).result_rows)
-
-
-def rows_at_revision(data: bytes, revision: int) -> list[tuple[Any, ...]]:
-    """A reader for the has_custom form (clickhouse-go's) built from clickhouse-connect's column readers:
-    BlockInfo and the flag bytes are checked here against the format description, values read by them."""
-    source = RespBuffCls(_Chunks(data))
-    context = QueryContext()
-    expected_info = BLOCK_INFO_WITH_BUCKETS if revision >= 54480 else BLOCK_INFO
-    rows: list[tuple[Any, ...]] = []
-    while True:
-        try:
-            info = source.read_bytes(len(expected_info))
-        except StreamCompleteException:
-            return rows
-        assert info == expected_info
-        num_columns, num_rows = source.read_leb128(), source.read_leb128()
-        columns = []
-        for _ in range(num_columns):
-            name, type_name = source.read_leb128_str(), source.read_leb128_str()
-            assert source.read_byte() == 0, f"has_custom of {name}"
-            context.start_column(name)
-            columns.append(registry.get_from_name(type_name).read_column(source, num_rows, context))
-        rows.extend(zip(*columns, strict=True))
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     opened = Store.open(f"chdb://{tmp_path_factory.mktemp('native') / 'store'}")
@@ -321,7 +284,7 @@ def stored_tables(store: Store) -> list[str]:
 
 
 SEEDED_TABLES = ("spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "trace_costs",
-                 "spans_trace_id_ts", "model_prices")
+                 "spans_trace_id_ts", "model_prices", "alerts")
 
 
 def test_every_table_has_rows_to_walk(store: Store) -> None:

@@ -52,14 +52,15 @@ def _collector_post(endpoint: str, path: str, body: bytes, timeout_s: float = 12
 
 
 def check_loopback(endpoint: str) -> None:
-    """Refuse a query endpoint off this machine: the collector's only listens on loopback, so anything else
-    answering there is not it, and must not get the statement or the API key."""
+    """Refuse a query endpoint off this machine: the read commands speak plain HTTP and send the API key, so
+    they reach only a collector on this machine (remote readers use a ClickHouse client over TLS)."""
     from spanhouse.collector.auth import is_loopback
 
     host = endpoint.rpartition(":")[0].strip("[]")
     if not is_loopback(host):
-        raise QueryError(f"query endpoint {endpoint} is not a loopback address: a collector's query endpoint "
-                         "listens on 127.0.0.1, ::1 or localhost only (--query-endpoint, query.endpoint)")
+        raise QueryError(f"query endpoint {endpoint} is not a loopback address: the read commands reach a "
+                         "collector on this machine only, at 127.0.0.1, ::1 or localhost (--query-endpoint, "
+                         "query.endpoint); from elsewhere, use a ClickHouse client over TLS (docs/queries.md)")
 
 
 def _collector_call(endpoint: str, path: str, body: bytes, timeout_s: float = 120.0) -> tuple[bytes, str]:

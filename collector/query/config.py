@@ -1,16 +1,23 @@
-"""The query endpoint's configuration: where it listens, the limits every read runs under, host access."""
+"""The query endpoint's configuration: where it listens (and TLS), the limits every read runs under, host access."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spanhouse.collector.listeners import check_tls
 from spanhouse.collector.settings import ConfigError, check_endpoint
 
 
 @dataclass
 class QueryConfig:
-    # Loopback HTTP endpoint for read-only SQL while the collector owns the embedded store; "" disables.
+    # ClickHouse-compatible HTTP endpoint for read-only SQL; "" disables. A non-loopback address needs API keys
+    # (auth.keys), as the receivers do; then use TLS (below) or a TLS proxy in front.
     endpoint: str = "127.0.0.1:4319"
+    # PEM files; with both set the endpoint speaks HTTPS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # With this set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca_file: str = ""
     # Engine limits on every query of the endpoint and the read commands (see docs/security.md).
     max_execution_s: float = 30.0
     max_memory_mib: int = 1024
@@ -25,6 +32,7 @@ class QueryConfig:
     def validate(self) -> None:
         if self.endpoint:
             check_endpoint("query.endpoint", self.endpoint)
+        check_tls("query", self)  # the receivers' rule: both PEM files or neither, and they must load
         for name in ("max_execution_s", "max_memory_mib", "max_result_rows", "max_result_mib",
                      "max_concurrent_per_caller", "max_concurrent"):
             value = getattr(self, name)

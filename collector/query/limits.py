@@ -29,6 +29,7 @@ from spanhouse.collector.query.engine_errors import engine_message
 if TYPE_CHECKING:
     from spanhouse.collector.config import QueryConfig
     from spanhouse.collector.store import Store
+    from spanhouse.collector.store.backends import ReadResult
 
 MIB = 1 << 20
 _ERROR_CODE = re.compile(r"\((TIMEOUT_EXCEEDED|MEMORY_LIMIT_EXCEEDED|TOO_MANY_ROWS_OR_BYTES|READONLY)\)")
@@ -76,8 +77,18 @@ def explain_limit(exc: Exception, cfg: QueryConfig) -> Exception:
 
 
 def run_read(store: Store, sql: str, fmt: str, settings: dict[str, Any], engine_readonly: bool) -> bytes:
-    """`sql`'s result in `fmt`, under `settings` (the store's backend decides on which connection)."""
+    """`sql`'s result in `fmt`, under `settings` (the store's backend decides on which connection).
+
+    A `FORMAT` clause in `sql` itself wins over `fmt` (the engine's rule); callers that must know the
+    format of the bytes read it from the statement first (see server.statement_format).
+    """
     return store.backend.read(store, sql, fmt, settings, engine_readonly)
+
+
+def run_read_result(store: Store, sql: str, fmt: str, settings: dict[str, Any], engine_readonly: bool,
+                    params: dict[str, str] | None = None) -> ReadResult:
+    """Like run_read, with the engine's counters and `{name:Type}` parameter values (escaped text form)."""
+    return store.backend.read_result(store, sql, fmt, settings, engine_readonly, params)
 
 
 class CallerSlots:

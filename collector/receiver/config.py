@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from spanhouse.collector.listeners import check_tls
 from spanhouse.collector.settings import ConfigError, check_endpoint, require_positive
 
 
@@ -80,40 +80,6 @@ class ReceiverConfig:
     def listeners(self) -> list[tuple[str, ListenerConfig]]:
         """(name, config) of each listener that is on."""
         return [(name, listener) for name, listener in (("grpc", self.grpc), ("http", self.http)) if listener.endpoint]
-
-
-def check_tls(section: str, listener: ListenerConfig) -> None:
-    if bool(listener.tls_cert_file) != bool(listener.tls_key_file):
-        missing = "tls_key_file" if listener.tls_cert_file else "tls_cert_file"
-        raise ConfigError(f"{section}.{missing}: TLS needs both tls_cert_file and tls_key_file")
-    if listener.tls_client_ca_file and not listener.tls_cert_file:
-        raise ConfigError(f"{section}.tls_client_ca_file: client certificates need TLS: "
-                          "also set tls_cert_file and tls_key_file")
-    if listener.tls_cert_file:
-        _check_tls_files(section, listener)
-
-
-def _check_tls_files(section: str, listener: ListenerConfig) -> None:
-    """Load the PEM files as TLS would, so a bad file stops start-up naming the key."""
-    import ssl
-
-    for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
-        path = getattr(listener, key)
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{section}.{key}: no such file {path!r}")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(listener.tls_cert_file, listener.tls_key_file)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"{section}.tls_cert_file/tls_key_file: cannot load the certificate and key "
-                          f"({listener.tls_cert_file}, {listener.tls_key_file}): expected PEM files where the key "
-                          f"belongs to the certificate ({exc})") from None
-    if listener.tls_client_ca_file:
-        try:
-            context.load_verify_locations(cafile=listener.tls_client_ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"{section}.tls_client_ca_file: cannot load CA certificates from "
-                              f"{listener.tls_client_ca_file} ({exc})") from None
 
 
 MAX_PROCESSES = 64

@@ -22,9 +22,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
+from spanhouse.collector.listeners import RefusalLog
 from spanhouse.collector.receiver.decode import Decoder, RequestDecodeError
 from spanhouse.collector.receiver.counts import SpanCounts
-from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:

@@ -41,10 +41,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from spanhouse.collector.auth import AuthError, KeyRing, is_loopback
 from spanhouse.collector.component import ListenError
+from spanhouse.collector.listeners import RefusalLog, server_ssl_context
 from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
 from spanhouse.collector.receiver.decode import Decoder, DecodeResult, RequestDecodeError
 from spanhouse.collector.receiver.counts import SpanCounts
-from spanhouse.collector.receiver.refusals import RefusalLog
 from spanhouse.collector.writer import WriterFull
 
 if TYPE_CHECKING:
@@ -505,16 +505,3 @@ class HttpReceiver:
         for problem, count in notes.items():
             result.note(problem, count)
         return result.export_response()
-
-
-def server_ssl_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext | None:
-    """A server TLS context from PEM files (None without them); a client CA turns on mutual TLS."""
-    if not cert_file:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    if client_ca_file:
-        context.load_verify_locations(client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
-    return context

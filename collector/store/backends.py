@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -34,7 +35,8 @@ class Store(Protocol):
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         ...
 
-    def raw_query(self, sql: str, fmt: str, settings: dict[str, Any] | None = None) -> bytes:
+    def raw_query(self, sql: str, fmt: str, settings: dict[str, Any] | None = None,
+                  parameters: dict[str, Any] | None = None) -> bytes:
         ...
 
 log = logging.getLogger("spanhouse.store")
@@ -64,6 +66,23 @@ class Backend(Protocol):
     def read(self, store: Store, sql: str, fmt: str, settings: dict[str, Any], readonly: bool) -> bytes:
         """`sql`'s result in `fmt` under `settings` (a caller's read: it must not hold up the writer)."""
         ...
+
+    def read_result(self, store: Store, sql: str, fmt: str, settings: dict[str, Any], readonly: bool,
+                    params: dict[str, str] | None = None) -> ReadResult:
+        """Like `read`, with the engine's counters, and `params` for the statement's `{name:Type}`
+        placeholders: values in ClickHouse's escaped text form, as the HTTP interface's `param_<name>`."""
+        ...
+
+
+@dataclass
+class ReadResult:
+    """A read's bytes and what the engine counted (zeros where it cannot tell)."""
+
+    data: bytes
+    read_rows: int = 0
+    read_bytes: int = 0
+    result_rows: int = 0
+    elapsed_ns: int = 0
 
 
 class EmbeddedBackend:
@@ -110,8 +129,13 @@ class EmbeddedBackend:
         connection.query(f"INSERT INTO `{table}` ({columns}) SELECT {columns} FROM Python(arrow_table){clause}")
 
     def read(self, store: Store, sql: str, fmt: str, settings: dict[str, Any], readonly: bool) -> bytes:
+        return self.read_result(store, sql, fmt, settings, readonly).data
+
+    def read_result(self, store: Store, sql: str, fmt: str, settings: dict[str, Any], readonly: bool,
+                    params: dict[str, str] | None = None) -> ReadResult:
         """On a connection of its own (about 0.1 ms to open): the store's shared client holds a lock the
-        writer needs, and settings are per connection, so `readonly` set last holds for this query only."""
+        writer needs, and settings are per connection, so `readonly` set last holds for this query only.
+        chDB takes `params` in the same escaped text form as ClickHouse's HTTP interface."""
         import chdb
 
         location = store.location
@@ -124,7 +148,12 @@ class EmbeddedBackend:
                 connection.query(f"SET {_setting(name)} = {_literal(value)}")
             if readonly:
                 connection.query("SET readonly = 1")  # last: from here on no setting can change
-            return connection.query(sql, fmt).bytes()
+            result = connection.query(sql, fmt, params=params or {})
+            data = result.bytes()
+            # rows_read() counts the rows of the result; storage_* the rows the engine read to make it.
+            return ReadResult(data, read_rows=int(result.storage_rows_read()),
+                              read_bytes=int(result.storage_bytes_read()), result_rows=int(result.rows_read()),
+                              elapsed_ns=int(result.elapsed() * 1e9))
         finally:
             connection.close()
 
@@ -166,12 +195,28 @@ class ServerBackend:
         # ClickHouse user in store.url for the engine's own read-only layer (see docs/security.md).
         return store.raw_query(sql, fmt, settings=settings)
 
+    def read_result(self, store: Store, sql: str, fmt: str, settings: dict[str, Any], readonly: bool,
+                    params: dict[str, str] | None = None) -> ReadResult:
+        # clickhouse-connect escapes parameter values itself: hand it the values the escapes stand for.
+        parameters = {name: unescape_text(value) for name, value in (params or {}).items()}
+        return ReadResult(store.raw_query(sql, fmt, settings=settings, parameters=parameters or None))
+
     def purge_allocator(self, store: Store) -> bool:
         return False  # the server manages its own memory
 
 
 EMBEDDED = EmbeddedBackend()
 SERVER = ServerBackend()
+
+
+_ESCAPES = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "a": "\a", "v": "\v",
+            "\\": "\\", "'": "'", '"': '"', "`": "`", "/": "/", "=": "="}
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unescape_text(value: str) -> str:
+    """ClickHouse's escaped text form (`a\\tb`) -> the string it stands for; other escapes keep their character."""
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), value)
 
 
 def _sql_string(value: Any) -> str:

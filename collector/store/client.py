@@ -65,9 +65,10 @@ class Store:
         with self.lock:
             return self.client.query(sql, parameters=parameters).result_rows
 
-    def raw_query(self, sql: str, fmt: str, settings: dict[str, Any] | None = None) -> bytes:
+    def raw_query(self, sql: str, fmt: str, settings: dict[str, Any] | None = None,
+                  parameters: dict[str, Any] | None = None) -> bytes:
         with self.lock:
-            return self.client.raw_query(sql, fmt=fmt, settings=settings)
+            return self.client.raw_query(sql, parameters=parameters, fmt=fmt, settings=settings)
 
     def insert(self, table: str, data: list[list[Any]], column_names: list[str],
                settings: dict[str, Any] | None = None) -> None:
