@@ -41,22 +41,33 @@ def reference_rows(data: bytes, block_info: bool = False) -> list[tuple[Any, ...
 
 
 def rows_at_revision(data: bytes, revision: int) -> list[tuple[Any, ...]]:
-    """A reader for the has_custom form (clickhouse-go's) built from clickhouse-connect's column readers:
-    BlockInfo and the flag bytes are checked here against the format description, values read by them."""
+    """The rows of a Native stream in the has_custom form (clickhouse-go's); see read_at_revision."""
+    return read_at_revision(data, revision)[2]
+
+
+def read_at_revision(data: bytes, revision: int) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+    """(names, types, rows) of a Native stream in the has_custom form (clickhouse-go's), read with
+    clickhouse-connect's column readers: BlockInfo and the flag bytes are checked here against the format
+    description, values read by them."""
     source = RespBuffCls(_Chunks(data))
     context = QueryContext()
     expected_info = BLOCK_INFO_WITH_BUCKETS if revision >= 54480 else BLOCK_INFO
+    names: list[str] = []
+    types: list[str] = []
     rows: list[tuple[Any, ...]] = []
     while True:
         try:
             info = source.read_bytes(len(expected_info))
         except StreamCompleteException:
-            return rows
+            return names, types, rows
         assert info == expected_info
         num_columns, num_rows = source.read_leb128(), source.read_leb128()
         columns = []
+        names, types = [], []
         for _ in range(num_columns):
             name, type_name = source.read_leb128_str(), source.read_leb128_str()
+            names.append(name)
+            types.append(type_name)
             assert source.read_byte() == 0, f"has_custom of {name}"
             context.start_column(name)
             columns.append(registry.get_from_name(type_name).read_column(source, num_rows, context))

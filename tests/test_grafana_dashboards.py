@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from access_harness import Key, auth_overrides, export, http
+from access_harness import Key, auth_overrides, export
+from clickhouse_http_helpers import call
 from collector_harness import RunningCollector, start_collector
 from grafana_macros import ALL, MacroError, TimeRange, Variable, expand_backend_macros, interpolate
+from native_readers import CLICKHOUSE_GO_REVISION, read_at_revision
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanhouse.collector.query import queries
 
@@ -177,10 +179,20 @@ class Result:
 
 
 def run(collector: RunningCollector, key: Key, sql: str) -> Result:
-    status, body = http(collector.query_endpoint, "/query?format=JSONCompact", sql, key=key.key)
-    assert status == 200, f"{body}\n--- SQL sent ---\n{sql}"
-    reply = json.loads(body)
-    return Result(sql, [m["name"] for m in reply["meta"]], [m["type"] for m in reply["meta"]], reply["data"])
+    """`sql` through ClickHouse's HTTP interface, as the data source sends it (user = tenant, key as password)."""
+    reply = call(collector.query_endpoint, sql, key=key.key, user=key.tenant,
+                 params={"default_format": "JSONCompact"})
+    assert reply.status == 200, f"{reply.text}\n--- SQL sent ---\n{sql}"
+    decoded = json.loads(reply.body)
+    return Result(sql, [m["name"] for m in decoded["meta"]], [m["type"] for m in decoded["meta"]], decoded["data"])
+
+
+def run_native(collector: RunningCollector, key: Key, sql: str) -> tuple[list[str], list[str], list[Any]]:
+    """`sql` the way the plugin's driver (clickhouse-go over HTTP) reads it: Native at its protocol revision."""
+    reply = call(collector.query_endpoint, sql, key=key.key, user=key.tenant,
+                 params={"default_format": "Native", "client_protocol_version": str(CLICKHOUSE_GO_REVISION)})
+    assert reply.status == 200, f"{reply.text}\n--- SQL sent ---\n{sql}"
+    return read_at_revision(reply.body, CLICKHOUSE_GO_REVISION)
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -473,8 +485,16 @@ def test_every_query_runs_and_has_the_columns_its_panel_reads(collector: Running
                                                                 "model": ["gpt-4o", "gpt-4o-mini"], "tool": ["search"],
                                                                 "status": ["Ok"], "min_cost": "0.0001",
                                                                 "min_duration_ms": "10"})):
-        result = run(collector, key, interpolate(sql, variables, RANGE))
+        expanded = interpolate(sql, variables, RANGE)
+        result = run(collector, key, expanded)
         where = f"{board_name} {kind} {title!r}"
+        # The plugin's own read of the same query: Native for clickhouse-go, the same columns and rows (an
+        # empty result is an empty body in Native, as a server sends it).
+        names, types, rows = run_native(collector, key, expanded)
+        if result.rows:
+            assert (names, types, len(rows)) == (result.columns, result.types, len(result.rows)), where
+        else:
+            assert rows == [], where
         if kind == "annotation":
             assert _TIME.match(result.types[0]) and "text" in result.columns, where
         elif kind != "variable":
