@@ -105,23 +105,22 @@ class Config:
 
     def _validate_access(self) -> None:
         auth.check_tenant("receiver.default_tenant", self.receiver.default_tenant)
-        keys = auth.KeyRing.from_config(self.auth)
-        for name, listener in self.receiver.listeners():
-            host = listener.endpoint.rpartition(":")[0]
-            if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
-                raise ConfigError(
-                    f"receiver.{name}.endpoint: refusing to listen on {listener.endpoint} without authentication: "
-                    "anyone who can reach that address could write spans. Configure API keys (auth.keys or "
-                    "auth.keys_file, see docs/security.md), listen on 127.0.0.1, or accept the risk explicitly "
-                    "with auth.allow_unauthenticated: true (--allow-unauthenticated)")
+        open_to_all = not auth.KeyRing.from_config(self.auth) and not self.auth.allow_unauthenticated
+        # Listeners off loopback need keys (or the explicit risk): what each would give away, and what to do.
+        listeners = [(f"receiver.{name}.endpoint", listener.endpoint, "listen on",
+                      "anyone who can reach that address could write spans",
+                      "auth.keys_file, see docs/security.md)", "(--allow-unauthenticated)")
+                     for name, listener in self.receiver.listeners()]
         if self.metrics.endpoint:
-            host = self.metrics.endpoint.rpartition(":")[0]
-            if not keys and not self.auth.allow_unauthenticated and not auth.is_loopback(host):
+            listeners.append(("metrics.endpoint", self.metrics.endpoint, "serve metrics on",
+                              "the GenAI metrics name tenants, services and models and their spend",
+                              "auth.keys_file; Prometheus then scrapes with an admin key, see docs/metrics.md)", ""))
+        for option, endpoint, verb, risk, keys_hint, flag in listeners:
+            if open_to_all and not auth.is_loopback(endpoint.rpartition(":")[0]):
                 raise ConfigError(
-                    f"metrics.endpoint: refusing to serve metrics on {self.metrics.endpoint} without "
-                    "authentication: the GenAI metrics name tenants, services and models and their spend. "
-                    "Configure API keys (Prometheus then scrapes with an admin key, see docs/metrics.md), listen "
-                    "on 127.0.0.1, or accept the risk explicitly with auth.allow_unauthenticated: true")
+                    f"{option}: refusing to {verb} {endpoint} without authentication: {risk}. Configure API "
+                    f"keys (auth.keys or {keys_hint}, listen on 127.0.0.1, or accept the risk explicitly with "
+                    f"auth.allow_unauthenticated: true{' ' + flag if flag else ''}")
 
 
 def check_query_endpoint(config: Config) -> None:
