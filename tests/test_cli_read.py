@@ -161,7 +161,7 @@ def test_writes_need_write_and_go_to_the_store_directly(tmp_path: Path) -> None:
     refused = spanhouse("query", *args, "DROP TABLE spans", cwd=tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[0] == f"spanhouse: answered by the embedded store {tmp_path / 'store'}"
-    assert "only read-only statements" in refused.stderr and "this is a DropQuery" in refused.stderr
+    assert "only read-only statements" in refused.stderr and "this statement is DropQuery" in refused.stderr
     assert "spanhouse query --write" in refused.stderr
     exists = spanhouse("query", *args, "--format", "csv", "--quiet", "EXISTS TABLE spans", cwd=tmp_path)
     assert exists.stdout.splitlines()[1] == "1"

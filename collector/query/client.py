@@ -237,7 +237,7 @@ class Reader:
             if exc.kind:
                 raise QueryError(
                     f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) run without --write; "
-                    f"this is a {exc.kind}. To change the store, run `spanhouse query --write` "
+                    f"this statement is {exc.kind}. To change the store, run `spanhouse query --write` "
                     "(with no collector running)") from None
             raise QueryError(str(exc)) from None
         except (HostAccessRefused, NotAllowed, LimitExceeded) as exc:

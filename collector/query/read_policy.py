@@ -114,7 +114,7 @@ def check_read_only(store: Store, sql: str, params: dict[str, str] | None = None
 
 def _not_read_only(kind: str) -> NotReadOnly:
     return NotReadOnly(f"only read-only statements (SELECT, SHOW, DESCRIBE, EXPLAIN, EXISTS) may run through "
-                       f"the collector; this is a {kind}. Stop the collector to change the store "
+                       f"the collector; this statement is {kind}. Stop the collector to change the store "
                        "(then `spanhouse query --write`).", kind=kind)
 
 
