@@ -36,8 +36,9 @@ export function int(n) {
 export function usd(n) {
   if (n === null || n === undefined) return "";
   if (n === 0) return "$0";
-  if (Math.abs(n) < 0.01) return "$" + Number(n).toPrecision(3);
-  return "$" + Number(n).toFixed(n < 100 ? 4 : 2);
+  // Four significant digits below $100 (LLM calls cost fractions of a cent), cents above.
+  if (Math.abs(n) < 100) return "$" + String(Number(Number(n).toPrecision(4)));
+  return "$" + Number(n).toFixed(2);
 }
 
 export function ms(n) {
