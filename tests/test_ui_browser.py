@@ -332,3 +332,35 @@ def test_phone_width_and_dark_theme_render(ui: dict[str, Any], chromium: Any) ->
     page.click("#theme")
     assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") != background
     assert page.evaluate("() => document.documentElement.dataset.theme") == "light"
+
+
+def test_query_ui_false_serves_no_ui_path(ui: dict[str, Any]) -> None:
+    """query.ui: false: the endpoint answers ClickHouse and /query as before, and 404 under /ui."""
+    import copy
+
+    from spanhouse.collector.query.server import QueryServer
+
+    running = ui["running"].collector
+    config = copy.deepcopy(running.config)
+    config.query.ui = False
+
+    class Served:  # the running collector, seen with the UI turned off
+        store, metrics = running.store, running.metrics
+
+        def __init__(self) -> None:
+            self.config = config
+
+        def counters(self) -> dict[str, int]:
+            return running.counters()
+
+        def flush(self, timeout_s: float = 30.0) -> bool:
+            return running.flush(timeout_s)
+
+    server = QueryServer(Served(), "127.0.0.1:0")
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        assert get(base + "/ui/")[0] == 404 and get(base + "/ui/api/traces", key=ADMIN.key)[0] == 404
+        assert get(base + "/ping")[0] == 200
+    finally:
+        server.stop()

@@ -57,7 +57,8 @@ export function when(text) {
 }
 
 export function table(columns, rows, rowAttrs) {
-  const head = h("tr", {}, columns.map((c) => h("th", {class: c.num ? "num" : "", scope: "col"}, c.label)));
+  const head = h("tr", {}, columns.map((c) => h("th", {class: c.num ? "num" : "", scope: "col",
+    "data-col": c.key || c.label}, c.label)));
   const body = rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {},
     columns.map((c) => h("td", {class: c.num ? "num" : (c.class || ""), "data-col": c.key || c.label},
       c.cell(row)))));
