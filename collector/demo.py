@@ -119,7 +119,7 @@ def _trace(tracer: Any, rng: random.Random, start_ns: int) -> int:
     from opentelemetry.trace import SpanKind
 
     model = rng.choice(MODELS)
-    conversation = f"conv_{rng.getrandbits(32):08x}"
+    conversation = f"conv_{rng.getrandbits(32) % 64:04d}"  # a few turns per conversation (sessions)
     agent = tracer.start_span("invoke_agent assistant", kind=SpanKind.INTERNAL, start_time=start_ns)
     agent.set_attributes({
         "gen_ai.operation.name": "invoke_agent",

@@ -11,13 +11,12 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from access_harness import Key, auth_overrides
-from collector_harness import RunningCollector, start_collector
+from collector_harness import start_collector
 from ui_helpers import XSS_NAME, XSS_TEXT, agent_turn, browser, cli_json, cli_text, new_page, send_traces
 
 ADMIN = Key.new("ops", admin=True)
