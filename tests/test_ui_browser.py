@@ -363,3 +363,20 @@ def test_query_ui_false_serves_no_ui_path(ui: dict[str, Any]) -> None:
         assert get(base + "/ping")[0] == 200
     finally:
         server.stop()
+
+
+def test_usage_series_sum_to_spanhouse_usage_and_take_the_bucket_asked_for(ui: dict[str, Any]) -> None:
+    base = ui["base"]
+    cli = cli_json("usage", "--since", "24h", endpoint=ui["running"].query_endpoint, key=ADMIN.key)
+    _, _, body = get(f"{base}/ui/api/usage?since=24h&per=hour", key=ADMIN.key)
+    doc = json.loads(body)
+    assert doc["bucket_s"] == 3600
+    for field in ("calls", "errors", "input_tokens", "cached_tokens", "output_tokens"):
+        assert sum(p[field] for p in doc["series"]) == sum(r[field] for r in cli), field
+    assert sum(p["cost_usd"] for p in doc["series"]) == pytest.approx(sum(r["cost_usd"] or 0 for r in cli))
+    assert [(g["key"], g["calls"], g["cost_usd"]) for g in doc["groups"]] == \
+        [(r["model"], r["calls"], r["cost_usd"]) for r in cli]
+    _, _, body = get(f"{base}/ui/api/usage?since=7d&per=day", key=ADMIN.key)
+    assert json.loads(body)["bucket_s"] == 86400
+    _, _, body = get(f"{base}/ui/api/usage?since=30d&per=hour", key=ADMIN.key)  # 720 hours: too many points
+    assert json.loads(body)["bucket_s"] == 6 * 3600

@@ -262,8 +262,10 @@ def usage(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     """The Usage tab: reports.usage_rows per model (and per tool, and per the chosen grouping), and
     reports.usage_over_time for the charts; the same rows `spanhouse usage` prints."""
     by = f.choice("by", ("model", "service", "tenant"), "model")
+    least = {"auto": 0, "hour": 3600, "day": 86400}[f.choice("per", ("auto", "hour", "day"), "auto")]
     span = (f.until - f.since).total_seconds()
-    bucket_s = next((b for b in BUCKETS_S if span / b <= MAX_BUCKETS), BUCKETS_S[-1])
+    # The bucket asked for, or a coarser one when it would give more than MAX_BUCKETS points.
+    bucket_s = next((b for b in BUCKETS_S if b >= least and span / b <= MAX_BUCKETS), BUCKETS_S[-1])
     common = {"tenant": f.tenant, "service": f.text("service"), "model": f.text("model")}
     try:
         return {

@@ -14,11 +14,18 @@ export class ApiError extends Error {
 export async function api(path, params) {
   const query = params ? "?" + new URLSearchParams(params).toString() : "";
   const key = sessionStorage.getItem(KEY);
-  const response = await fetch("/ui/api/" + path + query, {
-    headers: key ? {Authorization: "Bearer " + key} : {},
-    credentials: "omit",
-    cache: "no-store",
-  });
+  let response;
+  // The endpoint runs a few queries per caller at once (query.max_concurrent_per_caller); a page that changes
+  // filters quickly may find them busy for a moment: 429 is retried briefly before it is shown.
+  for (let attempt = 0; ; attempt++) {
+    response = await fetch("/ui/api/" + path + query, {
+      headers: key ? {Authorization: "Bearer " + key} : {},
+      credentials: "omit",
+      cache: "no-store",
+    });
+    if (response.status !== 429 || attempt >= 4) break;
+    await new Promise((resolve) => setTimeout(resolve, 150 * (attempt + 1)));
+  }
   let doc = null;
   try {
     doc = await response.json();

@@ -102,6 +102,11 @@ export function filterBar(ctx, fields, onChange) {
         h("option", {value, selected: (params.by || "model") === value}, label)));
     by.addEventListener("change", () => change({by: by.value}));
     items.push(h("label", {class: "field"}, h("span", {}, "Group by"), by));
+    const per = h("select", {name: "per", "aria-label": "Chart bucket"},
+      [["auto", "Auto"], ["hour", "Hour"], ["day", "Day"]].map(([value, label]) =>
+        h("option", {value, selected: (params.per || "auto") === value}, label)));
+    per.addEventListener("change", () => change({per: per.value === "auto" ? "" : per.value}));
+    items.push(h("label", {class: "field"}, h("span", {}, "Per"), per));
   }
   // The choices each text filter suggests: what the range holds.
   api("facets", {since: params.since || "1h", ...(params.until ? {until: params.until} : {}),

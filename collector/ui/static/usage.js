@@ -4,7 +4,7 @@ import {h, clear, int, usd, ms, table, emptyState} from "./dom.js";
 import {api} from "./api.js";
 import {filterBar, currentParams, apiParams} from "./filters.js";
 
-const FILTERS = ["tenant", "service", "model", "tool", "by"];
+const FILTERS = ["tenant", "service", "model", "tool", "by", "per"];
 const PALETTE = ["#3b6fd8", "#e8833a", "#2e9e6a", "#c0457a", "#8a63d2", "#c9a227", "#2aa4b8", "#d64545",
   "#6b8e23", "#8c6d5a"];
 let charts = [];
