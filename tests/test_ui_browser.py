@@ -380,3 +380,19 @@ def test_usage_series_sum_to_spanhouse_usage_and_take_the_bucket_asked_for(ui: d
     assert json.loads(body)["bucket_s"] == 86400
     _, _, body = get(f"{base}/ui/api/usage?since=30d&per=hour", key=ADMIN.key)  # 720 hours: too many points
     assert json.loads(body)["bucket_s"] == 6 * 3600
+
+
+def test_an_empty_range_says_how_to_send_the_first_span_and_a_wrong_key_is_named(ui: dict[str, Any],
+                                                                                   chromium: Any) -> None:
+    page = signed_in(chromium, ui["base"], ADMIN, "/ui/?since=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z")
+    page.wait_for_selector(".empty")
+    text = page.inner_text(".empty")
+    assert "No traces in this time range yet" in text
+    assert ui["running"].grpc_endpoint in text and "opentelemetry-instrument" in text
+    assert page.input_value("input[name=since]").startswith("20")  # the custom range is shown as such
+    other = new_page(chromium)
+    other.goto(ui["base"] + "/ui/usage")
+    other.fill("#apikey", "shk_wrong")
+    other.press("#apikey", "Enter")
+    other.wait_for_selector(".keyform .error")
+    assert "API key not recognised" in other.inner_text(".keyform .error")
