@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -27,7 +28,9 @@ MAX_FILTER_CHARS = 200
 # Chart buckets: the smallest that gives at most MAX_BUCKETS points over the range.
 BUCKETS_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 120
-RANGES = {"1h": "1h", "24h": "24h", "7d": "7d", "30d": "30d"}
+# The Usage tab's four reads run at most this many at a time (and never more than the caller's
+# query.max_concurrent_per_caller).
+MAX_PARALLEL = 2
 
 Answer = tuple[HTTPStatus, dict[str, Any]]
 
@@ -39,7 +42,8 @@ class BadRequest(ValueError):
 class Filters:
     """The query string of a UI request, checked: every page takes the same names."""
 
-    def __init__(self, query: str, caller: Principal, now: dt.datetime | None = None) -> None:
+    def __init__(self, query: str, caller: Principal, now: dt.datetime | None = None, parallel: int = 1) -> None:
+        self.parallel = max(1, min(parallel, MAX_PARALLEL))
         self.values = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         for name, value in self.values.items():
             if len(value) > MAX_FILTER_CHARS:
@@ -267,17 +271,22 @@ def usage(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     # The bucket asked for, or a coarser one when it would give more than MAX_BUCKETS points.
     bucket_s = next((b for b in BUCKETS_S if b >= least and span / b <= MAX_BUCKETS), BUCKETS_S[-1])
     common = {"tenant": f.tenant, "service": f.text("service"), "model": f.text("model")}
-    try:
-        return {
-            "by": by, "bucket_s": bucket_s, **f.window(),
-            "groups": reports.usage_rows(run_sql, by, f.since, f.until, **common),
-            "models": reports.usage_rows(run_sql, "model", f.since, f.until, **common) if by != "model" else None,
-            "tools": reports.usage_rows(run_sql, "tool", f.since, f.until, tenant=f.tenant,
-                                        service=f.text("service"), tool=f.text("tool")),
-            "series": reports.usage_over_time(run_sql, by, f.since, f.until, bucket_s, **common),
-        }
-    except ReportError as exc:
-        raise BadRequest(str(exc)) from None
+    jobs: dict[str, Callable[[], Any]] = {
+        "groups": lambda: reports.usage_rows(run_sql, by, f.since, f.until, **common),
+        "models": lambda: reports.usage_rows(run_sql, "model", f.since, f.until, **common) if by != "model" else None,
+        "tools": lambda: reports.usage_rows(run_sql, "tool", f.since, f.until, tenant=f.tenant,
+                                            service=f.text("service"), tool=f.text("tool")),
+        "series": lambda: reports.usage_over_time(run_sql, by, f.since, f.until, bucket_s, **common),
+    }
+    # Independent reads, side by side up to the caller's share of the endpoint (f.parallel, at most
+    # query.max_concurrent_per_caller), so none of them is refused as one too many.
+    with ThreadPoolExecutor(max_workers=f.parallel, thread_name_prefix="spanhouse-ui") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        try:
+            return {"by": by, "bucket_s": bucket_s, **f.window(),
+                    **{name: future.result() for name, future in futures.items()}}
+        except ReportError as exc:
+            raise BadRequest(str(exc)) from None
 
 
 def sessions(run_sql: RunSql, f: Filters) -> dict[str, Any]:

@@ -111,7 +111,8 @@ class UiEndpoint:
             route = api.ROUTES.get(name)
             if route is None:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": f"unknown API path {name[:60]!r}"})
-            return self._json(HTTPStatus.OK, route(run_sql, api.Filters(query, caller)))
+            filters = api.Filters(query, caller, parallel=self.policy.cfg.max_concurrent_per_caller)
+            return self._json(HTTPStatus.OK, route(run_sql, filters))
         except api.BadRequest as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except (NotReadOnly, NotAllowed, HostAccessRefused) as exc:
