@@ -66,6 +66,9 @@ def cmd_collector(args: argparse.Namespace) -> int:
           + (f", OTLP/HTTP on {collector.http_url}" if collector.http_receiver else "")
           + (f", queries on http://127.0.0.1:{collector.query_server.port}" if collector.query_server else ""),
           flush=True)
+    ui_url = _ui_url(cfg, collector)
+    if ui_url:
+        print(f"spanhouse collector: web UI on {ui_url}", flush=True)
     if args.demo:
         from spanhouse.collector import demo
 
@@ -78,7 +81,8 @@ def cmd_collector(args: argparse.Namespace) -> int:
                 collector.flush()
                 print(demo.summary_table(lambda sql: _rows_from_store(collector.store, sql)), flush=True)
                 print("Demo traffic stored. Try: spanhouse query \"SELECT Model, count() FROM genai_calls GROUP BY Model\""
-                      "\nPress Ctrl-C to stop the collector.", flush=True)
+                      + (f"\nOpen the demo traces in the web UI: {ui_url}" if ui_url else "")
+                      + "\nPress Ctrl-C to stop the collector.", flush=True)
             except Exception as exc:  # the collector keeps serving; say what went wrong
                 print(f"spanhouse: demo failed: {exc}", file=sys.stderr, flush=True)
 
@@ -88,6 +92,17 @@ def cmd_collector(args: argparse.Namespace) -> int:
     stop.wait()
     lost = collector.stop()
     return 1 if lost else 0
+
+
+def _ui_url(cfg: Config, collector: Any) -> str:
+    """The web UI's address on the query endpoint ('' when the endpoint or the UI is off)."""
+    server = collector.query_server
+    if not server or not cfg.query.ui:
+        return ""
+    scheme = "https" if cfg.query.tls_cert_file else "http"
+    host = server.host if server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{server.port}/ui/"
 
 
 def _rows_from_store(store: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
@@ -251,7 +266,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
         names, rows = reports.traces(
             run_sql, since, until, tenant=args.tenant or "", service=args.service or "", model=args.model or "",
             tool=args.tool or "", errors_only=args.errors, min_cost=args.min_cost, min_duration_ms=min_duration_ms,
-            sort=args.sort, limit=args.limit)
+            span_text=args.span_name or "", sort=args.sort, limit=args.limit)
         _print_report(args, names, rows)
         return 0
 
@@ -396,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="NAME", help="traces that called this model (as stored, e.g. gpt-4o-2024-08-06)")
     p.add_argument("--tool", metavar="NAME", help="traces that ran this tool")
     p.add_argument("--errors", action="store_true", help="only traces with a failed GenAI span")
+    p.add_argument("--span-name", metavar="TEXT", help="only traces with a span whose name contains TEXT "
+                                                       "(any case)")
     p.add_argument("--min-cost", type=float, default=0.0, metavar="USD", help="only traces costing at least this")
     p.add_argument("--min-duration", metavar="DURATION", help="only traces lasting at least this (500ms, 2s, 1m)")
     p.add_argument("--sort", choices=("cost", "duration", "start"), default="cost")

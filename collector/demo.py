@@ -26,6 +26,27 @@ MODELS = (  # provider, request model, response model, server address
     ("anthropic", "claude-haiku-4-5", "claude-haiku-4-5-20251001", "api.anthropic.com"),
 )
 TOOLS = ("search_docs", "get_order_status", "run_sql", "fetch_url")
+QUESTIONS = ("Where is my order 4417?", "Summarize the attached design doc in three bullet points.",
+             "Which customers churned last month?", "How do I rotate my API key?",
+             "Compare the latency of our two search backends.")
+
+
+def _messages(rng: random.Random, finish: str) -> dict[str, str]:
+    """The call's conversation in the current conventions' JSON (what an instrumentor captures with content on)."""
+    import json
+
+    question = rng.choice(QUESTIONS)
+    inputs = [{"role": "system", "parts": [{"type": "text", "content": "You are a concise support assistant."}]},
+              {"role": "user", "parts": [{"type": "text", "content": question}]}]
+    if finish == "tool_calls":
+        tool = rng.choice(TOOLS)
+        output = [{"role": "assistant", "finish_reason": finish, "parts": [
+            {"type": "tool_call", "id": f"call_{rng.getrandbits(32):08x}", "name": tool,
+             "arguments": {"query": question[:40]}}]}]
+    else:
+        output = [{"role": "assistant", "finish_reason": finish, "parts": [
+            {"type": "text", "content": f"Here is what I found about: {question.lower().rstrip('?.')}."}]}]
+    return {"gen_ai.input.messages": json.dumps(inputs), "gen_ai.output.messages": json.dumps(output)}
 
 
 def _chat(tracer: Any, rng: random.Random, start_ns: int, model: tuple[str, str, str, str],
@@ -58,10 +79,12 @@ def _chat(tracer: Any, rng: random.Random, start_ns: int, model: tuple[str, str,
         duration_ms = rng.uniform(40, 120)
     else:
         output_tokens = rng.randint(20, 800)
+        finish = rng.choice(("stop", "stop", "tool_calls", "length"))
+        span.set_attributes(_messages(rng, finish))
         span.set_attributes({
             "gen_ai.response.model": response_model,
             "gen_ai.response.id": f"resp_{rng.getrandbits(64):016x}",
-            "gen_ai.response.finish_reasons": [rng.choice(("stop", "stop", "tool_calls", "length"))],
+            "gen_ai.response.finish_reasons": [finish],
             "gen_ai.usage.input_tokens": input_tokens,
             "gen_ai.usage.output_tokens": output_tokens,
             "gen_ai.usage.cache_read.input_tokens": cached,
@@ -96,7 +119,7 @@ def _trace(tracer: Any, rng: random.Random, start_ns: int) -> int:
     from opentelemetry.trace import SpanKind
 
     model = rng.choice(MODELS)
-    conversation = f"conv_{rng.getrandbits(32):08x}"
+    conversation = f"conv_{rng.getrandbits(32) % 64:04d}"  # a few turns per conversation (sessions)
     agent = tracer.start_span("invoke_agent assistant", kind=SpanKind.INTERNAL, start_time=start_ns)
     agent.set_attributes({
         "gen_ai.operation.name": "invoke_agent",

@@ -32,14 +32,14 @@ class CollectorProcess:
     """
 
     def __init__(self, store_dir: Path, query_endpoint: str = "", env: dict[str, str] | None = None,
-                 ready_timeout_s: float = 60.0) -> None:
+                 ready_timeout_s: float = 60.0, extra_args: tuple[str, ...] = ()) -> None:
         self.store_url = f"chdb://{store_dir}"
         self.query_endpoint = query_endpoint
         self.stderr_path = store_dir.parent / f"collector-{id(self)}.stderr"
         self._stderr: IO[bytes] = open(self.stderr_path, "wb")  # a file: a full pipe would block the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spanhouse.collector.cli", "collector", "--store", self.store_url,
-             "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--query-endpoint", query_endpoint],
+             "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--query-endpoint", query_endpoint, *extra_args],
             stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=clean_env(**(env or {})),
         )
         self.lines: queue.Queue[str | None] = queue.Queue()

@@ -24,9 +24,9 @@ def test_only_the_command_line_imports_the_service() -> None:
 def test_components_meet_through_the_protocols_not_through_each_other() -> None:
     """Receivers, workers and the read side never import the pipeline or each other's modules."""
     for module, deps in GRAPH.items():
-        if module.startswith((f"{PACKAGE}.receiver", f"{PACKAGE}.workers", f"{PACKAGE}.query")):
+        if module.startswith((f"{PACKAGE}.receiver", f"{PACKAGE}.workers", f"{PACKAGE}.query", f"{PACKAGE}.ui")):
             assert f"{PACKAGE}.pipeline" not in deps or module == f"{PACKAGE}.workers.worker", module
-        if module.startswith(f"{PACKAGE}.query"):
+        if module.startswith((f"{PACKAGE}.query", f"{PACKAGE}.ui")):
             assert not any(d.startswith((f"{PACKAGE}.receiver", f"{PACKAGE}.workers")) for d in deps), module
 
 

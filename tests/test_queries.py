@@ -153,7 +153,7 @@ def test_latency_percentiles_per_model(store: Store) -> None:
 
 def test_latency_percentiles_and_errors_per_tool(store: Store) -> None:
     tools = [r for r in ROWS if r["Operation"] == "execute_tool" and _in_range(r)]
-    got = {tool: rest for tool, *rest in run(store, "latency_by_tool", tenant="")}
+    got = {tool: rest for tool, *rest in run(store, "latency_by_tool", tenant="", service="", tool="")}
     assert got.keys() == {r["ToolName"] for r in tools}
     for tool in got:
         mine = [r for r in tools if r["ToolName"] == tool]
@@ -209,7 +209,7 @@ def _traces() -> dict[str, dict[str, Any]]:
 
 
 NO_FILTERS = {"tenant": "", "service": "", "model": "", "tool": "", "errors_only": 0, "min_cost": 0.0,
-              "min_duration_ms": 0.0}
+              "min_duration_ms": 0.0, "span_text": "", "offset": 0}
 
 
 def test_most_expensive_traces(store: Store) -> None:
@@ -230,7 +230,7 @@ def test_slowest_traces(store: Store) -> None:
 
 
 def test_usage_by_model_matches_the_detail_queries(store: Store) -> None:
-    usage = {r[0]: r for r in run(store, "usage", group_by="Model", tenant="")}
+    usage = {r[0]: r for r in run(store, "usage", group_by="Model", tenant="", service="", model="")}
     latency = {r[0]: r[2] for r in run(store, "latency_by_model")}
     assert usage.keys() == latency.keys()
     for model, row in usage.items():
@@ -238,9 +238,9 @@ def test_usage_by_model_matches_the_detail_queries(store: Store) -> None:
 
 
 @pytest.mark.parametrize("params, message", [
-    pytest.param({"group_by": "Model; DROP TABLE spans", "tenant": ""}, "not a column name", id="identifier"),
+    pytest.param({"group_by": "Model; DROP TABLE spans", "tenant": "", "service": "", "model": ""}, "not a column name", id="identifier"),
     pytest.param({"group_by": "Model"}, "needs parameter", id="missing"),
-    pytest.param({"group_by": "Model", "tenant": "", "since": "yesterday"}, "expected a datetime", id="datetime"),
+    pytest.param({"group_by": "Model", "tenant": "", "service": "", "model": "", "since": "yesterday"}, "expected a datetime", id="datetime"),
 ])
 def test_bad_query_parameters_are_refused(params: dict[str, Any], message: str) -> None:
     params.setdefault("since", SINCE)

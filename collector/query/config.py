@@ -28,8 +28,12 @@ class QueryConfig:
     max_concurrent: int = 4
     # Let admin keys (and the keyless local caller) read host files, URLs and other servers. Off by default.
     allow_host_access: bool = False
+    # The web UI under /ui/ on this endpoint (docs/ui.md); false serves no UI path.
+    ui: bool = True
 
     def validate(self) -> None:
+        if not isinstance(self.ui, bool):
+            raise ConfigError(f"query.ui: must be true or false, got {self.ui!r}")
         if self.endpoint:
             check_endpoint("query.endpoint", self.endpoint)
         check_tls("query", self)  # the receivers' rule: both PEM files or neither, and they must load

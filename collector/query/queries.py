@@ -46,6 +46,10 @@ def _literal(name: str, kind: str, value: Any) -> str:
         if not math.isfinite(number):
             raise QueryParameterError(f"{name}: must be a finite number, got {value!r}")
         return repr(number)
+    if kind == "Array(String)":
+        if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+            raise QueryParameterError(f"{name}: expected a list of strings, got {value!r}")
+        return "[" + ", ".join(quote(item) for item in value) + "]"
     if base in ("DateTime64", "DateTime"):
         if not isinstance(value, dt.datetime):
             raise QueryParameterError(f"{name}: expected a datetime, got {value!r}")

@@ -54,47 +54,132 @@ def _usd(value: Any) -> str:
     return "" if value is None else f"{float(value):.6f}"
 
 
+def _ms3(value: Any) -> list[float | None]:
+    return [None if v is None else float(v) for v in (value or [None] * 3)]
+
+
+def usage_rows(run_sql: RunSql, by: str, since: dt.datetime, until: dt.datetime, *, tenant: str = "",
+               service: str = "", model: str = "", tool: str = "") -> list[dict[str, Any]]:
+    """Calls, errors, tokens by kind, cost, p50/p95/p99 latency (and time to first token for LLM calls) per
+    model, service, tenant or tool, as structured rows: what `spanhouse usage` prints and the UI shows."""
+    if by == "tool":
+        _, rows = run_sql(render("latency_by_tool", since=since, until=until, tenant=tenant, service=service,
+                                 tool=tool))
+        return [{"key": key or "(none)", "calls": _int(calls), "errors": _int(errors), "ms": _ms3(ms)}
+                for key, calls, errors, ms in rows]
+    if by not in GROUP_COLUMNS:
+        raise ReportError(f"--by: expected one of model, service, tenant, tool, got {by!r}")
+    _, rows = run_sql(render("usage", group_by=GROUP_COLUMNS[by], since=since, until=until, tenant=tenant,
+                             service=service, model=model))
+    out = []
+    for key, calls, errors, inp, cached, output, cost, unpriced, ms, ttft, cache_write, reasoning in rows:
+        out.append({"key": key or "(none)", "calls": _int(calls), "errors": _int(errors), "input_tokens": _int(inp),
+                    "cached_tokens": _int(cached), "output_tokens": _int(output),
+                    "cache_write_tokens": _int(cache_write), "reasoning_tokens": _int(reasoning),
+                    "cost_usd": None if cost is None else round(float(cost), 6), "unpriced": _int(unpriced),
+                    "ms": _ms3(ms), "ttft_ms": _ms3(ttft)})
+    return out
+
+
 def usage(run_sql: RunSql, by: str, since: dt.datetime, until: dt.datetime, tenant: str = "") -> \
         tuple[list[str], list[list[Any]]]:
     """Calls, errors, tokens, cost and p50/p95/p99 latency per model, service, tenant or tool."""
+    rows = usage_rows(run_sql, by, since, until, tenant=tenant)
     if by == "tool":
-        _, rows = run_sql(render("latency_by_tool", since=since, until=until, tenant=tenant))
-        names = ["tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"]
-        return names, [[key or "(none)", _int(calls), _int(errors), *(ms or [None] * 3)]
-                       for key, calls, errors, ms in rows]
-    if by not in GROUP_COLUMNS:
-        raise ReportError(f"--by: expected one of model, service, tenant, tool, got {by!r}")
-    _, rows = run_sql(render("usage", group_by=GROUP_COLUMNS[by], since=since, until=until, tenant=tenant))
+        return (["tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"],
+                [[r["key"], r["calls"], r["errors"], *r["ms"]] for r in rows])
     names = [by, "calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd", "unpriced",
              "p50_ms", "p95_ms", "p99_ms"]
+    return names, [[r["key"], r["calls"], r["errors"], r["input_tokens"], r["cached_tokens"], r["output_tokens"],
+                    r["cost_usd"], r["unpriced"], *r["ms"]] for r in rows]
+
+
+def usage_over_time(run_sql: RunSql, by: str, since: dt.datetime, until: dt.datetime, bucket_s: int, *,
+                    tenant: str = "", service: str = "", model: str = "") -> list[dict[str, Any]]:
+    """usage_rows' LLM calls per time bucket and model, service or tenant (bucket start as epoch seconds)."""
+    if by not in GROUP_COLUMNS:
+        raise ReportError(f"by: expected one of model, service, tenant, got {by!r}")
+    _, rows = run_sql(render("usage_over_time", group_by=GROUP_COLUMNS[by], since=since, until=until,
+                             bucket_s=bucket_s, tenant=tenant, service=service, model=model))
+    return [{"t": int(_ns(bucket) // 1_000_000_000), "key": key or "(none)", "calls": _int(calls),
+             "errors": _int(errors), "input_tokens": _int(inp), "cached_tokens": _int(cached),
+             "output_tokens": _int(output), "cost_usd": 0.0 if cost is None else float(cost)}
+            for bucket, key, calls, errors, inp, cached, output, cost in rows]
+
+
+def sessions(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
+             limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Conversations (gen_ai.conversation.id) active in the range, newest first, with their traces."""
+    names, rows = run_sql(render("sessions", since=since, until=until, tenant=tenant, service=service, limit=limit,
+                                 offset=offset))
     out = []
-    for key, calls, errors, inp, cached, output, cost, unpriced, ms in rows:
-        out.append([key or "(none)", _int(calls), _int(errors), _int(inp), _int(cached), _int(output),
-                    None if cost is None else round(float(cost), 6), _int(unpriced), *(ms or [None] * 3)])
-    return names, out
+    for row in rows:
+        item = dict(zip(names, row))
+        for key in ("turns", "llm_calls", "errors", "tokens"):
+            item[key] = _int(item[key])
+        item["cost_usd"] = float(item["cost_usd"] or 0)
+        item["duration_ms"] = float(item["duration_ms"] or 0)
+        item["first_seen"], item["last_seen"] = str(item["first_seen"])[:23], str(item["last_seen"])[:23]
+        out.append(item)
+    return out
 
 
-def traces(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
-           model: str = "", tool: str = "", errors_only: bool = False, min_cost: float = 0.0,
-           min_duration_ms: float = 0.0, sort: str = "cost", limit: int = 20) -> tuple[list[str], list[list[Any]]]:
-    """Traces started in [since, until) matching every filter, most expensive (or slowest, newest) first."""
+def facets(run_sql: RunSql, since: dt.datetime, until: dt.datetime, tenant: str = "") -> dict[str, list[str]]:
+    """The tenants, services, models and tools seen in the range (the UI's filter choices)."""
+    names, rows = run_sql(render("ui_facets", since=since, until=until, tenant=tenant))
+    return dict(zip(names, rows[0])) if rows else {name: [] for name in names}
+
+
+def trace_list(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
+               model: str = "", tool: str = "", errors_only: bool = False, min_cost: float = 0.0,
+               min_duration_ms: float = 0.0, span_text: str = "", sort: str = "cost", limit: int = 20,
+               offset: int = 0) -> list[dict[str, Any]]:
+    """Traces started in [since, until) matching every filter, most expensive (or slowest, newest) first,
+    as structured rows: `spanhouse traces` prints them, the UI's Traces tab serializes them."""
     if sort not in SORT_COLUMNS:
         raise ReportError(f"--sort: expected one of {', '.join(SORT_COLUMNS)}, got {sort!r}")
     if limit <= 0:
         raise ReportError(f"--limit: must be at least 1, got {limit}")
+    if offset < 0:
+        raise ReportError(f"offset: must not be negative, got {offset}")
     if min_cost < 0 or min_duration_ms < 0:
         raise ReportError("--min-cost and --min-duration must not be negative")
     sql = render("traces", since=since, until=until, tenant=tenant, service=service, model=model, tool=tool,
                  errors_only=int(errors_only), min_cost=min_cost, min_duration_ms=min_duration_ms,
-                 order_by=SORT_COLUMNS[sort], limit=limit)
+                 span_text=span_text, order_by=SORT_COLUMNS[sort], limit=limit, offset=offset)
     _, rows = run_sql(sql)
+    out = []
+    for (trace_id, tenant_id, start, duration, calls, errs, tokens, cost, services, models, tools, inp, cached,
+         output) in rows:
+        out.append({"trace_id": trace_id, "tenant": tenant_id, "start": str(start)[:23], "duration_ms": float(duration),
+                    "llm_calls": _int(calls), "errors": _int(errs), "tokens": _int(tokens),
+                    "input_tokens": _int(inp), "cached_tokens": _int(cached), "output_tokens": _int(output),
+                    "cost_usd": round(float(cost), 6), "services": sorted(services), "models": sorted(models),
+                    "tools": sorted(tools)})
+    return out
+
+
+def trace_roots(run_sql: RunSql, trace_ids: list[str], since: dt.datetime, until: dt.datetime) -> \
+        dict[str, tuple[str, int]]:
+    """trace id -> (root span name, spans kept) for a page of traces."""
+    if not trace_ids:
+        return {}
+    _, rows = run_sql(render("trace_roots", ids=trace_ids, since=since, until=until))
+    return {trace_id: (name, _int(count)) for trace_id, name, count in rows}
+
+
+def traces(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
+           model: str = "", tool: str = "", errors_only: bool = False, min_cost: float = 0.0,
+           min_duration_ms: float = 0.0, span_text: str = "", sort: str = "cost", limit: int = 20) -> \
+        tuple[list[str], list[list[Any]]]:
+    """trace_list as the CLI's table."""
+    rows = trace_list(run_sql, since, until, tenant=tenant, service=service, model=model, tool=tool,
+                      errors_only=errors_only, min_cost=min_cost, min_duration_ms=min_duration_ms,
+                      span_text=span_text, sort=sort, limit=limit)
     names = ["trace_id", "tenant", "start", "duration_ms", "llm_calls", "errors", "tokens", "cost_usd", "services",
              "models"]
-    out = []
-    for trace_id, tenant_id, start, duration, calls, errs, tokens, cost, services, models, _tools in rows:
-        out.append([trace_id, tenant_id, str(start)[:23], float(duration), _int(calls), _int(errs), _int(tokens),
-                    round(float(cost), 6), ",".join(sorted(services)), ",".join(sorted(models))])
-    return names, out
+    return names, [[r["trace_id"], r["tenant"], r["start"], r["duration_ms"], r["llm_calls"], r["errors"],
+                    r["tokens"], r["cost_usd"], ",".join(r["services"]), ",".join(r["models"])] for r in rows]
 
 
 def alerts(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", firing_only: bool = False,
@@ -112,15 +197,52 @@ def alerts(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: s
             "annotations", "notifications"], out
 
 
-def trace_tree(run_sql: RunSql, trace_id: str) -> str:
-    """The spans of one trace as an indented tree with duration, tokens and cost per span."""
+def check_trace_id(trace_id: str) -> str:
     trace_id = trace_id.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
         raise ReportError(f"trace id: expected 32 hex digits, got {trace_id!r}")
-    names, rows = run_sql(render("trace_spans", trace_id=trace_id))
-    if not rows:
+    return trace_id
+
+
+def trace_spans(run_sql: RunSql, trace_id: str) -> list[dict[str, Any]]:
+    """Every span of one trace (schemas/queries/trace_spans.sql) as a dict per span, in start order."""
+    names, rows = run_sql(render("trace_spans", trace_id=check_trace_id(trace_id)))
+    return [dict(zip(names, row)) for row in rows]
+
+
+def trace_totals(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trace's duration, tokens by kind and cost, counted as `spanhouse trace` counts them: billed calls only,
+    a call traced twice once, unpriced calls named rather than counted as free."""
+    counted = [s for s in spans if not s.get("DuplicateOf") and s["Operation"] in _BILLED]
+    costs = [float(s["CostTotal"]) for s in counted if s["CostTotal"] is not None]
+    starts = [_ns(s["Timestamp"]) for s in spans]
+    ends = [start + _int(s["Duration"]) for start, s in zip(starts, spans)]
+
+    def total(column: str) -> int:
+        return sum(_int(s.get(column)) for s in counted)
+
+    def cost(column: str) -> float:
+        return round(sum(float(s[column]) for s in counted if s.get(column) is not None), 9)
+
+    return {
+        "spans": len(spans), "start_ns": min(starts) if starts else 0,
+        "duration_ms": (max(ends) - min(starts)) / 1e6 if spans else 0.0,
+        "tokens": total("InputTokens") + total("OutputTokens"), "input_tokens": total("InputTokens"),
+        "cached_tokens": total("CacheReadTokens"), "cache_write_tokens": total("CacheWriteTokens"),
+        "output_tokens": total("OutputTokens"), "reasoning_tokens": total("ReasoningTokens"),
+        "cost_usd": sum(costs), "cost_input": cost("CostInput"), "cost_output": cost("CostOutput"),
+        "cost_cache_read": cost("CostCacheRead"), "cost_cache_write": cost("CostCacheWrite"),
+        "unpriced": sum(1 for s in counted if s["CostTotal"] is None and _has_usage(s)),
+        "errors": sum(1 for s in spans if s["StatusCode"] in ("Error", "STATUS_CODE_ERROR")),
+    }
+
+
+def trace_tree(run_sql: RunSql, trace_id: str) -> str:
+    """The spans of one trace as an indented tree with duration, tokens and cost per span."""
+    trace_id = check_trace_id(trace_id)
+    spans = trace_spans(run_sql, trace_id)
+    if not spans:
         return f"trace {trace_id}: no spans found"
-    spans = [dict(zip(names, row)) for row in rows]
     ids = {s["SpanId"] for s in spans}
     children: dict[str, list[dict[str, Any]]] = {}
     roots = []
@@ -130,14 +252,10 @@ def trace_tree(run_sql: RunSql, trace_id: str) -> str:
             children.setdefault(parent, []).append(span)
         else:
             roots.append(span)
-    counted = [s for s in spans if not s.get("DuplicateOf")]  # a call traced twice counts once
-    costs = [float(s["CostTotal"]) for s in counted if s["CostTotal"] is not None]
-    unpriced = sum(1 for s in counted if s["CostTotal"] is None and s["Operation"] in _BILLED and _has_usage(s))
-    starts = [_ns(s["Timestamp"]) for s in spans]
-    ends = [start + _int(s["Duration"]) for start, s in zip(starts, spans)]
-    tokens = sum(_int(s["InputTokens"]) + _int(s["OutputTokens"]) for s in counted if s["Operation"] in _BILLED)
-    header = (f"trace {trace_id}: {len(spans)} spans, {(max(ends) - min(starts)) / 1e6:.1f} ms, "
-              f"{tokens} tokens, cost ${sum(costs):.6f}"
+    totals = trace_totals(spans)
+    unpriced = totals["unpriced"]
+    header = (f"trace {trace_id}: {len(spans)} spans, {totals['duration_ms']:.1f} ms, "
+              f"{totals['tokens']} tokens, cost ${totals['cost_usd']:.6f}"
               + (f" ({unpriced} call{'s' if unpriced != 1 else ''} without a price)" if unpriced else ""))
     lines = [header]
     seen: set[str] = set()

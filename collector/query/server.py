@@ -8,6 +8,7 @@ chDB admits one process per store directory, so everything that reads the data g
     POST /flush                       write everything accepted so far
     GET  /health, GET /stats          liveness, the collector's counters as JSON
     GET  /metrics, GET /ready         Prometheus metrics and readiness (collector/metrics/)
+    GET  /ui/...                      the web UI: static pages, and their data from /ui/api/ (collector/ui/)
 
 With API keys configured (auth.keys), every path but /health and /ping needs a key: `Authorization: Bearer
 <key>`, or as ClickHouse clients send it, the password of HTTP Basic (any user name), `X-ClickHouse-Key`
@@ -52,6 +53,7 @@ from spanhouse.collector.query.read_policy import (  # re-exported: the read com
 )
 from spanhouse.collector.query.tenant_scope import NotAllowed
 from spanhouse.collector.listeners import RefusalLog, server_ssl_context
+from spanhouse.collector.ui.http import UiEndpoint
 
 if TYPE_CHECKING:
     from spanhouse.collector.config import Config
@@ -101,8 +103,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_header("Connection", "close")
 
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+    def _reply(self, status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8",
+               headers: dict[str, str] | None = None) -> None:
         self._start_reply(status, content_type, len(body))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -136,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(*reply)
         elif path == "/ping":
             self._reply(HTTPStatus.OK, b"Ok.\n")
+        elif (path == "/ui" or path.startswith("/ui/")) and self.server.ui is not None:
+            # The UI authenticates its API calls itself (collector/ui/http.py); the page shells need no key.
+            status, body, content_type, headers = self.server.ui.get(path, parts.query,
+                                                                     self.headers.get("Authorization"))
+            self._reply(status, body, content_type, headers)
         elif path == "/":
             if not parts.query:
                 self._reply(HTTPStatus.OK, b"Ok.\n")  # ClickHouse answers a bare GET / like /ping
@@ -152,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, body, "application/json")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use GET /ping, GET or POST / (ClickHouse's HTTP "
-                                              b"interface), POST /query, POST /flush, GET /health, GET /stats\n")
+                                              b"interface), GET /ui/ (the web UI), POST /query, POST /flush, GET /health, GET /stats\n")
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
         """Liveness for load balancers and probes that use HEAD: /ping, /health and a bare / only."""
@@ -392,6 +402,7 @@ class _Server(ThreadingHTTPServer):
     policy: ReadPolicy
     ssl_context: ssl.SSLContext | None = None
     refusals: RefusalLog
+    ui: UiEndpoint | None = None
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -403,6 +414,18 @@ class _Server(ThreadingHTTPServer):
             # The TLS handshake happens on the first read, in the connection's own thread.
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
+
+
+def _otlp_endpoints(collector: Any) -> dict[str, str]:
+    """Where the collector takes spans (for the UI's empty states): the bound ports, not the configured 0."""
+    out = {}
+    grpc_port = getattr(collector, "grpc_port", None)
+    if grpc_port:
+        out["otlp_grpc"] = f"{collector.config.receiver.grpc.endpoint.rpartition(':')[0].strip('[]')}:{grpc_port}"
+    http_url = getattr(collector, "http_url", None)
+    if http_url:
+        out["otlp_http"] = str(http_url)
+    return out
 
 
 class ServedCollector(Protocol):
@@ -434,6 +457,8 @@ class QueryServer:
         self._server.collector = collector
         self._server.keys = keys if keys else None
         self._server.policy = ReadPolicy(collector.store, cfg)
+        self._server.ui = UiEndpoint(self._server.policy, self._server.keys, lambda: _otlp_endpoints(collector)) \
+            if cfg.ui else None
         # Bad keys on ClickHouse's interface: a client retrying fast is logged once per reason per interval.
         self._server.refusals = RefusalLog(log, "ClickHouse interface call")
         self._server.ssl_context = server_ssl_context(cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_client_ca_file)

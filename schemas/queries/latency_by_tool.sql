@@ -1,5 +1,5 @@
--- Exact p50/p95/p99 latency in milliseconds of tool executions per tool (tenant '' = every tenant).
--- Also what `spanhouse usage --by tool` prints.
+-- Exact p50/p95/p99 latency in milliseconds of tool executions per tool (tenant, service, tool '' = any).
+-- Also what `spanhouse usage --by tool` prints and the web UI's Usage tab shows.
 SELECT
     ToolName AS tool,
     count() AS calls,
@@ -9,5 +9,7 @@ FROM genai_calls
 WHERE Timestamp >= {since:DateTime64(3)} AND Timestamp < {until:DateTime64(3)}
   AND Operation = 'execute_tool'
   AND ({tenant:String} = '' OR TenantId = {tenant:String})
+  AND ({service:String} = '' OR ServiceName = {service:String})
+  AND ({tool:String} = '' OR ToolName = {tool:String})
 GROUP BY tool
 ORDER BY calls DESC, tool;

@@ -1,0 +1,45 @@
+// The Sessions tab: conversations (gen_ai.conversation.id) with their turns, cost and duration, linking to traces.
+import {h, clear, int, usd, ms, when, table, emptyState} from "./dom.js";
+import {api} from "./api.js";
+import {filterBar, currentParams, updateParams, apiParams} from "./filters.js";
+
+const FILTERS = ["tenant", "service"];
+
+export async function renderSessions(ctx) {
+  const results = h("section", {class: "results", "aria-live": "polite"}, h("p", {class: "loading"}, "Loading sessions…"));
+  const load = (params) => show(ctx, results, params);
+  clear(ctx.main).append(h("h1", {class: "visually-hidden"}, "Sessions"), filterBar(ctx, FILTERS, load), results);
+  await load(currentParams());
+}
+
+async function show(ctx, results, params) {
+  results.classList.add("busy");
+  const doc = await api("sessions", apiParams(params, FILTERS.concat(["page"])));
+  results.classList.remove("busy");
+  clear(results);
+  if (!doc.sessions.length) {
+    results.appendChild(emptyState(ctx.who, "No conversations in this time range",
+      "Calls that carry gen_ai.conversation.id are grouped into sessions here."));
+    return;
+  }
+  results.appendChild(table([
+    {label: "Conversation", key: "conversation", class: "name", cell: (r) => r.conversation_id},
+    ctx.who.admin ? {label: "Tenant", key: "tenant", cell: (r) => r.tenant} : null,
+    {label: "Last activity", key: "last", cell: (r) => when(r.last_seen)},
+    {label: "Turns", key: "turns", num: true, cell: (r) => int(r.turns)},
+    {label: "LLM calls", key: "calls", num: true, cell: (r) => int(r.llm_calls)},
+    {label: "Tokens", key: "tokens", num: true, cell: (r) => int(r.tokens)},
+    {label: "Cost", key: "cost", num: true, cell: (r) => usd(r.cost_usd)},
+    {label: "Duration", key: "duration", num: true, cell: (r) => ms(r.duration_ms)},
+    {label: "Errors", key: "errors", num: true, cell: (r) => int(r.errors)},
+    {label: "Traces", key: "traces", cell: (r) => h("span", {class: "trace-list"}, r.traces.slice(0, 5).map((id) =>
+      h("a", {href: "/ui/trace/" + encodeURIComponent(id), title: id}, id.slice(0, 8))),
+      r.traces.length > 5 ? h("span", {class: "muted"}, `+${r.traces.length - 5}`) : null)},
+  ].filter(Boolean), doc.sessions, (r) => ({"data-conversation": r.conversation_id})));
+  results.appendChild(h("nav", {class: "pager", "aria-label": "Pages"},
+    h("button", {type: "button", disabled: doc.page === 0,
+      onclick: () => show(ctx, results, updateParams({page: doc.page - 1 || ""}))}, "← Previous"),
+    h("span", {class: "muted"}, `Page ${doc.page + 1}`),
+    h("button", {type: "button", disabled: !doc.more,
+      onclick: () => show(ctx, results, updateParams({page: doc.page + 1}))}, "Next →")));
+}
