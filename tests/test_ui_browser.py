@@ -373,6 +373,10 @@ def test_usage_series_sum_to_spanhouse_usage_and_take_the_bucket_asked_for(ui: d
     assert doc["bucket_s"] == 3600
     for field in ("calls", "errors", "input_tokens", "cached_tokens", "output_tokens"):
         assert sum(p[field] for p in doc["series"]) == sum(r[field] for r in cli), field
+    for point in doc["series"]:  # each kind once: the uncached part is what cache reads and writes leave
+        assert point["uncached_input_tokens"] == \
+            point["input_tokens"] - point["cached_tokens"] - point["cache_write_tokens"]
+        assert 0 <= point["reasoning_tokens"] <= point["output_tokens"]
     assert sum(p["cost_usd"] for p in doc["series"]) == pytest.approx(sum(r["cost_usd"] or 0 for r in cli))
     assert [(g["key"], g["calls"], g["cost_usd"]) for g in doc["groups"]] == \
         [(r["model"], r["calls"], r["cost_usd"]) for r in cli]

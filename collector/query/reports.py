@@ -101,10 +101,13 @@ def usage_over_time(run_sql: RunSql, by: str, since: dt.datetime, until: dt.date
         raise ReportError(f"by: expected one of model, service, tenant, got {by!r}")
     _, rows = run_sql(render("usage_over_time", group_by=GROUP_COLUMNS[by], since=since, until=until,
                              bucket_s=bucket_s, tenant=tenant, service=service, model=model))
+    # Input tokens include cached ones and cache writes; the uncached part is what is left (as token_cost_split).
     return [{"t": int(_ns(bucket) // 1_000_000_000), "key": key or "(none)", "calls": _int(calls),
              "errors": _int(errors), "input_tokens": _int(inp), "cached_tokens": _int(cached),
-             "output_tokens": _int(output), "cost_usd": 0.0 if cost is None else float(cost)}
-            for bucket, key, calls, errors, inp, cached, output, cost in rows]
+             "output_tokens": _int(output), "cache_write_tokens": _int(writes), "reasoning_tokens": _int(reasoning),
+             "uncached_input_tokens": max(_int(inp) - _int(cached) - _int(writes), 0),
+             "cost_usd": 0.0 if cost is None else float(cost)}
+            for bucket, key, calls, errors, inp, cached, output, writes, reasoning, cost in rows]
 
 
 def sessions(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",

@@ -9,6 +9,8 @@ SELECT
     sum(ifNull(InputTokens, 0)) AS input_tokens,
     sum(ifNull(CacheReadTokens, 0)) AS cached_tokens,
     sum(ifNull(OutputTokens, 0)) AS output_tokens,
+    sum(ifNull(CacheWriteTokens, 0)) AS cache_write_tokens,
+    sum(ifNull(ReasoningTokens, 0)) AS reasoning_tokens,
     round(sum(CostTotal), 6) AS cost_usd
 FROM genai_calls
 WHERE Timestamp >= {since:DateTime64(3)} AND Timestamp < {until:DateTime64(3)}

@@ -142,11 +142,14 @@ function drawCharts(grid, doc, byLabel) {
     }), (v) => usd(v));
   const calls = total("calls");
   const errors = total("errors");
-  chart(grid, "Tokens by kind", "tokens-chart", [times, total("input_tokens"), total("cached_tokens"),
-    total("output_tokens")], [
-    {label: "Input", stroke: PALETTE[0], width: 2, value: (u, v) => int(v)},
+  // Each kind once: input = uncached + cached + cache writes; reasoning is the part of output spent thinking.
+  chart(grid, "Tokens by kind", "tokens-chart", [times, total("uncached_input_tokens"), total("cached_tokens"),
+    total("cache_write_tokens"), total("output_tokens"), total("reasoning_tokens")], [
+    {label: "Uncached input", stroke: PALETTE[0], width: 2, value: (u, v) => int(v)},
     {label: "Cached input", stroke: PALETTE[2], width: 2, value: (u, v) => int(v)},
+    {label: "Cache writes", stroke: PALETTE[3], width: 2, value: (u, v) => int(v)},
     {label: "Output", stroke: PALETTE[1], width: 2, value: (u, v) => int(v)},
+    {label: "Reasoning (in output)", stroke: PALETTE[4], width: 2, value: (u, v) => int(v)},
   ], (v) => int(v));
   chart(grid, "Calls and error rate", "calls-chart", [times, calls, calls.map((c, i) => c ? errors[i] / c * 100 : 0)], [
     {label: "Calls", stroke: PALETTE[0], fill: PALETTE[0] + "55", paths: bars, value: (u, v) => int(v)},
