@@ -95,6 +95,12 @@ METRIC_ATTRIBUTES: Final = (
     OPERATION_NAME, PROVIDER_NAME, REQUEST_MODEL, RESPONSE_MODEL, SERVER_ADDRESS, SERVER_PORT,
 )
 
+# Agent frameworks.
+OP_INVOKE_WORKFLOW: Final = _ga.GenAiOperationNameValues.INVOKE_WORKFLOW.value
+WORKFLOW_NAME: Final = _ga.GEN_AI_WORKFLOW_NAME
+
 # Ours: no convention exists for these yet.
 USER_ID_HASH: Final = "spanhouse.user.id_hash"
 METADATA_PREFIX: Final = "spanhouse.metadata."
+HANDOFF_FROM_AGENT: Final = "spanhouse.handoff.from_agent"
+HANDOFF_TO_AGENT: Final = "spanhouse.handoff.to_agent"
