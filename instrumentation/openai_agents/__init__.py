@@ -12,6 +12,7 @@ _INSTRUMENTS = ("openai-agents >= 0.2",)
 
 _PATCHES = (
     Patch("agents.tool_context", "ToolContext", "from_agent_context", patch.from_agent_context),
+    Patch("agents.tracing.provider", "SynchronousMultiTracingProcessor", "set_processors", patch.set_processors),
 )
 
 
@@ -25,24 +26,24 @@ class OpenAIAgentsInstrumentor(ProviderInstrumentor):
     provider = "openai_agents"  # the framework, for logs: model spans say gen_ai.provider.name=openai
     instruments = _INSTRUMENTS
     patches = _PATCHES
-    # The SDK can add a processor but not remove one: one processor per process, inert when uninstrumented.
-    _processor: Any = None
 
     def _start(self, telemetry: Any) -> bool:
-        from agents.tracing import add_trace_processor
+        from agents.tracing import add_trace_processor, get_trace_provider
 
         from .processor import SpanProcessor
 
-        cls = type(self)
-        if cls._processor is None:
-            cls._processor = SpanProcessor(telemetry.tracer)
-            add_trace_processor(cls._processor)
-        else:
-            cls._processor.runs.tracer = telemetry.tracer
-        cls._processor.active = True
+        # The SDK can add a processor but not remove one: one processor per process, inert when uninstrumented.
+        if not patch.PROCESSOR:
+            patch.PROCESSOR.append(SpanProcessor(telemetry.tracer))
+        processor = patch.PROCESSOR[0]
+        processor.runs.tracer = telemetry.tracer
+        processor.active = True
+        registered = getattr(getattr(get_trace_provider(), "_multi_processor", None), "_processors", None)
+        if registered is None or processor not in registered:
+            add_trace_processor(processor)
         return True
 
     def _stop(self) -> None:
-        processor = type(self)._processor
+        processor = patch.PROCESSOR[0]
         processor.active = False
         processor.runs.clear()

@@ -135,6 +135,12 @@ def test_alone_the_response_span_is_the_call(sdk: Telemetry, fake_server: FakePr
         assert span.attributes[sc.USAGE_CACHE_READ_INPUT_TOKENS] == 20
 
 
+def test_replacing_the_sdks_processors_keeps_ours(sdk: Telemetry, fake_server: FakeProviderServer) -> None:
+    set_trace_processors([])  # how an app stops the SDK's export to OpenAI
+    _run(fake_server)
+    assert _named(sdk.spans(), "invoke_agent weather_agent")
+
+
 def test_content_is_recorded_only_when_asked(sdk: Telemetry, fake_server: FakeProviderServer) -> None:
     set_env(**{_config.ENV_CAPTURE_CONTENT: "true"})
     from agents import RunConfig
