@@ -33,9 +33,19 @@ from ..agent import current_context_attributes
 
 METHOD_CALL_TOOL = "tools/call"
 METHOD_LIST_TOOLS = "tools/list"
-# The SDK's own OpenTelemetry support (mcp >= 2): it injects trace context into `_meta` itself.
-_SDK_PROPAGATES = importlib.util.find_spec("mcp.shared._otel") is not None if importlib.util.find_spec("mcp") \
-    else False
+# Whether the SDK injects trace context into `_meta` itself (mcp >= 2 has `mcp.shared._otel`). Looked up
+# on the first call, not on import: loading this module must not import the SDK.
+_SDK_PROPAGATES: bool | None = None
+
+
+def _sdk_propagates() -> bool:
+    global _SDK_PROPAGATES
+    if _SDK_PROPAGATES is None:
+        try:
+            _SDK_PROPAGATES = importlib.util.find_spec("mcp.shared._otel") is not None
+        except (ImportError, ValueError):
+            _SDK_PROPAGATES = False
+    return _SDK_PROPAGATES
 
 
 def _argument(args: tuple[Any, ...], kwargs: Mapping[str, Any], index: int, name: str) -> Any:
@@ -44,7 +54,7 @@ def _argument(args: tuple[Any, ...], kwargs: Mapping[str, Any], index: int, name
 
 def _with_trace_context(wrapped: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """`kwargs` with the current trace context added to `meta`, for SDKs that do not send it themselves."""
-    if _SDK_PROPAGATES:
+    if _sdk_propagates():
         return kwargs
     try:
         if "meta" not in inspect.signature(wrapped).parameters:

@@ -130,3 +130,14 @@ def test_a_rival_for_another_library_is_no_reason_to_step_aside(
     cleanup.append(instrumentor)
     instrumentor.instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
     assert RIVALS["langchain"][3]()
+
+
+def test_loading_the_entry_points_imports_no_framework() -> None:
+    """opentelemetry-instrument loads every entry point at start-up: an app that has a framework installed
+    but never imports it (or turned our instrumentor off) must not pay for importing it."""
+    code = ("import sys\n"
+            "import spanhouse.instrumentation.langchain, spanhouse.instrumentation.openai_agents\n"
+            "import spanhouse.instrumentation.mcp\n"
+            "print(sorted(m for m in ('langchain_core', 'langgraph', 'agents', 'mcp') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
