@@ -109,7 +109,7 @@ class SpanCallbackHandler(BaseCallbackHandler):
         if not self.active:
             return
         try:
-            metadata = metadata or {}
+            metadata = metadata if isinstance(metadata, Mapping) else {}
             if _HIDDEN_TAG in (tags or ()):
                 self.runs.skip(run_id, parent_run_id)
                 return
@@ -186,8 +186,9 @@ class SpanCallbackHandler(BaseCallbackHandler):
         if not self.active:
             return
         try:
-            metadata = metadata or {}
-            params = kwargs.get("invocation_params") or {}
+            metadata = metadata if isinstance(metadata, Mapping) else {}
+            params = kwargs.get("invocation_params")
+            params = params if isinstance(params, Mapping) else {}
             ls_provider = string(metadata.get("ls_provider"))
             provider = _PROVIDERS.get(ls_provider or "", ls_provider)
             model = string(metadata.get("ls_model_name")) or string(params.get("model")) \

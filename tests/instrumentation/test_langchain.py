@@ -226,3 +226,23 @@ def test_a_graph_call_is_counted_once_in_the_collector(fake_server: FakeProvider
         OpenAIInstrumentor().uninstrument()
         provider.shutdown()
         running.collector.stop()
+
+
+def test_hostile_callback_arguments_never_break_the_run(lc: Telemetry) -> None:
+    """Callbacks with shapes LangChain never sends (other handlers' managers, custom runnables) cost spans at
+    most, never an exception in the app."""
+    from uuid import uuid4
+
+    handler = LangChainInstrumentor()._handler  # the instrumentor is a singleton
+    handler.on_chain_end({}, run_id=uuid4())  # never started
+    handler.on_llm_end(object(), run_id=uuid4())
+    run = uuid4()
+    handler.on_tool_start({"name": 5, "id": None}, None, run_id=run, parent_run_id=uuid4(),  # type: ignore[arg-type]
+                          metadata={"ls_provider": ["x"]}, tool_call_id=object())
+    handler.on_tool_end(object(), run_id=run)
+    model = uuid4()
+    handler.on_chat_model_start(None, [[object()]], run_id=model, metadata={"ls_model_name": 7, "ls_stop": [1]},
+                                invocation_params="not a dict")
+    handler.on_llm_end({"generations": "nope", "llm_output": 3}, run_id=model)
+    names = sorted(s.name for s in lc.spans())
+    assert names == ["chat", "execute_tool tool"]
