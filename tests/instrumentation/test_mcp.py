@@ -148,3 +148,32 @@ def test_kill_switch_patches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         MCPInstrumentor().uninstrument()
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_an_agents_sdk_mcp_tool_is_one_execute_tool_span(tel: Telemetry) -> None:
+    """The Agents SDK's function span of an MCP tool and the MCP call inside it are one tool execution."""
+    import openai
+    from agents import Agent, OpenAIResponsesModel, Runner, set_trace_processors
+    from agents.mcp import MCPServerStdio
+
+    from fake_providers import AGENT_ANSWER, AGENT_TOOL_CALL_ID, FakeProviderServer
+    from spanhouse.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+
+    set_trace_processors([])  # not the SDK's export to OpenAI
+    OpenAIAgentsInstrumentor().instrument(tracer_provider=tel.tracer_provider)
+
+    async def main(server: FakeProviderServer) -> Any:
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test-key", max_retries=0)
+        async with MCPServerStdio(params={"command": sys.executable, "args": [str(SERVER)]}) as mcp_server:
+            agent = Agent(name="weather_agent", instructions="w", mcp_servers=[mcp_server],
+                          model=OpenAIResponsesModel("agent-tools", client))
+            return await Runner.run(agent, "Weather in Paris?")
+
+    try:
+        with FakeProviderServer() as server:
+            assert asyncio.run(main(server)).final_output == AGENT_ANSWER
+    finally:
+        OpenAIAgentsInstrumentor().uninstrument()
+    (span,) = [s for s in tel.spans() if s.attributes.get(sc.OPERATION_NAME) == "execute_tool"]
+    assert span.name == "execute_tool get_weather"
+    assert span.attributes[sc.TOOL_CALL_ID] == AGENT_TOOL_CALL_ID and span.attributes[sc.MCP_METHOD_NAME] == "tools/call"
