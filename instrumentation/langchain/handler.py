@@ -10,7 +10,8 @@ imports it when it instruments).
   `ls_provider`, the response id, model and finish reasons. Its usage only
   when no instrumentor traces the provider's client library: then the CLIENT
   span below it carries the usage, and the collector's dedup groups the two
-  by response id, so the call is counted once.
+  by response id, so the call is counted once. Without a response id to
+  group by, it gets no GenAI operation at all: a plain span over the call.
 - Any other chain run: `chain {name}`, no GenAI operation (plumbing, not a call).
   Runs LangGraph marks hidden (`langsmith:hidden`) get no span at all.
 """
@@ -208,6 +209,10 @@ class SpanCallbackHandler(BaseCallbackHandler):
             if settings.capture_content:
                 attributes[sc.INPUT_MESSAGES] = to_json(messages(), settings.capture_max_bytes)
             name = f"{sc.OP_CHAT} {model}" if model else sc.OP_CHAT
+            if traced:
+                # Named a GenAI call only at its end, once it has the response id that dedup needs to group it
+                # with the client's span; without one it stays a plain span, never a second call.
+                del attributes[sc.OPERATION_NAME]
             self.runs.start(run_id, parent_run_id, name, SpanKind.INTERNAL if traced else SpanKind.CLIENT,
                             attributes)
             run = self.runs.get(run_id)
@@ -221,7 +226,10 @@ class SpanCallbackHandler(BaseCallbackHandler):
         attributes: dict[str, Any] = {}
         if run is not None and self.active:
             try:
-                attributes = _model_result(response, usage=not run.data.get("traced"))
+                traced = bool(run.data.get("traced"))
+                attributes = _model_result(response, usage=not traced)
+                if traced and attributes.get(sc.RESPONSE_ID):
+                    attributes[sc.OPERATION_NAME] = sc.OP_CHAT
             except Exception as exc:  # noqa: BLE001
                 log_once("langchain.on_llm_end", exc)
         self._end(run_id, attributes)
@@ -262,7 +270,10 @@ def _model_result(response: Any, usage: bool) -> dict[str, Any]:
     first = generations[0] if generations else None
     message = field(first, "message")
     metadata = field(message, "response_metadata") or {}
-    attributes[sc.RESPONSE_ID] = string(field(llm_output, "id")) or string(field(metadata, "id"))
+    message_id = string(field(message, "id"))
+    if message_id and message_id.startswith(("lc_", "run-")):
+        message_id = None  # an id LangChain made up for the message, not the provider's
+    attributes[sc.RESPONSE_ID] = string(field(llm_output, "id")) or string(field(metadata, "id")) or message_id
     attributes[sc.RESPONSE_MODEL] = string(field(llm_output, "model_name")) or string(field(metadata, "model_name"))
     reasons = [r for g in generations
                if (r := string(field(field(g, "generation_info"), "finish_reason"))

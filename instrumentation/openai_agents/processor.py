@@ -15,7 +15,8 @@ the SDK does inside it, the OpenAI client's own CLIENT span included.
   CLIENT span below is the call: a response span then carries the response id
   and no usage, and dedup groups the two by that id; a generation span has no
   response id, so it keeps the usage the SDK reports, and dedup groups it with
-  the client's span by model and token counts. Either way one call is counted.
+  the client's span by model and token counts. Either way one call is counted;
+  a span with neither gets no GenAI operation, a plain span over the call.
 - Anything else (guardrails, custom spans, MCP tool listing): `{type} {name}`.
 """
 
@@ -78,6 +79,8 @@ class SpanProcessor(TracingProcessor):
             name, span_kind, attributes = _start(kind, data)
             if traced:
                 span_kind = SpanKind.INTERNAL  # the client's span is the CLIENT one
+                # A GenAI call only once it ends with what dedup groups it by (see the module docstring).
+                attributes.pop(sc.OPERATION_NAME, None)
             parent = ("span", span.parent_id) if span.parent_id else ("trace", span.trace_id)
             self.runs.start(("span", span.span_id), parent, name, span_kind,
                             {**attributes, **current_context_attributes()} if sc.OPERATION_NAME in attributes
@@ -96,7 +99,10 @@ class SpanProcessor(TracingProcessor):
         if run is not None and self.active:
             try:
                 data = span.span_data
-                attributes = _end(getattr(data, "type", ""), data, traced=bool(run.data.get("traced")))
+                traced = bool(run.data.get("traced"))
+                attributes = _end(getattr(data, "type", ""), data, traced=traced)
+                if traced and (attributes.get(sc.RESPONSE_ID) or attributes.get(sc.USAGE_INPUT_TOKENS) is not None):
+                    attributes[sc.OPERATION_NAME] = sc.OP_CHAT
                 name = attributes.pop("__name__", None)
                 if name and run.span is not None:
                     run.span.update_name(name)

@@ -246,3 +246,15 @@ def test_hostile_callback_arguments_never_break_the_run(lc: Telemetry) -> None:
     handler.on_llm_end({"generations": "nope", "llm_output": 3}, run_id=model)
     names = sorted(s.name for s in lc.spans())
     assert names == ["chat", "execute_tool tool"]
+
+
+def test_a_streamed_call_without_a_response_id_is_still_one_call(
+        lc_and_openai: Telemetry, fake_server: FakeProviderServer) -> None:
+    """LangChain's stream gives no response id to group by: its span is then no GenAI call at all."""
+    model = ChatOpenAI(model="gpt-4o", base_url=fake_server.openai_base_url, api_key="test-key", max_retries=0,
+                       stream_usage=True)
+    assert "".join(str(chunk.content) for chunk in model.stream("Hi")) == "Hello there!"
+    spans = lc_and_openai.spans()
+    assert sorted(s.name for s in spans) == ["chat gpt-4o", "chat gpt-4o"]
+    (call,) = [s for s in spans if sc.OPERATION_NAME in s.attributes]  # what genai_calls counts
+    assert call.kind == SpanKind.CLIENT and call.attributes[sc.USAGE_INPUT_TOKENS] == OPENAI_USAGE["prompt_tokens"]
