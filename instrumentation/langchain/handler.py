@@ -123,8 +123,30 @@ class SpanCallbackHandler(BaseCallbackHandler):
                                 attributes)
             else:
                 self.runs.start(run_id, parent_run_id, f"chain {name}", SpanKind.INTERNAL, {})
+                run = self.runs.get(run_id)
+                if run is not None and parent_run_id is None and "langgraph_node" not in metadata:
+                    run.data["graph_name"] = name  # a graph, if LangGraph nodes run under it
+            if "langgraph_node" in metadata:
+                self._promote_graph(parent_run_id)
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the run
             log_once("langchain.on_chain_start", exc)
+
+    def _promote_graph(self, parent_run_id: UUID | None) -> None:
+        """A root run with LangGraph nodes under it is a graph: for LangGraph versions that do not mark the
+        graph's own run (`ls_integration`), its `chain` span becomes `invoke_agent` once a node starts."""
+        seen = 0
+        while parent_run_id is not None and seen < 100:
+            run = self.runs.get(parent_run_id)
+            if run is None:
+                return
+            if run.span is not None and "graph_name" in run.data:
+                name = run.data.pop("graph_name")
+                run.span.update_name(f"{sc.OP_INVOKE_AGENT} {name}")
+                run.span.set_attributes({sc.OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.AGENT_NAME: name,
+                                         **current_context_attributes()})
+                return
+            parent_run_id = run.parent_id  # type: ignore[assignment]
+            seen += 1
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id)

@@ -258,3 +258,22 @@ def test_a_streamed_call_without_a_response_id_is_still_one_call(
     assert sorted(s.name for s in spans) == ["chat gpt-4o", "chat gpt-4o"]
     (call,) = [s for s in spans if sc.OPERATION_NAME in s.attributes]  # what genai_calls counts
     assert call.kind == SpanKind.CLIENT and call.attributes[sc.USAGE_INPUT_TOKENS] == OPENAI_USAGE["prompt_tokens"]
+
+
+def test_a_graph_not_marked_by_langgraph_is_found_by_its_nodes(lc: Telemetry) -> None:
+    """LangGraph versions that do not mark the graph's run (`ls_integration`): its first node makes it one."""
+    from uuid import uuid4
+
+    handler = LangChainInstrumentor()._handler
+    graph, node, other = uuid4(), uuid4(), uuid4()
+    handler.on_chain_start(None, {}, run_id=graph, metadata={}, name="planner")
+    handler.on_chain_start(None, {}, run_id=node, parent_run_id=graph, metadata={"langgraph_node": "agent"},
+                           name="agent")
+    handler.on_chain_end({}, run_id=node)
+    handler.on_chain_end({}, run_id=graph)
+    handler.on_chain_start(None, {}, run_id=other, metadata={}, name="RunnableSequence")  # no nodes: a chain
+    handler.on_chain_end({}, run_id=other)
+    spans = {s.name: s for s in lc.spans()}
+    assert set(spans) == {"invoke_agent planner", "chain agent", "chain RunnableSequence"}
+    assert spans["invoke_agent planner"].attributes[sc.OPERATION_NAME] == "invoke_agent"
+    assert sc.OPERATION_NAME not in spans["chain RunnableSequence"].attributes
