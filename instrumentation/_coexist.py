@@ -42,6 +42,13 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Libraries whose instrumentors also go by another name: OpenLLMetry's LangChain instrumentor registers the
+# entry point `langchain` and declares the `langchain` package, yet traces langchain-core's callbacks as ours.
+ALSO_NAMED: dict[str, frozenset[str]] = {
+    "langchain-core": frozenset({"langchain"}),
+}
+
+
 def disabled_entry_points() -> frozenset[str]:
     """Entry point names in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, parsed as opentelemetry-instrument does."""
     raw = os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "")
@@ -79,6 +86,7 @@ def _turned_on(entry_point: EntryPoint, dist: Distribution) -> bool:
 def enabled_others(library: str) -> list[OtherInstrumentor]:
     """Other instrumentors that auto-instrumentation will turn on for `library`, in entry point order."""
     library = normalize(library)
+    names = {library} | ALSO_NAMED.get(library, frozenset())
     disabled = disabled_entry_points()
     if "*" in disabled:
         return []
@@ -89,7 +97,7 @@ def enabled_others(library: str) -> list[OtherInstrumentor]:
             continue
         if entry_point.name in disabled:
             continue
-        if normalize(entry_point.name) != library and library not in _instruments(dist):
+        if normalize(entry_point.name) not in names and not names & _instruments(dist):
             continue
         if _turned_on(entry_point, dist):
             found.append(OtherInstrumentor(entry_point.name, dist.metadata["Name"], dist.version))

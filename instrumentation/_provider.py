@@ -71,9 +71,22 @@ class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         telemetry = make_telemetry(self.provider, type(self).__module__, kwargs)
         self._applied = apply(self.patches, telemetry)
+        self._started = self._start(telemetry)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         revert(getattr(self, "_applied", []))
+        if getattr(self, "_started", False):
+            self._started = False
+            self._stop()
+
+    def _start(self, telemetry: Any) -> bool:
+        """For a library traced through its own hooks (a callback or processor interface) rather than
+        patches: register them here, return True when something was registered. Runs after the kill switch
+        and stepping aside were checked, so an override need not check them."""
+        return False
+
+    def _stop(self) -> None:
+        """Undo what `_start` registered."""
 
     def _step_aside(self) -> bool:
         """Leave the library to another enabled GenAI instrumentor, saying so in one line."""

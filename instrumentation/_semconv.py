@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _ga
+from opentelemetry.semconv._incubating.attributes import mcp_attributes as _mcp
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gm
 from opentelemetry.semconv.attributes import error_attributes as _err
 from opentelemetry.semconv.attributes import server_attributes as _srv
@@ -95,6 +96,13 @@ METRIC_ATTRIBUTES: Final = (
     OPERATION_NAME, PROVIDER_NAME, REQUEST_MODEL, RESPONSE_MODEL, SERVER_ADDRESS, SERVER_PORT,
 )
 
+# Agent frameworks.
+OP_INVOKE_WORKFLOW: Final = _ga.GenAiOperationNameValues.INVOKE_WORKFLOW.value
+WORKFLOW_NAME: Final = _ga.GEN_AI_WORKFLOW_NAME
+MCP_METHOD_NAME: Final = _mcp.MCP_METHOD_NAME
+
 # Ours: no convention exists for these yet.
 USER_ID_HASH: Final = "spanhouse.user.id_hash"
 METADATA_PREFIX: Final = "spanhouse.metadata."
+HANDOFF_FROM_AGENT: Final = "spanhouse.handoff.from_agent"
+HANDOFF_TO_AGENT: Final = "spanhouse.handoff.to_agent"

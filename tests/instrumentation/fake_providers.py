@@ -3,12 +3,14 @@
 Bodies and SSE event shapes mirror the real APIs. The scenario is picked from
 the request's `model`: "error-429" / "error-500" answer with the provider's
 error body, "tools" answers with a tool call, "stream-error" fails mid-stream,
+"agent-tools" and "agent-handoff" play an agent's model (see `agent_turn`),
 anything else answers with text and cached-token usage.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import struct
 import threading
@@ -102,6 +104,53 @@ def response_events(model: str) -> Iterator[tuple[str, dict[str, Any]]]:
                                  "response": response_object(model)}
 
 
+# --- An agent's model: a tool call, then (with the tool's result in the input) the answer -----------
+
+AGENT_TOOL_CALL_ID = "call_weather"
+HANDOFF_CALL_ID = "call_handoff"
+AGENT_ANSWER = "It is sunny in Paris."
+_turns = itertools.count(1)
+
+
+def agent_turn(model: str, last_item: Any) -> tuple[str, str, str] | None:
+    """("tool", name, call id) to call a tool, None to answer. "agent-tools" calls get_weather until the
+    input ends with that call's result; "agent-handoff" always hands off to the agent named weather_agent."""
+    if model == "agent-handoff":
+        return ("tool", "transfer_to_weather_agent", HANDOFF_CALL_ID)
+    answered = isinstance(last_item, dict) and AGENT_TOOL_CALL_ID in (
+        last_item.get("tool_call_id"), last_item.get("call_id"))
+    return None if answered else ("tool", "get_weather", AGENT_TOOL_CALL_ID)
+
+
+def agent_chat_completion(model: str, messages: list[Any]) -> dict[str, Any]:
+    body = chat_completion("gpt-4o")
+    body["id"] = f"chatcmpl-agent-{next(_turns)}"  # one id per call: each turn is its own call
+    body["model"] = _served_model(model)
+    turn = agent_turn(model, messages[-1] if messages else None)
+    if turn is not None:
+        body["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": None, "annotations": [],
+                                         "tool_calls": [{"id": turn[2], "type": "function", "function": {
+                                             "name": turn[1], "arguments": json.dumps(TOOL_ARGUMENTS)}}]}
+        body["choices"][0]["finish_reason"] = "tool_calls"
+    else:
+        body["choices"][0]["message"]["content"] = AGENT_ANSWER
+    return body
+
+
+def agent_response(model: str, items: Any) -> dict[str, Any]:
+    body = response_object("gpt-4.1")
+    body["id"] = f"resp_agent_{next(_turns)}"
+    body["model"] = _served_model(model)
+    last = items[-1] if isinstance(items, list) and items else None
+    turn = agent_turn(model, last)
+    if turn is not None:
+        body["output"] = [{"type": "function_call", "id": f"fc_{turn[2]}", "call_id": turn[2], "name": turn[1],
+                           "arguments": json.dumps(TOOL_ARGUMENTS), "status": "completed"}]
+    else:
+        body["output"][0]["content"][0]["text"] = AGENT_ANSWER
+    return body
+
+
 # --- OpenAI Embeddings ---------------------------------------------------------------------------
 
 def embeddings(model: str, encoding_format: str | None) -> dict[str, Any]:
@@ -182,6 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
         if model.startswith("error-"):
             status = int(model.split("-")[1])
             self._json(error_body(provider, status), status)
+        elif model.startswith("agent-") and self.path.endswith("/chat/completions"):
+            self._json(agent_chat_completion(model, body.get("messages") or []))
+        elif model.startswith("agent-") and self.path.endswith("/responses"):
+            self._json(agent_response(model, body.get("input")))
         elif self.path.endswith("/chat/completions"):
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
