@@ -201,7 +201,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.loads(raw or b"{}")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:  # another AWS service's form-encoded request: answered with a 404 below
+            body = {}
         path = self.path.split("?", 1)[0]
         self.server.requests.append((path, body, dict(self.headers)))  # type: ignore[attr-defined]
         if match := _GEMINI_PATH.match(path):
