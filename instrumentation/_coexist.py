@@ -7,7 +7,8 @@ downstream. This module only looks; `_provider` decides what to do.
 
 "Another instrumentor for `library`" is an `opentelemetry_instrumentor`
 entry point of a different distribution whose name is the library's, or
-whose distribution lists the library in its `instruments` extra. It counts
+whose distribution lists the library in its `instruments` extra (or one of
+the libraries `ALSO_TRACED_THROUGH` names for it). It counts
 only when `opentelemetry-instrument` would really turn it on: not disabled
 by `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`, its `instruments` requirements
 met by what is installed, and its entry point importable.
@@ -28,6 +29,11 @@ GROUP = "opentelemetry_instrumentor"
 OTEL_PYTHON_DISABLED_INSTRUMENTATIONS = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 OWN_DISTRIBUTION = "spanhouse"
 _INSTRUMENTS_EXTRAS = ({"extra": "instruments"}, {"extra": "instruments-any"})
+# Instrumentors named after (and declaring) another library that still trace this one's calls.
+# OpenLLMetry's Bedrock instrumentor registers as `boto3`; ours patches botocore, which every boto3
+# client is. (opentelemetry-instrumentation-botocore, whose Bedrock extension makes GenAI spans, and
+# opentelemetry-instrumentation-google-genai, named `google-genai`, match by name already.)
+ALSO_TRACED_THROUGH: dict[str, frozenset[str]] = {"botocore": frozenset({"boto3"})}
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def _turned_on(entry_point: EntryPoint, dist: Distribution) -> bool:
 def enabled_others(library: str) -> list[OtherInstrumentor]:
     """Other instrumentors that auto-instrumentation will turn on for `library`, in entry point order."""
     library = normalize(library)
+    libraries = {library, *ALSO_TRACED_THROUGH.get(library, ())}
     disabled = disabled_entry_points()
     if "*" in disabled:
         return []
@@ -89,7 +96,7 @@ def enabled_others(library: str) -> list[OtherInstrumentor]:
             continue
         if entry_point.name in disabled:
             continue
-        if normalize(entry_point.name) != library and library not in _instruments(dist):
+        if normalize(entry_point.name) not in libraries and not libraries & _instruments(dist):
             continue
         if _turned_on(entry_point, dist):
             found.append(OtherInstrumentor(entry_point.name, dist.metadata["Name"], dist.version))

@@ -251,3 +251,61 @@ def test_kill_switch(client: genai.Client) -> None:
     finally:
         instrumentor.uninstrument()
     assert tel.spans() == []
+
+
+# --- stepping aside for the official instrumentor ------------------------------------------------------
+# opentelemetry-instrumentation-google-genai needs opentelemetry-util-genai>=1.3b0 and google-genai<3, which
+# this test environment cannot hold beside its other instrumentors; a distribution with its metadata (name,
+# entry point `google-genai`, `instruments` extra) stands in for it, found by importlib.metadata as the real
+# one would be.
+
+OFFICIAL_METADATA = """Metadata-Version: 2.1
+Name: opentelemetry-instrumentation-google-genai
+Version: 9.9b0
+Provides-Extra: instruments
+Requires-Dist: google-genai>=1.0.0; extra == "instruments"
+"""
+
+
+@pytest.fixture
+def official_installed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    dist = tmp_path / "opentelemetry_instrumentation_google_genai-9.9b0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(OFFICIAL_METADATA)
+    (dist / "entry_points.txt").write_text(
+        "[opentelemetry_instrumentor]\ngoogle-genai = stand_in_google_genai_instrumentor:Instrumentor\n")
+    (tmp_path / "stand_in_google_genai_instrumentor.py").write_text("class Instrumentor:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    GoogleGenAIInstrumentor().uninstrument()
+
+
+def _patched() -> bool:
+    import wrapt
+
+    return isinstance(vars(genai.models.Models)["generate_content"], wrapt.FunctionWrapper)
+
+
+def test_steps_aside_for_the_official_instrumentor(official_installed: None,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
+        # skip_dep_check=True is how opentelemetry-instrument calls every instrumentor.
+        GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+    assert not _patched()
+    (record,) = [r for r in caplog.records if "spanhouse is not tracing google-genai" in r.getMessage()]
+    assert "opentelemetry-instrumentation-google-genai 9.9b0" in record.getMessage()
+    assert "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=google-genai" in record.getMessage()
+
+
+def test_official_disabled_by_name_brings_ours_back(official_installed: None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "google-genai")
+    GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+    assert _patched()
+
+
+def test_instrumenting_by_hand_does_not_step_aside(official_installed: None) -> None:
+    GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider)
+    assert _patched()
