@@ -5,6 +5,8 @@ so `opentelemetry-instrument python app.py` loads them with no code change):
 
 - `spanhouse.instrumentation.openai.OpenAIInstrumentor`
 - `spanhouse.instrumentation.anthropic.AnthropicInstrumentor`
+- `spanhouse.instrumentation.google_genai.GoogleGenAIInstrumentor`
+- `spanhouse.instrumentation.bedrock.BedrockInstrumentor`
 
 Helpers for agent code, exported here: `agent`, `tool`, `context`, and
 `ContextSpanProcessor`. See docs/instrumentation.md.

@@ -271,3 +271,66 @@ def test_kill_switch(client: Any) -> None:
     finally:
         BedrockInstrumentor().uninstrument()
     assert tel.spans() == []
+
+
+# --- stepping aside -------------------------------------------------------------------------------------
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _patched() -> bool:
+    import wrapt
+
+    return isinstance(vars(botocore.client.BaseClient)["_make_api_call"], wrapt.FunctionWrapper)
+
+
+@pytest.fixture
+def botocore_instrumentor_installed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A stand-in with opentelemetry-instrumentation-botocore's metadata (entry points `botocore` and
+    `aiobotocore`, botocore in `instruments-any`), found by importlib.metadata as the real one would be."""
+    dist = tmp_path / "opentelemetry_instrumentation_botocore-9.9b0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: opentelemetry-instrumentation-botocore\n"
+                                   "Version: 9.9b0\nProvides-Extra: instruments-any\n"
+                                   'Requires-Dist: botocore~=1.0; extra == "instruments-any"\n')
+    (dist / "entry_points.txt").write_text("[opentelemetry_instrumentor]\n"
+                                           "botocore = stand_in_botocore_instrumentor:Instrumentor\n")
+    (tmp_path / "stand_in_botocore_instrumentor.py").write_text("class Instrumentor:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    BedrockInstrumentor().uninstrument()
+
+
+@pytest.mark.parametrize(("disabled", "rival", "name"), [
+    pytest.param("botocore", "opentelemetry-instrumentation-bedrock", "boto3", id="openllmetry",
+                 marks=pytest.mark.skipif(not _installed("opentelemetry-instrumentation-bedrock"),
+                                          reason="OpenLLMetry's Bedrock instrumentor is not installed")),
+    pytest.param("boto3", "opentelemetry-instrumentation-botocore 9.9b0", "botocore", id="botocore"),
+])
+def test_steps_aside_for_another_bedrock_instrumentor(
+        botocore_instrumentor_installed: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        disabled: str, rival: str, name: str) -> None:
+    import logging
+
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", disabled)
+    with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
+        BedrockInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+    assert not _patched()
+    (record,) = [r for r in caplog.records if "spanhouse is not tracing botocore" in r.getMessage()]
+    assert rival in record.getMessage()
+    told = record.getMessage().split("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=", 1)[1].split(";", 1)[0]
+    assert told == name  # the name that turns the rival off, so that ours runs
+
+
+def test_with_the_others_disabled_ours_traces(botocore_instrumentor_installed: None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "boto3,botocore")
+    BedrockInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+    assert _patched()
