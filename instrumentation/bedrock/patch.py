@@ -106,8 +106,13 @@ class EventStreamProxy(SyncStreamProxy):
         self.close()
 
 
-def _read_body(call: Call, result: dict[str, Any]) -> Any:
-    """The parsed JSON of an InvokeModel body, leaving an unread copy in its place."""
+# Bodies larger than this (images, long embeddings batches) are not parsed for usage: the token-count
+# headers every InvokeModel answer carries give input and output tokens without the JSON's cost.
+MAX_PARSED_BODY = 1 << 20
+
+
+def _read_body(result: dict[str, Any]) -> bytes | None:
+    """The bytes of an InvokeModel body, leaving an unread copy in its place."""
     from botocore.response import StreamingBody  # only once botocore is known to be installed
 
     body = result.get("body")
@@ -115,9 +120,15 @@ def _read_body(call: Call, result: dict[str, Any]) -> Any:
         return None
     data = body.read()
     result["body"] = StreamingBody(io.BytesIO(data), len(data))
+    return data
+
+
+def _parse(data: bytes | None) -> Any:
+    if not data or len(data) > MAX_PARSED_BODY:
+        return None
     try:
         return json.loads(data)
-    except ValueError:
+    except ValueError:  # not JSON (or not UTF-8): the headers still give the token counts
         return None
 
 
@@ -125,6 +136,15 @@ def _finish(call: Call, operation: Operation, name: str, result: Any, params: Ma
     if not isinstance(result, dict):
         call.end()
         return result
+    data = None
+    if name == "InvokeModel":
+        try:
+            data = _read_body(result)
+        except Exception as exc:
+            # The body could not be read (the connection dropped): the user's own read() would have failed
+            # the same way, and nothing is left to read now, so the call fails here, and its span says so.
+            call.end(error=exc)
+            raise
     try:
         if name in ("ConverseStream", "InvokeModelWithResponseStream"):
             key = "stream" if name == "ConverseStream" else "body"
@@ -133,13 +153,12 @@ def _finish(call: Call, operation: Operation, name: str, result: Any, params: Ma
                 call.end()
             else:
                 result[key] = EventStreamProxy(stream, call, operation.stream_accumulator(params))
-            return result
-        if name == "InvokeModel":
-            body = _read_body(call, result)
+        elif name == "InvokeModel":
+            body = _parse(data)
             headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders")
             call.end(extract.invoke_body_attributes(body, headers), lambda: extract.invoke_output_messages(body))
-            return result
-        call.end(operation.response_attributes(result), lambda: extract.converse_output_messages(result))
+        else:
+            call.end(operation.response_attributes(result), lambda: extract.converse_output_messages(result))
     except Exception as exc:  # noqa: BLE001 - telemetry must never break the call
         log_once(f"aws.bedrock.{name}.finish", exc)
         call.end()

@@ -116,6 +116,8 @@ ANTHROPIC_BODY_USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 200, 
 NOVA_BODY_USAGE = {"inputTokens": 12, "outputTokens": 9, "cacheReadInputTokenCount": 1000,
                    "cacheWriteInputTokenCount": 200, "totalTokens": 1221}
 TITAN_TOKENS = {"inputTextTokenCount": 7, "tokenCount": 5}
+INVOKE_HEADER_TOKENS = (21, 13)  # what the token-count headers of every InvokeModel answer say
+NOT_JSON_BODY = b"\x89PNG\r\n\x1a\n not json \xff"
 
 
 def invoke_body(model: str) -> dict[str, Any]:
@@ -128,6 +130,9 @@ def invoke_body(model: str) -> dict[str, Any]:
                 "stopReason": "end_turn", "usage": NOVA_BODY_USAGE}
     if model.startswith("amazon.titan-embed"):
         return {"embedding": EMBEDDING, "inputTextTokenCount": 5}
+    if model.startswith("meta."):  # a family without a reader of its own: the headers give the counts
+        return {"generation": "Hello there!", "prompt_token_count": 21, "generation_token_count": 13,
+                "stop_reason": "stop"}
     return {"inputTextTokenCount": TITAN_TOKENS["inputTextTokenCount"], "results": [
         {"tokenCount": TITAN_TOKENS["tokenCount"], "outputText": "Hello there!", "completionReason": "FINISH"}]}
 
@@ -240,7 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "converse-stream":
             self._events(event(name, payload) for name, payload in converse_events(model))
         elif method == "invoke":
-            self._json(invoke_body(model))
+            # Bedrock adds the token counts to every InvokeModel answer's headers.
+            counts = {"x-amzn-bedrock-input-token-count": str(INVOKE_HEADER_TOKENS[0]),
+                      "x-amzn-bedrock-output-token-count": str(INVOKE_HEADER_TOKENS[1])}
+            if model == "not-json":
+                self._raw(NOT_JSON_BODY, "application/octet-stream", counts)
+            else:
+                self._json(invoke_body(model), headers=counts)
         elif method == "invoke-with-response-stream":
             self._events(event("chunk", {"bytes": base64.b64encode(json.dumps(c).encode()).decode()})
                          for c in invoke_stream_chunks(model))
@@ -254,6 +265,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.send_header("x-amzn-requestid", "req-bedrock-1")
         for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _raw(self, data: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

@@ -22,8 +22,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from spanhouse.instrumentation import _semconv as sc
 from spanhouse.instrumentation.bedrock import BedrockInstrumentor
 
-from fake_cloud import (ANTHROPIC_BODY_USAGE, BEDROCK_USAGE, NOVA_BODY_USAGE, TITAN_TOKENS, TOOL_ARGUMENTS,
-                        FakeCloudServer)
+from fake_cloud import (ANTHROPIC_BODY_USAGE, BEDROCK_USAGE, INVOKE_HEADER_TOKENS, NOT_JSON_BODY, NOVA_BODY_USAGE,
+                        TITAN_TOKENS, TOOL_ARGUMENTS, FakeCloudServer)
+from spanhouse.instrumentation.bedrock import extract
 from instr_harness import Telemetry, make_telemetry, set_env
 
 MESSAGES = [{"role": "user", "content": [{"text": "Weather in Paris?"}]}]
@@ -143,6 +144,38 @@ def test_invoke_model_span(telemetry: Telemetry, client: Any, model: str, body: 
     assert attrs[sc.PROVIDER_NAME] == "aws.bedrock"
     for key, value in expected.items():
         assert attrs.get(key) == value, key
+
+
+@pytest.mark.parametrize(("model", "body"), [("meta.llama3-8b-instruct-v1:0", b'{"prompt": "Hi"}'),
+                                             ("not-json", b"\x00 not json")])
+def test_invoke_model_usage_from_headers_when_the_body_says_nothing_we_read(
+        telemetry: Telemetry, client: Any, model: str, body: bytes) -> None:
+    response = client.invoke_model(modelId=model, body=body)
+    data = response["body"].read()
+    if model == "not-json":
+        assert data == NOT_JSON_BODY  # the very bytes, unparsed and untouched
+    attrs = telemetry.span().attributes
+    assert (attrs[sc.USAGE_INPUT_TOKENS], attrs[sc.USAGE_OUTPUT_TOKENS]) == INVOKE_HEADER_TOKENS
+    assert attrs[sc.OPERATION_NAME] == "chat"
+
+
+HOSTILE = [None, 0, True, "text", b"\xff", [], {}, [None, 1, "x"], {"usage": "lots"}, {"inputTokens": True},
+           {"output": {"message": {"content": "not a list"}}}, {"content": [{"toolUse": None}]}, object()]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_extractors_take_any_shape_without_raising(value: Any) -> None:
+    params = {"modelId": value, "messages": value, "system": value, "inferenceConfig": value,
+              "toolConfig": value, "body": value, "additionalModelRequestFields": value}
+    for reader in (extract.converse_request_attributes, extract.converse_request_content,
+                   extract.invoke_request_attributes, extract.invoke_request_content):
+        reader(params)
+    for reader in (extract.converse_response_attributes, extract.converse_output_messages,
+                   extract.invoke_body_attributes, extract.invoke_output_messages, extract.converse_usage):
+        reader(value)
+    assert extract.converse_usage({"inputTokens": True, "outputTokens": "9"}) == {
+        sc.USAGE_INPUT_TOKENS: None, sc.USAGE_OUTPUT_TOKENS: None, sc.USAGE_CACHE_READ_INPUT_TOKENS: None,
+        sc.USAGE_CACHE_CREATION_INPUT_TOKENS: None}  # a flag or a string is never a count
 
 
 @pytest.mark.parametrize("model", ["anthropic.claude-3-5-haiku-20241022-v1:0", "amazon.nova-micro-v1:0"])

@@ -99,3 +99,24 @@ def test_beside_openllmetry_bedrock_ours_steps_aside_and_each_call_counts_once(c
     assert "opentelemetry-instrumentation-bedrock" in line
     assert "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=boto3" in line
     assert _counts({k: v for k, v in spans.items() if k in GEMINI_SPANS}) == GEMINI_SPANS  # Gemini is still ours
+
+
+def test_without_the_libraries_nothing_is_imported_or_said(tmp_path: Path) -> None:
+    from site_view import SiteView
+
+    # botocore and boto3 gone entirely; google-genai gone by its metadata (its module lives in the `google`
+    # namespace package, shared with others), which is how the instrumentor decides.
+    view = SiteView(tmp_path, hide_dists=("botocore", "boto3", "s3transfer", "google-genai",
+                                          "opentelemetry-instrumentation-bedrock"),
+                    hide_modules=("botocore", "boto3", "s3transfer"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANHOUSE_", "OTEL_"))}
+    result = view.run("-c", (
+        "import logging, sys; logging.basicConfig(level=logging.INFO)\n"
+        "from spanhouse.instrumentation.bedrock import BedrockInstrumentor\n"
+        "from spanhouse.instrumentation.google_genai import GoogleGenAIInstrumentor\n"
+        "BedrockInstrumentor().instrument(); GoogleGenAIInstrumentor().instrument()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'boto3') or"
+        " m.startswith('google.genai')))"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert result.stderr == ""

@@ -309,3 +309,29 @@ def test_official_disabled_by_name_brings_ours_back(official_installed: None,
 def test_instrumenting_by_hand_does_not_step_aside(official_installed: None) -> None:
     GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider)
     assert _patched()
+
+
+HOSTILE = [None, 0, True, "text", b"\xff", [], {}, [None, 1, "x"], {"parts": "not a list"}, {"role": 5, "parts": [3]},
+           {"usage_metadata": {"prompt_token_count": True}}, {"candidates": [{"finish_reason": 7}]}, object()]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_extractors_take_any_shape_without_raising(value: Any) -> None:
+    from spanhouse.instrumentation.google_genai import extract
+    from spanhouse.instrumentation.google_genai.accumulate import GenerateContentStreamAccumulator
+
+    kwargs = {"model": value, "contents": value, "config": value}
+    for reader in (extract.generate_request_attributes, extract.generate_request_content,
+                   extract.embed_request_attributes):
+        reader(kwargs)
+    for reader in (extract.generate_response_attributes, extract.generate_output_messages,
+                   extract.embed_response_attributes, extract.usage_attributes, extract.client_attributes):
+        reader(value)
+    accumulator = GenerateContentStreamAccumulator(kwargs)
+    accumulator.capture = True
+    accumulator.observe(value)
+    accumulator.attributes()
+    accumulator.output_messages()
+    assert extract.usage_attributes({"prompt_token_count": True, "candidates_token_count": "8"}) == {
+        sc.USAGE_INPUT_TOKENS: None, sc.USAGE_OUTPUT_TOKENS: None, sc.USAGE_CACHE_READ_INPUT_TOKENS: None,
+        sc.USAGE_REASONING_OUTPUT_TOKENS: None}  # a flag or a string is never a count
