@@ -153,7 +153,8 @@ class Call:
             response[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk - self.started
         if error is not None:
             named = self.operation.error_type
-            response[sc.ERROR_TYPE] = (named(error) if named is not None else None) or type(error).__qualname__
+            named_type = named(error) if named is not None else None
+            response[sc.ERROR_TYPE] = named_type or type(error).__qualname__
         if span.is_recording():
             span.set_attributes(response)
             settings = _config.SETTINGS

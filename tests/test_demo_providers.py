@@ -1,4 +1,5 @@
-"""The demo's traffic covers a provider besides OpenAI and Anthropic, shaped as our instrumentor records it."""
+"""The demo's traffic covers a provider besides OpenAI and Anthropic, shaped as our instrumentor records
+it."""
 
 from __future__ import annotations
 

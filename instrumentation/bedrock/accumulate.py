@@ -104,7 +104,8 @@ class InvokeStreamAccumulator:
         if self.inner is None:
             if "type" in chunk:
                 self.inner = MessagesStreamAccumulator(self.params)
-            elif any(key in chunk for key in ("messageStart", "contentBlockDelta", "messageStop", "metadata")):
+            elif any(key in chunk for key in ("messageStart", "contentBlockDelta", "messageStop",
+                                              "metadata")):
                 self.inner = ConverseStreamAccumulator(self.params)
         if self.inner is not None:
             self.inner.observe(chunk)

@@ -59,7 +59,10 @@ _last_endpoint: tuple[Any, Attributes] = (None, {})
 
 
 def client_attributes(client: Any) -> Attributes:
-    """server.address/port from the client's endpoint URL. The dict returned may be shared: never change it."""
+    """server.address/port from the client's endpoint URL.
+
+    The dict returned may be shared between calls: read it, never change it.
+    """
     global _last_endpoint
     url = getattr(getattr(client, "meta", None), "endpoint_url", None)
     last_url, last = _last_endpoint
@@ -73,8 +76,9 @@ def client_attributes(client: Any) -> Attributes:
         except ValueError:
             parts, port = None, None
         if parts is not None and parts.hostname:
+            default_port = 80 if parts.scheme == "http" else 443
             attributes = {sc.SERVER_ADDRESS: parts.hostname,
-                          sc.SERVER_PORT: port if port is not None else (80 if parts.scheme == "http" else 443)}
+                          sc.SERVER_PORT: port if port is not None else default_port}
     _last_endpoint = (url, attributes)
     return attributes
 
@@ -86,7 +90,8 @@ def error_type(error: BaseException) -> str | None:
 
 # --- Usage ---------------------------------------------------------------------------------------
 
-def _usage(uncached: int | None, output: int | None, cache_read: int | None, cache_write: int | None) -> Attributes:
+def _usage(uncached: int | None, output: int | None, cache_read: int | None,
+           cache_write: int | None) -> Attributes:
     total = None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0)
     return {
         sc.USAGE_INPUT_TOKENS: total,
@@ -100,7 +105,8 @@ def converse_usage(usage: Any) -> Attributes:
     if usage is None:
         return {}
     return _usage(integer(field(usage, "inputTokens")), integer(field(usage, "outputTokens")),
-                  integer(field(usage, "cacheReadInputTokens")) or integer(field(usage, "cacheReadInputTokenCount")),
+                  integer(field(usage, "cacheReadInputTokens")) or integer(field(usage,
+                                                                                 "cacheReadInputTokenCount")),
                   integer(field(usage, "cacheWriteInputTokens"))
                   or integer(field(usage, "cacheWriteInputTokenCount")))
 
@@ -178,7 +184,8 @@ def converse_request_content(params: Mapping[str, Any]) -> Attributes:
     for tool in items(path(params.get("toolConfig"), "tools")):
         spec = field(tool, "toolSpec")
         if spec is not None:
-            tools.append({"type": "function", "name": field(spec, "name"), "description": field(spec, "description"),
+            tools.append({"type": "function", "name": field(spec, "name"),
+                          "description": field(spec, "description"),
                           "parameters": path(spec, "inputSchema", "json")})
     system = [block_part(b) for b in items(params.get("system")) if isinstance(b, dict) and "text" in b]
     return {
@@ -225,7 +232,8 @@ def invoke_request_attributes(params: Mapping[str, Any]) -> Attributes:
     elif kind == NOVA:
         config = body.get("inferenceConfig")
         attributes.update({
-            sc.REQUEST_MAX_TOKENS: integer(field(config, "maxTokens")) or integer(field(config, "max_new_tokens")),
+            sc.REQUEST_MAX_TOKENS: integer(field(config, "maxTokens")) or integer(field(config,
+                                                                                        "max_new_tokens")),
             sc.REQUEST_TEMPERATURE: number(field(config, "temperature")),
             sc.REQUEST_TOP_P: number(field(config, "topP")),
             sc.REQUEST_TOP_K: number(field(config, "topK")),
@@ -290,7 +298,8 @@ def invoke_request_content(params: Mapping[str, Any]) -> Attributes:
         system = [block_part(b) for b in items(body.get("system")) if isinstance(b, dict) and "text" in b]
         return {sc.INPUT_MESSAGES: _messages(body.get("messages")), sc.SYSTEM_INSTRUCTIONS: system or None}
     if isinstance(body.get("inputText"), str):
-        return {sc.INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text", "content": body["inputText"]}]}]}
+        return {sc.INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text",
+                                                                "content": body["inputText"]}]}]}
     return {}
 
 

@@ -52,7 +52,8 @@ CONVERSE_STREAM = Operation(
 def _invoke_operation(name: str, stream: bool) -> Operation:
     return Operation(
         name=name,
-        request_attributes=extract.invoke_stream_request_attributes if stream else extract.invoke_request_attributes,
+        request_attributes=(extract.invoke_stream_request_attributes if stream
+                            else extract.invoke_request_attributes),
         response_attributes=lambda body: extract.invoke_body_attributes(body),
         request_content=extract.invoke_request_content,
         output_messages=extract.invoke_output_messages,
@@ -63,7 +64,8 @@ def _invoke_operation(name: str, stream: bool) -> Operation:
 
 
 # InvokeModel's operation name depends on the model family.
-_INVOKE_NAMES = {extract.ANTHROPIC: sc.OP_CHAT, extract.NOVA: sc.OP_CHAT, extract.TITAN_TEXT: sc.OP_TEXT_COMPLETION,
+_INVOKE_NAMES = {extract.ANTHROPIC: sc.OP_CHAT, extract.NOVA: sc.OP_CHAT,
+                 extract.TITAN_TEXT: sc.OP_TEXT_COMPLETION,
                  extract.TITAN_EMBED: sc.OP_EMBEDDINGS, extract.OTHER: sc.OP_CHAT}
 INVOKE = {kind: _invoke_operation(name, False) for kind, name in _INVOKE_NAMES.items()}
 INVOKE_STREAM = {kind: _invoke_operation(name, True) for kind, name in _INVOKE_NAMES.items()}
@@ -156,7 +158,8 @@ def _finish(call: Call, operation: Operation, name: str, result: Any, params: Ma
         elif name == "InvokeModel":
             body = _parse(data)
             headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders")
-            call.end(extract.invoke_body_attributes(body, headers), lambda: extract.invoke_output_messages(body))
+            call.end(extract.invoke_body_attributes(body, headers),
+                     lambda: extract.invoke_output_messages(body))
         else:
             call.end(operation.response_attributes(result), lambda: extract.converse_output_messages(result))
     except Exception as exc:  # noqa: BLE001 - telemetry must never break the call

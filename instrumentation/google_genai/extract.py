@@ -56,7 +56,8 @@ def client_attributes(instance: Any) -> Attributes:
     last_url, last_vertex, last = _last_client
     if url == last_url and vertex == last_vertex and url is not None:
         return last
-    attributes: Attributes = {sc.PROVIDER_NAME: sc.PROVIDER_GCP_VERTEX_AI if vertex else sc.PROVIDER_GCP_GEMINI}
+    provider = sc.PROVIDER_GCP_VERTEX_AI if vertex else sc.PROVIDER_GCP_GEMINI
+    attributes: Attributes = {sc.PROVIDER_NAME: provider}
     if isinstance(url, str):
         try:
             parts = urlsplit(url)
@@ -73,7 +74,8 @@ def client_attributes(instance: Any) -> Attributes:
 def error_type(error: BaseException) -> str | None:
     """google.genai.errors.APIError carries the HTTP status code; it says more than `ClientError`."""
     code = getattr(error, "code", None)
-    if type(error).__module__.startswith("google.genai") and isinstance(code, int) and not isinstance(code, bool):
+    if type(error).__module__.startswith("google.genai") and isinstance(code, int) and not isinstance(code,
+                                                                                                      bool):
         return str(code)
     return None
 
@@ -133,7 +135,8 @@ def usage_attributes(usage: Any) -> Attributes:
 
 
 def generate_response_attributes(response: Any) -> Attributes:
-    reasons = [r for r in (finish_reason(field(c, "finish_reason")) for c in items(field(response, "candidates")))
+    reasons = [r for r in (finish_reason(field(c, "finish_reason")) for c in items(field(response,
+                                                                                         "candidates")))
                if r]
     return {
         sc.RESPONSE_ID: string(field(response, "response_id")),
@@ -170,7 +173,8 @@ def _part(value: Any) -> dict[str, Any]:
         return {"type": "blob", "mime_type": field(blob, "mime_type")}
     file_data = field(value, "file_data")
     if file_data is not None:
-        return {"type": "uri", "uri": field(file_data, "file_uri"), "mime_type": field(file_data, "mime_type")}
+        return {"type": "uri", "uri": field(file_data, "file_uri"), "mime_type": field(file_data,
+                                                                                       "mime_type")}
     return {"type": "unknown"}
 
 
@@ -241,7 +245,8 @@ def candidate_message(parts: list[dict[str, Any]], reason: str | None) -> dict[s
 
 
 def generate_output_messages(response: Any) -> list[dict[str, Any]]:
-    return [candidate_message([part(p) for p in items(path_parts(c))], finish_reason(field(c, "finish_reason")))
+    return [candidate_message([part(p) for p in items(path_parts(c))], finish_reason(field(c,
+                                                                                           "finish_reason")))
             for c in items(field(response, "candidates"))]
 
 

@@ -26,7 +26,8 @@ from urllib.parse import unquote
 GEMINI_USAGE = {"promptTokenCount": 120, "cachedContentTokenCount": 100, "candidatesTokenCount": 8,
                 "thoughtsTokenCount": 30, "totalTokenCount": 158}
 # Bedrock Converse's inputTokens excludes the cache reads and writes.
-BEDROCK_USAGE = {"inputTokens": 12, "outputTokens": 9, "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 200,
+BEDROCK_USAGE = {"inputTokens": 12, "outputTokens": 9, "cacheReadInputTokens": 1000,
+                 "cacheWriteInputTokens": 200,
                  "totalTokens": 1221}
 TOOL_ARGUMENTS = {"city": "Paris"}
 EMBEDDING = [0.25, -0.5, 0.75, 1.0]
@@ -43,8 +44,10 @@ def gemini_response(model: str) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"functionCall": {"name": "get_weather", "args": TOOL_ARGUMENTS}}]
     else:
         parts = [{"text": "Thinking it over.", "thought": True}, {"text": "Hello there!"}]
-    return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": GEMINI_USAGE, "modelVersion": _served_model(model), "responseId": "resp-gemini-1"}
+    return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": GEMINI_USAGE, "modelVersion": _served_model(model),
+            "responseId": "resp-gemini-1"}
 
 
 def gemini_chunks(model: str) -> Iterator[dict[str, Any]]:
@@ -52,11 +55,13 @@ def gemini_chunks(model: str) -> Iterator[dict[str, Any]]:
     partial = {**GEMINI_USAGE, "candidatesTokenCount": 2, "totalTokenCount": 152}
     if model == "tools":
         yield {**base, "usageMetadata": GEMINI_USAGE, "candidates": [
-            {"content": {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": TOOL_ARGUMENTS}}]},
+            {"content": {"role": "model", "parts": [{"functionCall": {"name": "get_weather",
+                                                                      "args": TOOL_ARGUMENTS}}]},
              "finishReason": "STOP", "index": 0}]}
         return
     yield {**base, "usageMetadata": partial, "candidates": [
-        {"content": {"role": "model", "parts": [{"text": "Thinking it over.", "thought": True}]}, "index": 0}]}
+        {"content": {"role": "model", "parts": [{"text": "Thinking it over.", "thought": True}]},
+         "index": 0}]}
     for piece in ("Hello", " there"):
         yield {**base, "usageMetadata": partial,
                "candidates": [{"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}]}
@@ -81,7 +86,8 @@ def converse_response(model: str) -> dict[str, Any]:
             "toolUseId": "tooluse_1", "name": "get_weather", "input": TOOL_ARGUMENTS}}]
         reason = "tool_use"
     else:
-        content = [{"reasoningContent": {"reasoningText": {"text": "Thinking it over."}}}, {"text": "Hello there!"}]
+        content = [{"reasoningContent": {"reasoningText": {"text": "Thinking it over."}}},
+                   {"text": "Hello there!"}]
         reason = "end_turn"
     return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": reason,
             "usage": BEDROCK_USAGE, "metrics": {"latencyMs": 12}}
@@ -102,7 +108,8 @@ def converse_events(model: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for piece in ("Hello", " there!"):
             yield "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}
         if model == "stream-error":
-            yield "!modelStreamErrorException", {"message": "The model failed mid-stream.", "originalStatusCode": 500}
+            yield "!modelStreamErrorException", {"message": "The model failed mid-stream.",
+                                                 "originalStatusCode": 500}
             return
         yield "contentBlockStop", {"contentBlockIndex": 0}
         reason = "end_turn"
@@ -111,7 +118,8 @@ def converse_events(model: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 # InvokeModel bodies, per model family.
-ANTHROPIC_BODY_USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 1000,
+ANTHROPIC_BODY_USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 200,
+                        "cache_read_input_tokens": 1000,
                         "output_tokens": 9}
 NOVA_BODY_USAGE = {"inputTokens": 12, "outputTokens": 9, "cacheReadInputTokenCount": 1000,
                    "cacheWriteInputTokenCount": 200, "totalTokens": 1221}
@@ -134,7 +142,8 @@ def invoke_body(model: str) -> dict[str, Any]:
         return {"generation": "Hello there!", "prompt_token_count": 21, "generation_token_count": 13,
                 "stop_reason": "stop"}
     return {"inputTextTokenCount": TITAN_TOKENS["inputTextTokenCount"], "results": [
-        {"tokenCount": TITAN_TOKENS["tokenCount"], "outputText": "Hello there!", "completionReason": "FINISH"}]}
+        {"tokenCount": TITAN_TOKENS["tokenCount"], "outputText": "Hello there!",
+         "completionReason": "FINISH"}]}
 
 
 def invoke_stream_chunks(model: str) -> Iterator[dict[str, Any]]:
@@ -231,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
             count = len(body.get("requests") or [body])
             key = "embeddings" if method == "batchEmbedContents" else "embedding"
             values: Any = [{"values": EMBEDDING}] * count if key == "embeddings" else {"values": EMBEDDING}
-            self._json({key: values, "usageMetadata": {"promptTokenCount": 5 * count, "totalTokenCount": 5 * count}})
+            self._json({key: values, "usageMetadata": {"promptTokenCount": 5 * count,
+                                                       "totalTokenCount": 5 * count}})
         else:
             self._json({"error": {"code": 404, "message": f"no method {method}", "status": "NOT_FOUND"}}, 404)
 
@@ -258,7 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json({"message": f"no method {method}"}, 404)
 
-    def _json(self, payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def _json(self, payload: dict[str, Any], status: int = 200, headers: dict[str,
+                                                                              str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")

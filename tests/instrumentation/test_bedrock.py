@@ -22,13 +22,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 from spanhouse.instrumentation import _semconv as sc
 from spanhouse.instrumentation.bedrock import BedrockInstrumentor
 
-from fake_cloud import (ANTHROPIC_BODY_USAGE, BEDROCK_USAGE, INVOKE_HEADER_TOKENS, NOT_JSON_BODY, NOVA_BODY_USAGE,
+from fake_cloud import (ANTHROPIC_BODY_USAGE, BEDROCK_USAGE, INVOKE_HEADER_TOKENS, NOT_JSON_BODY,
+                        NOVA_BODY_USAGE,
                         TITAN_TOKENS, TOOL_ARGUMENTS, FakeCloudServer)
 from spanhouse.instrumentation.bedrock import extract
 from instr_harness import Telemetry, make_telemetry, set_env
 
 MESSAGES = [{"role": "user", "content": [{"text": "Weather in Paris?"}]}]
-TOOL_CONFIG = {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather by city", "inputSchema": {
+TOOL_CONFIG = {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather by city",
+                                       "inputSchema": {
     "json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}]}
 INFERENCE = {"maxTokens": 100, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]}
 # Converse reports cache reads and writes beside inputTokens; the conventions count them inside.
@@ -53,7 +55,8 @@ def telemetry() -> Iterator[Telemetry]:
 
 
 def _client(cloud: FakeCloudServer, service: str = "bedrock-runtime") -> Any:
-    return boto3.client(service, region_name="us-east-1", endpoint_url=cloud.url, aws_access_key_id="AKIDTEST",
+    return boto3.client(service, region_name="us-east-1", endpoint_url=cloud.url,
+                        aws_access_key_id="AKIDTEST",
                         aws_secret_access_key="test-secret",
                         config=Config(retries={"total_max_attempts": 1}))
 
@@ -70,7 +73,8 @@ def _converse(client: Any, mode: str, model: str, **extra: Any) -> str:
         content = client.converse(**kwargs)["output"]["message"]["content"]
         return "".join(block.get("text", "") for block in content)
     events = client.converse_stream(**kwargs)["stream"]
-    return "".join(e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e)
+    return "".join(e["contentBlockDelta"]["delta"].get("text",
+                                                       "") for e in events if "contentBlockDelta" in e)
 
 
 @pytest.mark.parametrize("mode", ["plain", "stream"])
@@ -111,11 +115,13 @@ def test_converse_span(telemetry: Telemetry, client: Any, cloud: FakeCloudServer
     ("anthropic.claude-3-5-haiku-20241022-v1:0",
      {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "temperature": 0.2, "top_k": 40,
       "messages": [{"role": "user", "content": "Weather in Paris?"}]},
-     {sc.OPERATION_NAME: "chat", sc.REQUEST_MAX_TOKENS: 100, sc.REQUEST_TEMPERATURE: 0.2, sc.REQUEST_TOP_K: 40,
+     {sc.OPERATION_NAME: "chat", sc.REQUEST_MAX_TOKENS: 100, sc.REQUEST_TEMPERATURE: 0.2,
+      sc.REQUEST_TOP_K: 40,
       sc.RESPONSE_ID: "msg_bdrk_1", sc.RESPONSE_MODEL: "claude-x", sc.RESPONSE_FINISH_REASONS: ("end_turn",),
       sc.USAGE_INPUT_TOKENS: sum(ANTHROPIC_BODY_USAGE[k] for k in (
           "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")),
-      sc.USAGE_OUTPUT_TOKENS: 9, sc.USAGE_CACHE_READ_INPUT_TOKENS: 1000, sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 200}),
+      sc.USAGE_OUTPUT_TOKENS: 9, sc.USAGE_CACHE_READ_INPUT_TOKENS: 1000,
+      sc.USAGE_CACHE_CREATION_INPUT_TOKENS: 200}),
     ("amazon.nova-lite-v1:0",
      {"messages": [{"role": "user", "content": [{"text": "Weather in Paris?"}]}],
       "inferenceConfig": {"maxTokens": 100, "topP": 0.9}},
@@ -125,7 +131,8 @@ def test_converse_span(telemetry: Telemetry, client: Any, cloud: FakeCloudServer
       + NOVA_BODY_USAGE["cacheWriteInputTokenCount"],
       sc.USAGE_OUTPUT_TOKENS: 9, sc.USAGE_CACHE_READ_INPUT_TOKENS: 1000}),
     ("amazon.titan-text-express-v1",
-     {"inputText": "Weather in Paris?", "textGenerationConfig": {"maxTokenCount": 100, "stopSequences": ["END"]}},
+     {"inputText": "Weather in Paris?", "textGenerationConfig": {"maxTokenCount": 100,
+                                                                 "stopSequences": ["END"]}},
      {sc.OPERATION_NAME: "text_completion", sc.REQUEST_MAX_TOKENS: 100, sc.REQUEST_STOP_SEQUENCES: ("END",),
       sc.RESPONSE_FINISH_REASONS: ("FINISH",), sc.USAGE_INPUT_TOKENS: TITAN_TOKENS["inputTextTokenCount"],
       sc.USAGE_OUTPUT_TOKENS: TITAN_TOKENS["tokenCount"]}),
@@ -226,7 +233,8 @@ def test_stream_closed_early_ends_span(telemetry: Telemetry, client: Any) -> Non
 
 
 @pytest.mark.parametrize("mode", ["plain", "stream"])
-def test_content_captured_on_opt_in(capture_content: None, telemetry: Telemetry, client: Any, mode: str) -> None:
+def test_content_captured_on_opt_in(capture_content: None, telemetry: Telemetry, client: Any,
+                                    mode: str) -> None:
     _converse(client, mode, "tools", toolConfig=TOOL_CONFIG)
     attrs = telemetry.span().attributes
     assert json.loads(attrs[sc.SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": "Be brief."}]
@@ -234,7 +242,8 @@ def test_content_captured_on_opt_in(capture_content: None, telemetry: Telemetry,
         {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}]
     (tool,) = json.loads(attrs[sc.TOOL_DEFINITIONS])
     assert tool["name"] == "get_weather" and tool["parameters"]["type"] == "object"
-    assert json.loads(attrs[sc.OUTPUT_MESSAGES]) == [{"role": "assistant", "finish_reason": "tool_call", "parts": [
+    assert json.loads(attrs[sc.OUTPUT_MESSAGES]) == [{"role": "assistant", "finish_reason": "tool_call",
+                                                      "parts": [
         {"type": "text", "content": "Let me check."},
         {"type": "tool_call", "id": "tooluse_1", "name": "get_weather", "arguments": TOOL_ARGUMENTS}]}]
 
@@ -250,7 +259,8 @@ def test_invoke_model_content_captured(capture_content: None, telemetry: Telemet
             "messages": [{"role": "user", "content": "Weather in Paris?"}]}
     client.invoke_model(modelId="anthropic.claude-x", body=json.dumps(body))
     attrs = telemetry.span().attributes
-    assert json.loads(attrs[sc.INPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Weather in Paris?"}]
+    assert json.loads(attrs[sc.INPUT_MESSAGES])[0]["parts"] == [{"type": "text",
+                                                                 "content": "Weather in Paris?"}]
     assert json.loads(attrs[sc.OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Hello there!"}]
 
 
@@ -269,7 +279,8 @@ def test_other_aws_services_pass_through(telemetry: Telemetry, cloud: FakeCloudS
     # Same botocore method, another service: no span, and the call is untouched.
     sts = _client(cloud, "sts")
     with pytest.raises((ClientError, ResponseParserError)):
-        sts.get_caller_identity()  # the fake answers a JSON 404 for anything that is not Bedrock; STS wants XML
+        # The fake answers a JSON 404 for anything that is not Bedrock; STS wants XML.
+        sts.get_caller_identity()
     assert telemetry.spans() == []
 
 
@@ -348,13 +359,15 @@ def botocore_instrumentor_installed(tmp_path: Any, monkeypatch: pytest.MonkeyPat
     pytest.param("boto3", "opentelemetry-instrumentation-botocore 9.9b0", "botocore", id="botocore"),
 ])
 def test_steps_aside_for_another_bedrock_instrumentor(
-        botocore_instrumentor_installed: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        botocore_instrumentor_installed: None, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
         disabled: str, rival: str, name: str) -> None:
     import logging
 
     monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", disabled)
     with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
-        BedrockInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+        BedrockInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider,
+                                         skip_dep_check=True)
     assert not _patched()
     (record,) = [r for r in caplog.records if "spanhouse is not tracing botocore" in r.getMessage()]
     assert rival in record.getMessage()

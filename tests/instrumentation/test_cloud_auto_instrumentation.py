@@ -77,12 +77,14 @@ def test_both_load_with_no_code_change(cloud: FakeCloudServer) -> None:
 
 @pytest.mark.parametrize(("name", "left"), [("spanhouse_google_genai", BEDROCK_SPANS),
                                             ("spanhouse_bedrock", GEMINI_SPANS)])
-def test_each_is_disabled_by_its_entry_point_name(cloud: FakeCloudServer, name: str, left: dict[str, int]) -> None:
+def test_each_is_disabled_by_its_entry_point_name(cloud: FakeCloudServer, name: str, left: dict[str,
+                                                                                                int]) -> None:
     spans, _ = _run(cloud, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=f"{OTHERS_OFF},{name}")
     assert _counts(spans) == left
 
 
-@pytest.mark.parametrize("switch", [{"SPANHOUSE_INSTRUMENTATION_ENABLED": "false"}, {"OTEL_SDK_DISABLED": "true"}])
+@pytest.mark.parametrize("switch", [{"SPANHOUSE_INSTRUMENTATION_ENABLED": "false"},
+                                    {"OTEL_SDK_DISABLED": "true"}])
 def test_kill_switch_turns_both_off(cloud: FakeCloudServer, switch: dict[str, str]) -> None:
     spans, _ = _run(cloud, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=OTHERS_OFF, **switch)
     assert spans == {}
@@ -90,7 +92,8 @@ def test_kill_switch_turns_both_off(cloud: FakeCloudServer, switch: dict[str, st
 
 @pytest.mark.skipif(not _installed("opentelemetry-instrumentation-bedrock"),
                     reason="OpenLLMetry's Bedrock instrumentor is not installed")
-def test_beside_openllmetry_bedrock_ours_steps_aside_and_each_call_counts_once(cloud: FakeCloudServer) -> None:
+def test_beside_openllmetry_bedrock_ours_steps_aside_and_each_call_counts_once(
+        cloud: FakeCloudServer) -> None:
     spans, stderr = _run(cloud, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai,anthropic,botocore")
     bedrock = [s for found in spans.values() for s in found
                if s["attributes"].get("gen_ai.provider.name") == "aws.bedrock"]
@@ -98,7 +101,8 @@ def test_beside_openllmetry_bedrock_ours_steps_aside_and_each_call_counts_once(c
     (line,) = [line for line in stderr.splitlines() if "spanhouse is not tracing botocore" in line]
     assert "opentelemetry-instrumentation-bedrock" in line
     assert "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=boto3" in line
-    assert _counts({k: v for k, v in spans.items() if k in GEMINI_SPANS}) == GEMINI_SPANS  # Gemini is still ours
+    # Gemini is still ours.
+    assert _counts({k: v for k, v in spans.items() if k in GEMINI_SPANS}) == GEMINI_SPANS
 
 
 def test_without_the_libraries_nothing_is_imported_or_said(tmp_path: Path) -> None:

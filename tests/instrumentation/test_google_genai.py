@@ -52,10 +52,12 @@ def client(cloud: FakeCloudServer) -> genai.Client:
 def _sync_call(client: genai.Client, mode: str, model: str, config: Any = None) -> str:
     config = config if config is not None else CONFIG
     if mode == "plain":
-        return client.models.generate_content(model=model, contents="Weather in Paris?", config=config).text or ""
+        return client.models.generate_content(model=model, contents="Weather in Paris?",
+                                              config=config).text or ""
     if mode == "stream":
         return "".join(c.text or "" for c in
-                       client.models.generate_content_stream(model=model, contents="Weather in Paris?", config=config))
+                       client.models.generate_content_stream(model=model, contents="Weather in Paris?",
+                                                             config=config))
     chat = client.chats.create(model=model, config=config)
     if mode == "chat":
         return chat.send_message("Weather in Paris?").text or ""
@@ -66,9 +68,11 @@ async def _async_call(client: genai.Client, mode: str, model: str, config: Any =
     config = config if config is not None else CONFIG
     models = client.aio.models
     if mode == "plain":
-        return (await models.generate_content(model=model, contents="Weather in Paris?", config=config)).text or ""
+        return (await models.generate_content(model=model, contents="Weather in Paris?",
+                                              config=config)).text or ""
     if mode == "stream":
-        stream = await models.generate_content_stream(model=model, contents="Weather in Paris?", config=config)
+        stream = await models.generate_content_stream(model=model, contents="Weather in Paris?",
+                                                      config=config)
         return "".join([c.text or "" async for c in stream])
     chat = client.aio.chats.create(model=model, config=config)
     if mode == "chat":
@@ -100,7 +104,8 @@ def test_generate_content_span(telemetry: Telemetry, client: genai.Client, cloud
     assert attrs[sc.RESPONSE_ID] == "resp-gemini-1"
     assert attrs[sc.RESPONSE_MODEL] == f"{model}-001"
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
-    assert attrs[sc.USAGE_INPUT_TOKENS] == GEMINI_USAGE["promptTokenCount"]  # already includes the cached ones
+    # Gemini's prompt count already includes the cached tokens.
+    assert attrs[sc.USAGE_INPUT_TOKENS] == GEMINI_USAGE["promptTokenCount"]
     assert attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] == GEMINI_USAGE["cachedContentTokenCount"]
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == EXPECTED_OUTPUT
     assert attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] == GEMINI_USAGE["thoughtsTokenCount"]
@@ -111,7 +116,8 @@ def test_generate_content_span(telemetry: Telemetry, client: genai.Client, cloud
 
 
 def test_vertex_client_is_its_own_provider(telemetry: Telemetry, cloud: FakeCloudServer) -> None:
-    client = genai.Client(vertexai=True, api_key="test-key", http_options=types.HttpOptions(base_url=cloud.url))
+    client = genai.Client(vertexai=True, api_key="test-key",
+                          http_options=types.HttpOptions(base_url=cloud.url))
     try:
         client.models.generate_content(model="gemini-2.5-flash", contents="hi")
     except errors.APIError:
@@ -180,7 +186,8 @@ def test_content_captured_on_opt_in(capture_content: None, telemetry: Telemetry,
         {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}]
     (tool,) = json.loads(attrs[sc.TOOL_DEFINITIONS])
     assert tool["name"] == "get_weather" and tool["description"] == "Weather by city"
-    assert json.loads(attrs[sc.OUTPUT_MESSAGES]) == [{"role": "assistant", "finish_reason": "tool_call", "parts": [
+    assert json.loads(attrs[sc.OUTPUT_MESSAGES]) == [{"role": "assistant", "finish_reason": "tool_call",
+                                                      "parts": [
         {"type": "tool_call", "name": "get_weather", "arguments": TOOL_ARGUMENTS}]}]
 
 
@@ -292,7 +299,8 @@ def test_steps_aside_for_the_official_instrumentor(official_installed: None,
 
     with caplog.at_level(logging.WARNING, logger="spanhouse.instrumentation"):
         # skip_dep_check=True is how opentelemetry-instrument calls every instrumentor.
-        GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+        GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider,
+                                             skip_dep_check=True)
     assert not _patched()
     (record,) = [r for r in caplog.records if "spanhouse is not tracing google-genai" in r.getMessage()]
     assert "opentelemetry-instrumentation-google-genai 9.9b0" in record.getMessage()
@@ -302,7 +310,8 @@ def test_steps_aside_for_the_official_instrumentor(official_installed: None,
 def test_official_disabled_by_name_brings_ours_back(official_installed: None,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "google-genai")
-    GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider, skip_dep_check=True)
+    GoogleGenAIInstrumentor().instrument(tracer_provider=make_telemetry().tracer_provider,
+                                         skip_dep_check=True)
     assert _patched()
 
 
@@ -311,7 +320,8 @@ def test_instrumenting_by_hand_does_not_step_aside(official_installed: None) -> 
     assert _patched()
 
 
-HOSTILE = [None, 0, True, "text", b"\xff", [], {}, [None, 1, "x"], {"parts": "not a list"}, {"role": 5, "parts": [3]},
+HOSTILE = [None, 0, True, "text", b"\xff", [], {}, [None, 1, "x"], {"parts": "not a list"}, {"role": 5,
+                                                                                             "parts": [3]},
            {"usage_metadata": {"prompt_token_count": True}}, {"candidates": [{"finish_reason": 7}]}, object()]
 
 

@@ -29,7 +29,8 @@ def main() -> None:
         pass
     body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
             "messages": [{"role": "user", "content": "Hi"}]}
-    bedrock.invoke_model(modelId="anthropic.claude-3-5-haiku-20241022-v1:0", body=json.dumps(body))["body"].read()
+    answer = bedrock.invoke_model(modelId="anthropic.claude-3-5-haiku-20241022-v1:0", body=json.dumps(body))
+    answer["body"].read()
     print("app done", flush=True)
 
 
