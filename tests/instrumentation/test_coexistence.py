@@ -46,6 +46,7 @@ OTHERS = {
     # OpenLLMetry's Bedrock instrumentor (entry point `boto3`): hidden here so that ours for botocore does not
     # step aside, and say so, in runs about the other libraries; tested in test_cloud_auto_instrumentation.py.
     "opentelemetry-instrumentation-bedrock": "boto3",
+    "opentelemetry-instrumentation-botocore": "botocore",  # the same, for its Bedrock extension
 }
 # Where each dialect keeps a call's input tokens: a span with any of them is counted downstream.
 USAGE_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
