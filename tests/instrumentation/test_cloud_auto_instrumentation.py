@@ -124,3 +124,25 @@ def test_without_the_libraries_nothing_is_imported_or_said(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     assert result.stderr == ""
+
+
+def test_calls_land_in_the_collector_counted_and_priced(cloud: FakeCloudServer, running_collector: Any) -> None:
+    _run(cloud, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=OTHERS_OFF, OTEL_TRACES_EXPORTER="otlp_proto_grpc",
+         OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_EXPORTER_OTLP_INSECURE="true",
+         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{running_collector.grpc_endpoint}")
+    rows = running_collector.query(
+        "SELECT Operation, Provider, RequestModel, InputTokens, OutputTokens, CacheReadTokens, CacheWriteTokens,"
+        " ReasoningTokens, CostTotal IS NOT NULL FROM genai_calls ORDER BY Provider, RequestModel, Operation")
+    assert len(rows) == sum(GEMINI_SPANS.values()) + sum(BEDROCK_SPANS.values())  # nothing lost or doubled
+    by_model: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_model.setdefault(row[2], []).append(row)
+    for row in by_model["gemini-2.5-flash"]:
+        # Thinking tokens are output, and reasoning on their own; the cached ones are inside input.
+        assert row[:2] == ("generate_content", "gcp.gemini")
+        assert tuple(row[3:6]) == (120, 38, 100) and row[7] == 30
+        assert row[8]  # priced from the price table
+    for row in by_model["amazon.nova-pro-v1:0"]:
+        assert row[:2] == ("chat", "aws.bedrock")
+        assert tuple(row[3:7]) == (BEDROCK_INPUT, 9, 1000, 200)
+        assert row[8]
