@@ -52,7 +52,8 @@ def client_attributes(instance: Any) -> Attributes:
     global _last_client
     api_client = getattr(instance, "_api_client", None)
     vertex = bool(getattr(api_client, "vertexai", False))
-    url = getattr(getattr(api_client, "_http_options", None), "base_url", None)
+    # An HttpOptions model in recent SDKs, a plain dict in early 1.x ones.
+    url = field(getattr(api_client, "_http_options", None), "base_url")
     last_url, last_vertex, last = _last_client
     if url == last_url and vertex == last_vertex and url is not None:
         return last
