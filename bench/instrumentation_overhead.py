@@ -1,4 +1,4 @@
-"""Per-call overhead of the OpenAI and Google GenAI instrumentors against no instrumentation and the official ones.
+"""Per-call overhead of the OpenAI and Google GenAI instrumentors against none and the official ones.
 
     python bench/instrumentation_overhead.py            # ~2 minutes on 2 cores
     python bench/instrumentation_overhead.py --quick    # ~25 s
@@ -209,8 +209,8 @@ def stream_call(client: openai.OpenAI) -> None:
         raise RuntimeError("unexpected stream")
 
 
-def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup: int, owner: type = Completions,
-            attr: str = "create") -> None:
+def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup: int,
+            owner: type = Completions, attr: str = "create") -> None:
     original = vars(owner)[attr]
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     order = list(configs)
@@ -287,7 +287,8 @@ def gemini_mock_transport() -> Any:
     import httpx
 
     plain = json.dumps(fake_cloud.gemini_response(GEMINI_MODEL)).encode()
-    streamed = "".join(f"data: {json.dumps(c)}\r\n\r\n" for c in fake_cloud.gemini_chunks(GEMINI_MODEL)).encode()
+    streamed = "".join(f"data: {json.dumps(c)}\r\n\r\n"
+                       for c in fake_cloud.gemini_chunks(GEMINI_MODEL)).encode()
 
     def handle(request: Any) -> Any:
         if ":streamGenerateContent" in request.url.path:
@@ -301,7 +302,8 @@ def gemini_mock_transport() -> Any:
 def gemini_loopback_server() -> Any:
     """The fake Gemini API in a child process; yields its base URL."""
     script = FAKE_PROVIDERS.parent / "fake_cloud.py"
-    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout is not None and proc.stdin is not None
         port = proc.stdout.readline().strip()
@@ -376,8 +378,8 @@ def gemini_cases(args: Any, calls: int, warmup: int, providers: dict[str, Any], 
     from google.genai.models import Models
 
     official = gemini_official()
-    print(f"\ngoogle-genai {google.genai.__version__}; official instrumentor: "
-          f"{'opentelemetry-instrumentation-google-genai' if official else 'not importable here, not measured'}")
+    which = "opentelemetry-instrumentation-google-genai" if official else "not importable here, not measured"
+    print(f"\ngoogle-genai {google.genai.__version__}; official instrumentor: {which}")
     transports = ("in-process", "loopback") if args.transport == "both" else (args.transport,)
     for transport in transports:
         with contextlib.ExitStack() as stack:
@@ -394,12 +396,13 @@ def gemini_cases(args: Any, calls: int, warmup: int, providers: dict[str, Any], 
                 measure(configs, lambda c=client, f=call: f(c), calls, warmup, Models, attr)
                 spanning = sum(1 for c in configs if c.name in (OURS, OFFICIAL_GEMINI))
                 if exporter.count - before < spanning * (calls + warmup):
-                    raise RuntimeError(f"gemini {transport} {mode}: {exporter.count - before} spans, expected "
-                                       f"at least {spanning * (calls + warmup)}")
+                    raise RuntimeError(f"gemini {transport} {mode}: {exporter.count - before} spans, "
+                                       f"expected at least {spanning * (calls + warmup)}")
                 cpu = report(f"{transport}, {mode} models.{attr}", configs, args.rounds)["cpu_ns"]
                 ours = cpu[OURS].median_us
                 theirs = cpu[OFFICIAL_GEMINI].median_us if OFFICIAL_GEMINI in cpu else float("nan")
-                summary.append(f"gemini {transport:>10}  {mode:<13}  ours {ours:6.1f} us  official {theirs:6.1f} us  "
+                summary.append(f"gemini {transport:>10}  {mode:<13}  ours {ours:6.1f} us  "
+                               f"official {theirs:6.1f} us  "
                                f"ours/official {ours / theirs if theirs > 0 else float('nan'):4.2f}  "
                                f"kill switch {cpu[KILLED].cell()} us")
 
