@@ -1,11 +1,23 @@
-"""Per-call overhead of the OpenAI instrumentor against no instrumentation and the official one.
+"""Per-call overhead of the OpenAI and Google GenAI instrumentors against none and the official ones.
 
     python bench/instrumentation_overhead.py            # ~2 minutes on 2 cores
     python bench/instrumentation_overhead.py --quick    # ~25 s
     python bench/instrumentation_overhead.py --calls 6000 --transport in-process
+    python bench/instrumentation_overhead.py --provider gemini --quick
 
 Needs the bench extra (`pip install -e '.[bench]'`): the `openai` client and the
-official `opentelemetry-instrumentation-openai-v2`.
+official `opentelemetry-instrumentation-openai-v2`. `--provider gemini` needs
+`google-genai`, and measures the official `opentelemetry-instrumentation-google-genai`
+too when it is importable; it needs `opentelemetry-util-genai>=1.3b0`, which
+openai-v2 cannot import, so it goes in an environment of its own (then run with
+`--provider gemini` only):
+
+    python -m venv /tmp/genai-bench && /tmp/genai-bench/bin/pip install -e . openai \
+        opentelemetry-sdk 'google-genai<3' opentelemetry-instrumentation-google-genai
+
+For Gemini the patch point is `google.genai.models.Models.generate_content`
+(and `generate_content_stream`), which both instrumentors wrap; the fake answers
+are the test suite's (`tests/instrumentation/fake_cloud.py`).
 
 Every configuration runs in this one process against the same `openai.OpenAI`
 client: uninstrumented, ours, ours with the kill switch
@@ -64,12 +76,16 @@ sys.path.insert(0, str(FAKE_PROVIDERS.parent))
 
 import openai  # noqa: E402
 from openai.resources.chat.completions import Completions  # noqa: E402
-from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OfficialInstrumentor  # noqa: E402
+try:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OfficialInstrumentor
+except ImportError:  # an environment set up for the official Google GenAI instrumentor (see above)
+    OfficialInstrumentor = None
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
 
+import fake_cloud  # noqa: E402
 import fake_providers  # noqa: E402
 from spanhouse.instrumentation import _config, agent, context, tool  # noqa: E402
 from spanhouse.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
@@ -77,6 +93,8 @@ from spanhouse.instrumentation.openai import OpenAIInstrumentor  # noqa: E402
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
 UNINSTRUMENTED, OURS, KILLED, OFFICIAL = "uninstrumented", "ours", "ours, kill switch", "official openai-v2"
+OFFICIAL_GEMINI = "official google-genai"
+GEMINI_MODEL = "gemini-2.5-flash"
 # The HTTP library the installed client is built on: httpx for openai 1.x/2.x, httpx2 after.
 http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
@@ -138,15 +156,16 @@ def loopback_server() -> Any:
 @dataclass
 class Config:
     name: str
-    create: Any  # what `Completions.create` is while this configuration runs
+    create: Any  # what `Completions.create` (or `owner.attr`) is while this configuration runs
     wall_ns: list[int] = field(default_factory=list)  # one entry per call
     cpu_ns: list[int] = field(default_factory=list)
 
 
-def _installed_wrapper(instrumentor: Any, providers: dict[str, Any]) -> Any:
+def _installed_wrapper(instrumentor: Any, providers: dict[str, Any], owner: type = Completions,
+                       attr: str = "create") -> Any:
     instrumentor.instrument(**providers)
     try:
-        return vars(Completions)["create"]
+        return vars(owner)[attr]
     finally:
         instrumentor.uninstrument()
 
@@ -190,14 +209,15 @@ def stream_call(client: openai.OpenAI) -> None:
         raise RuntimeError("unexpected stream")
 
 
-def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup: int) -> None:
-    original = vars(Completions)["create"]
+def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup: int,
+            owner: type = Completions, attr: str = "create") -> None:
+    original = vars(owner)[attr]
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     order = list(configs)
     shuffle = random.Random(3).shuffle
     try:
         for config in configs:  # imports, caches, the first connection
-            Completions.create = config.create
+            setattr(owner, attr, config.create)
             for _ in range(warmup):
                 call()
         gc.collect()
@@ -206,14 +226,14 @@ def measure(configs: list[Config], call: Callable[[], None], calls: int, warmup:
             # A fresh order every time: a call must not always follow the same configuration.
             shuffle(order)
             for config in order:
-                Completions.create = config.create
+                setattr(owner, attr, config.create)
                 wall0, cpu0 = wall(), cpu()
                 call()
                 cpu1, wall1 = cpu(), wall()
                 config.wall_ns.append(wall1 - wall0)
                 config.cpu_ns.append(cpu1 - cpu0)
     finally:
-        Completions.create = original
+        setattr(owner, attr, original)
         gc.unfreeze()
 
 
@@ -249,12 +269,142 @@ def report(title: str, configs: list[Config], rounds: int) -> dict[str, dict[str
             cells.append(f"{statistics.median(getattr(config, clock)) / 1000:>13.1f}  ")
             cells.append(" " * 26 if config is base else table[clock][config.name].cell().ljust(26))
         print(f"  {config.name:<20}{''.join(cells)}".rstrip())
+    official_name = next((c.name for c in configs if c.name.startswith("official")), None)
     for clock in ("wall_ns", "cpu_ns"):
-        ours, official = table[clock][OURS].median_us, table[clock][OFFICIAL].median_us
-        ratio = f"{ours / official:.2f}" if official > 0 else "n/a"
+        ours = table[clock][OURS].median_us
+        official = table[clock][official_name].median_us if official_name else 0.0
+        ratio = f"{ours / official:.2f}" if official > 0 else "n/a (no official instrumentor measured)"
         print(f"  {clock[:-3]:>4}: ours/official = {ratio}    kill switch - uninstrumented = "
               f"{table[clock][KILLED].cell()} us")
     return table
+
+
+# --- Google GenAI ----------------------------------------------------------------------------
+
+
+def gemini_mock_transport() -> Any:
+    """Answers generateContent / streamGenerateContent in-process with the fake Gemini API's bodies."""
+    import httpx
+
+    plain = json.dumps(fake_cloud.gemini_response(GEMINI_MODEL)).encode()
+    streamed = "".join(f"data: {json.dumps(c)}\r\n\r\n"
+                       for c in fake_cloud.gemini_chunks(GEMINI_MODEL)).encode()
+
+    def handle(request: Any) -> Any:
+        if ":streamGenerateContent" in request.url.path:
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=streamed)
+        return httpx.Response(200, headers={"content-type": "application/json"}, content=plain)
+
+    return httpx.MockTransport(handle)
+
+
+@contextlib.contextmanager
+def gemini_loopback_server() -> Any:
+    """The fake Gemini API in a child process; yields its base URL."""
+    script = FAKE_PROVIDERS.parent / "fake_cloud.py"
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        port = proc.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError(f"fake Gemini server did not start (it said {port!r})")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def gemini_official() -> Any:
+    try:
+        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+    except ImportError:
+        return None
+    return GoogleGenAiSdkInstrumentor
+
+
+def gemini_build_configs(providers: dict[str, Any], attr: str) -> list[Config]:
+    from google.genai.models import Models
+
+    from spanhouse.instrumentation.google_genai import GoogleGenAIInstrumentor
+
+    original = vars(Models)[attr]
+    ours = _installed_wrapper(GoogleGenAIInstrumentor(), providers, Models, attr)
+    os.environ[_config.ENV_ENABLED] = "false"
+    try:
+        killed = _installed_wrapper(GoogleGenAIInstrumentor(), providers, Models, attr)
+    finally:
+        del os.environ[_config.ENV_ENABLED]
+        _config.refresh()
+    configs = [Config(UNINSTRUMENTED, original), Config(OURS, ours), Config(KILLED, killed)]
+    official_cls = gemini_official()
+    if official_cls is not None:
+        official = _installed_wrapper(official_cls(), providers, Models, attr)
+        if official is original:
+            raise RuntimeError(f"the official instrumentor installed no wrapper on Models.{attr}")
+        configs.append(Config(OFFICIAL_GEMINI, official))
+    if vars(Models)[attr] is not original:
+        raise RuntimeError(f"an instrumentor did not restore Models.{attr}")
+    if ours is original:
+        raise RuntimeError(f"our instrumentor installed no wrapper on Models.{attr}")
+    if killed is not original:
+        raise RuntimeError(f"with the kill switch set, our instrumentor still patched Models.{attr}")
+    return configs
+
+
+def gemini_call(client: Any) -> None:
+    response = client.models.generate_content(model=GEMINI_MODEL, contents="Say hello.",
+                                              config={"temperature": 0.2, "max_output_tokens": 64})
+    if response.usage_metadata is None:
+        raise RuntimeError("unexpected response")
+
+
+def gemini_stream_call(client: Any) -> None:
+    chunks = sum(1 for _ in client.models.generate_content_stream(
+        model=GEMINI_MODEL, contents="Say hello.", config={"temperature": 0.2, "max_output_tokens": 64}))
+    if chunks < 3:
+        raise RuntimeError("unexpected stream")
+
+
+def gemini_cases(args: Any, calls: int, warmup: int, providers: dict[str, Any], exporter: _DropExporter,
+                 summary: list[str]) -> None:
+    import google.genai
+    import httpx
+    from google.genai import types
+    from google.genai.models import Models
+
+    official = gemini_official()
+    which = "opentelemetry-instrumentation-google-genai" if official else "not importable here, not measured"
+    print(f"\ngoogle-genai {google.genai.__version__}; official instrumentor: {which}")
+    transports = ("in-process", "loopback") if args.transport == "both" else (args.transport,)
+    for transport in transports:
+        with contextlib.ExitStack() as stack:
+            if transport == "loopback":
+                options = types.HttpOptions(base_url=stack.enter_context(gemini_loopback_server()))
+            else:
+                options = types.HttpOptions(base_url="http://gemini.invalid",
+                                            httpx_client=httpx.Client(transport=gemini_mock_transport()))
+            client = google.genai.Client(api_key="bench", http_options=options)
+            for mode, attr, call in (("non-streaming", "generate_content", gemini_call),
+                                     ("streaming", "generate_content_stream", gemini_stream_call)):
+                configs = gemini_build_configs(providers, attr)
+                before = exporter.count
+                measure(configs, lambda c=client, f=call: f(c), calls, warmup, Models, attr)
+                spanning = sum(1 for c in configs if c.name in (OURS, OFFICIAL_GEMINI))
+                if exporter.count - before < spanning * (calls + warmup):
+                    raise RuntimeError(f"gemini {transport} {mode}: {exporter.count - before} spans, "
+                                       f"expected at least {spanning * (calls + warmup)}")
+                cpu = report(f"{transport}, {mode} models.{attr}", configs, args.rounds)["cpu_ns"]
+                ours = cpu[OURS].median_us
+                theirs = cpu[OFFICIAL_GEMINI].median_us if OFFICIAL_GEMINI in cpu else float("nan")
+                summary.append(f"gemini {transport:>10}  {mode:<13}  ours {ours:6.1f} us  "
+                               f"official {theirs:6.1f} us  "
+                               f"ours/official {ours / theirs if theirs > 0 else float('nan'):4.2f}  "
+                               f"kill switch {cpu[KILLED].cell()} us")
 
 
 # --- the agent helpers under the kill switch -----------------------------------------------------
@@ -319,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="rounds the calls are cut into (default 15)")
     parser.add_argument("--quick", action="store_true", help="600 calls per configuration per case")
     parser.add_argument("--transport", choices=("in-process", "loopback", "both"), default="both")
+    parser.add_argument("--provider", choices=("openai", "gemini", "both"), default="openai",
+                        help="which instrumentor to measure (default openai)")
     args = parser.parse_args(argv)
     calls = 600 if args.quick else args.calls
     warmup = max(calls // 20, 10)
@@ -333,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.rounds} rounds; overhead = median over rounds of (median call - uninstrumented median call)")
     transports = ("in-process", "loopback") if args.transport == "both" else (args.transport,)
     summary: list[str] = []
+    if args.provider in ("openai", "both") and OfficialInstrumentor is None:
+        parser.error("opentelemetry-instrumentation-openai-v2 is not installed; use --provider gemini here")
+    if args.provider == "gemini":
+        transports = ()
     for transport in transports:
         with contextlib.ExitStack() as stack:
             if transport == "loopback":
@@ -354,10 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                f"ours/official {ours / official if official > 0 else float('nan'):4.2f}  "
                                f"kill switch {cpu[KILLED].cell()} us")
 
+    if args.provider in ("gemini", "both"):
+        gemini_cases(args, calls, warmup, providers, exporter, summary)
+
     print("\nagent helpers with the kill switch set, extra ns per use (best of 7 loops of 200k):")
     for label, extra in helpers_with_kill_switch(200_000):
         print(f"  {label:<24}{extra:8.0f} ns")
-    print("\nsummary, CPU time overhead per call (kill switch: Completions.create is the original function):")
+    print("\nsummary, CPU time overhead per call (kill switch: the patched method is the original function):")
     for line in summary:
         print("  " + line)
     tracer_provider.shutdown()

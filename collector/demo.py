@@ -24,6 +24,8 @@ MODELS = (  # provider, request model, response model, server address
     ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "api.openai.com"),
     ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "api.anthropic.com"),
     ("anthropic", "claude-haiku-4-5", "claude-haiku-4-5-20251001", "api.anthropic.com"),
+    # As spanhouse's Google GenAI instrumentor records a Gemini API call (operation generate_content).
+    ("gcp.gemini", "gemini-2.5-flash", "gemini-2.5-flash", "generativelanguage.googleapis.com"),
 )
 TOOLS = ("search_docs", "get_order_status", "run_sql", "fetch_url")
 QUESTIONS = ("Where is my order 4417?", "Summarize the attached design doc in three bullet points.",
@@ -55,15 +57,17 @@ def _chat(tracer: Any, rng: random.Random, start_ns: int, model: tuple[str, str,
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     provider, request_model, response_model, host = model
+    gemini = provider == "gcp.gemini"
+    operation = "generate_content" if gemini else "chat"
     stream = rng.random() < 0.4
     slow = rng.random() < 0.05
     failed = rng.random() < 0.04
     duration_ms = rng.lognormvariate(6.6, 0.5) * (6 if slow else 1)
-    span = tracer.start_span(f"chat {request_model}", kind=SpanKind.CLIENT, start_time=start_ns)
+    span = tracer.start_span(f"{operation} {request_model}", kind=SpanKind.CLIENT, start_time=start_ns)
     input_tokens = rng.randint(200, 4000)
     cached = rng.choice((0, 0, input_tokens // 2))
     span.set_attributes({
-        "gen_ai.operation.name": "chat",
+        "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": request_model,
         "gen_ai.request.temperature": 0.2,
@@ -79,8 +83,13 @@ def _chat(tracer: Any, rng: random.Random, start_ns: int, model: tuple[str, str,
         duration_ms = rng.uniform(40, 120)
     else:
         output_tokens = rng.randint(20, 800)
-        finish = rng.choice(("stop", "stop", "tool_calls", "length"))
+        finish = rng.choice(("stop", "stop", "max_tokens") if gemini else ("stop", "stop", "tool_calls", "length"))
         span.set_attributes(_messages(rng, finish))
+        if gemini:
+            # Thinking tokens: part of output_tokens (and billed as output), also given on their own.
+            thoughts = rng.randint(0, 2 * output_tokens)
+            output_tokens += thoughts
+            span.set_attribute("gen_ai.usage.reasoning.output_tokens", thoughts)
         span.set_attributes({
             "gen_ai.response.model": response_model,
             "gen_ai.response.id": f"resp_{rng.getrandbits(64):016x}",

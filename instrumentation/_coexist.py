@@ -7,7 +7,8 @@ downstream. This module only looks; `_provider` decides what to do.
 
 "Another instrumentor for `library`" is an `opentelemetry_instrumentor`
 entry point of a different distribution whose name is the library's, or
-whose distribution lists the library in its `instruments` extra. It counts
+whose distribution lists the library in its `instruments` extra (or one of
+the libraries `ALSO_TRACED_THROUGH` names for it). It counts
 only when `opentelemetry-instrument` would really turn it on: not disabled
 by `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`, its `instruments` requirements
 met by what is installed, and its entry point importable.
@@ -28,6 +29,16 @@ GROUP = "opentelemetry_instrumentor"
 OTEL_PYTHON_DISABLED_INSTRUMENTATIONS = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 OWN_DISTRIBUTION = "spanhouse"
 _INSTRUMENTS_EXTRAS = ({"extra": "instruments"}, {"extra": "instruments-any"})
+# Instrumentors named after (and declaring) another library that still trace this one's calls:
+# - OpenLLMetry's Bedrock instrumentor registers as `boto3`; ours patches botocore, which every boto3 client
+#   is. (opentelemetry-instrumentation-botocore, whose Bedrock extension makes GenAI spans, and
+#   opentelemetry-instrumentation-google-genai, named `google-genai`, match by name already.)
+# - OpenLLMetry's LangChain instrumentor registers the entry point `langchain` and declares the `langchain`
+#   package, yet traces langchain-core's callbacks as ours does.
+ALSO_TRACED_THROUGH: dict[str, frozenset[str]] = {
+    "botocore": frozenset({"boto3"}),
+    "langchain-core": frozenset({"langchain"}),
+}
 
 
 @dataclass(frozen=True)
@@ -40,13 +51,6 @@ class OtherInstrumentor:
 def normalize(name: str) -> str:
     """A distribution or project name as packaging compares them (PEP 503)."""
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# Libraries whose instrumentors also go by another name: OpenLLMetry's LangChain instrumentor registers the
-# entry point `langchain` and declares the `langchain` package, yet traces langchain-core's callbacks as ours.
-ALSO_NAMED: dict[str, frozenset[str]] = {
-    "langchain-core": frozenset({"langchain"}),
-}
 
 
 def disabled_entry_points() -> frozenset[str]:
@@ -86,7 +90,7 @@ def _turned_on(entry_point: EntryPoint, dist: Distribution) -> bool:
 def enabled_others(library: str) -> list[OtherInstrumentor]:
     """Other instrumentors that auto-instrumentation will turn on for `library`, in entry point order."""
     library = normalize(library)
-    names = {library} | ALSO_NAMED.get(library, frozenset())
+    libraries = {library, *ALSO_TRACED_THROUGH.get(library, ())}
     disabled = disabled_entry_points()
     if "*" in disabled:
         return []
@@ -97,7 +101,7 @@ def enabled_others(library: str) -> list[OtherInstrumentor]:
             continue
         if entry_point.name in disabled:
             continue
-        if normalize(entry_point.name) not in names and not names & _instruments(dist):
+        if normalize(entry_point.name) not in libraries and not libraries & _instruments(dist):
             continue
         if _turned_on(entry_point, dist):
             found.append(OtherInstrumentor(entry_point.name, dist.metadata["Name"], dist.version))

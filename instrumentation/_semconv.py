@@ -24,6 +24,11 @@ OP_INVOKE_AGENT: Final = _ga.GenAiOperationNameValues.INVOKE_AGENT.value
 OP_EXECUTE_TOOL: Final = _ga.GenAiOperationNameValues.EXECUTE_TOOL.value
 PROVIDER_OPENAI: Final = _ga.GenAiProviderNameValues.OPENAI.value
 PROVIDER_ANTHROPIC: Final = _ga.GenAiProviderNameValues.ANTHROPIC.value
+OP_GENERATE_CONTENT: Final = _ga.GenAiOperationNameValues.GENERATE_CONTENT.value
+OP_TEXT_COMPLETION: Final = _ga.GenAiOperationNameValues.TEXT_COMPLETION.value
+PROVIDER_GCP_GEMINI: Final = _ga.GenAiProviderNameValues.GCP_GEMINI.value
+PROVIDER_GCP_VERTEX_AI: Final = _ga.GenAiProviderNameValues.GCP_VERTEX_AI.value
+PROVIDER_AWS_BEDROCK: Final = _ga.GenAiProviderNameValues.AWS_BEDROCK.value
 
 # Request.
 REQUEST_MODEL: Final = _ga.GEN_AI_REQUEST_MODEL

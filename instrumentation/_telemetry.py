@@ -64,6 +64,11 @@ class Operation:
     request_content: Callable[[Mapping[str, Any]], Attributes] | None = None
     output_messages: Callable[[Any], list[Any] | None] | None = None
     stream_accumulator: Callable[[Mapping[str, Any]], Accumulator] | None = None
+    # Server (and, where one SDK serves two providers, provider) attributes read off the client instance,
+    # for SDKs that do not keep an httpx `_base_url` where `server_attributes` looks.
+    client_attributes: Callable[[Any], Attributes] | None = None
+    # error.type for a failed call when the exception's class name says less than the SDK's own code does.
+    error_type: Callable[[BaseException], str | None] | None = None
 
 
 class Telemetry:
@@ -87,7 +92,8 @@ class Telemetry:
             return None
         try:
             attributes = {sc.OPERATION_NAME: operation.name, sc.PROVIDER_NAME: self.provider}
-            attributes.update(server_attributes(instance))
+            client = operation.client_attributes
+            attributes.update(server_attributes(instance) if client is None else client(instance))
             attributes.update(operation.request_attributes(kwargs))
             attributes.update(current_context_attributes())
             attributes = {k: v for k, v in attributes.items() if v is not None}
@@ -146,7 +152,9 @@ class Call:
         if self.first_chunk is not None:
             response[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk - self.started
         if error is not None:
-            response[sc.ERROR_TYPE] = type(error).__qualname__
+            named = self.operation.error_type
+            named_type = named(error) if named is not None else None
+            response[sc.ERROR_TYPE] = named_type or type(error).__qualname__
         if span.is_recording():
             span.set_attributes(response)
             settings = _config.SETTINGS

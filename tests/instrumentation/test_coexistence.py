@@ -43,6 +43,10 @@ OTHERS = {
     "opentelemetry-instrumentation-openai": "openai",
     "openinference-instrumentation-openai": "openai",
     "opentelemetry-instrumentation-anthropic": "anthropic",
+    # OpenLLMetry's Bedrock instrumentor (entry point `boto3`): hidden here so that ours for botocore does not
+    # step aside, and say so, in runs about the other libraries; tested in test_cloud_auto_instrumentation.py.
+    "opentelemetry-instrumentation-bedrock": "boto3",
+    "opentelemetry-instrumentation-botocore": "botocore",  # the same, for its Bedrock extension
 }
 # Where each dialect keeps a call's input tokens: a span with any of them is counted downstream.
 USAGE_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
