@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -64,7 +65,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
     host = cfg.receiver.grpc.endpoint.rpartition(":")[0]
     print(f"spanhouse collector: OTLP/gRPC on {host}:{collector.grpc_port}, store {collector.store.location.redacted()}"
           + (f", OTLP/HTTP on {collector.http_url}" if collector.http_receiver else "")
-          + (f", queries on http://127.0.0.1:{collector.query_server.port}" if collector.query_server else ""),
+          + (f", queries on {_query_url(cfg, collector)}" if collector.query_server else ""),
           flush=True)
     ui_url = _ui_url(cfg, collector)
     if ui_url:
@@ -74,10 +75,15 @@ def cmd_collector(args: argparse.Namespace) -> int:
 
         def run_demo() -> None:
             try:
-                sent = demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces)
+                sent = demo.send(f"{host}:{collector.grpc_port}", traces=args.demo_traces, key=_demo_key())
                 if sent.refused:
+                    reason = sent.reason or "see the log above"
                     print(f"spanhouse: {sent.refused} of {sent.spans} demo spans were not accepted: "
-                          f"{sent.reason or 'see the log above'}", file=sys.stderr, flush=True)
+                          f"{reason}.{_demo_refusal_hint(reason)}", file=sys.stderr, flush=True)
+                if not sent.exported:
+                    print("spanhouse: no demo span was stored; the collector keeps running. Press Ctrl-C to stop.",
+                          flush=True)
+                    return
                 collector.flush()
                 print(demo.summary_table(lambda sql: _rows_from_store(collector.store, sql)), flush=True)
                 print("Demo traffic stored. Try: spanhouse query \"SELECT Model, count() FROM genai_calls GROUP BY Model\""
@@ -94,15 +100,40 @@ def cmd_collector(args: argparse.Namespace) -> int:
     return 1 if lost else 0
 
 
-def _ui_url(cfg: Config, collector: Any) -> str:
-    """The web UI's address on the query endpoint ('' when the endpoint or the UI is off)."""
+def _query_url(cfg: Config, collector: Any) -> str:
+    """The query endpoint's address as a client on this machine reaches it."""
     server = collector.query_server
-    if not server or not cfg.query.ui:
-        return ""
     scheme = "https" if cfg.query.tls_cert_file else "http"
     host = server.host if server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{server.port}/ui/"
+    return f"{scheme}://{host}:{server.port}"
+
+
+def _ui_url(cfg: Config, collector: Any) -> str:
+    """The web UI's address on the query endpoint ('' when the endpoint or the UI is off)."""
+    if not collector.query_server or not cfg.query.ui:
+        return ""
+    return f"{_query_url(cfg, collector)}/ui/"
+
+
+def _demo_key() -> str:
+    """The key the demo sends: SPANHOUSE_API_KEY (the read commands' key), unless the OTLP exporter is
+    configured with headers of its own (OTEL_EXPORTER_OTLP_HEADERS), which then decide."""
+    from spanhouse.collector.query.client import API_KEY_ENV
+
+    if os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        return ""
+    return os.environ.get(API_KEY_ENV, "").strip()
+
+
+def _demo_refusal_hint(reason: str) -> str:
+    """What to do about the demo's spans being refused for `reason` (the exporter's words)."""
+    if "UNAVAILABLE" in reason:
+        return " Is `spanhouse collector` running there (--endpoint HOST:PORT)?"
+    if "UNAUTHENTICATED" in reason or "PERMISSION_DENIED" in reason:
+        return (" A collector with API keys needs one: set SPANHOUSE_API_KEY to a tenant's key, or "
+                "OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" (see docs/security.md)")
+    return ""
 
 
 def _rows_from_store(store: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
@@ -155,23 +186,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(args)
     endpoint = args.endpoint or cfg.receiver.grpc.endpoint
     try:
-        result = demo.send(endpoint, traces=args.traces)
+        result = demo.send(endpoint, traces=args.traces, key=_demo_key())
     except Exception as exc:
         print(f"spanhouse demo: could not send to {endpoint}: {exc}. Is `spanhouse collector` running?",
               file=sys.stderr)
         return 1
     if result.refused:
         reason = result.reason or "the collector's log says why"
-        if "UNAVAILABLE" in reason:
-            hint = " Is `spanhouse collector` running there (--endpoint HOST:PORT)?"
-        elif "UNAUTHENTICATED" in reason or "PERMISSION_DENIED" in reason:
-            hint = (" A collector with API keys needs one: OTEL_EXPORTER_OTLP_HEADERS=\"authorization=Bearer <key>\" "
-                    "(see docs/security.md)")
-        else:
-            hint = ""
         print(f"spanhouse demo: {result.refused} of {result.spans} spans did not get into the collector at "
               f"{endpoint} ({result.exports_failed} export{'s' if result.exports_failed != 1 else ''} failed: "
-              f"{reason}).{hint}", file=sys.stderr)
+              f"{reason}).{_demo_refusal_hint(reason)}", file=sys.stderr)
     if not result.exported:
         print(f"spanhouse demo: no span got through to {endpoint}", file=sys.stderr)
         return 1

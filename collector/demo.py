@@ -202,8 +202,11 @@ class _CountingExporter:
         return bool(self._inner.force_flush(timeout_millis))
 
 
-def send(endpoint: str, traces: int = 200, seed: int = 7) -> SendResult:
-    """Send `traces` agent turns to an OTLP/gRPC `endpoint` (HOST:PORT); returns what got through."""
+def send(endpoint: str, traces: int = 200, seed: int = 7, key: str = "") -> SendResult:
+    """Send `traces` agent turns to an OTLP/gRPC `endpoint` (HOST:PORT); returns what got through.
+
+    `key`: an API key sent as `authorization: Bearer`; without it the exporter's own configuration
+    (OTEL_EXPORTER_OTLP_HEADERS) decides what is sent."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -216,8 +219,9 @@ def send(endpoint: str, traces: int = 200, seed: int = 7) -> SendResult:
     providers = {}
     for service in SERVICES:
         provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "demo"}))
-        exporter = _CountingExporter(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True, timeout=30),
-                                     result, lock)
+        headers = {"authorization": f"Bearer {key}"} if key else None
+        exporter = _CountingExporter(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True, timeout=30,
+                                                      headers=headers), result, lock)
         provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100_000))  # type: ignore[arg-type]
         providers[service] = provider
     # The exporter logs each failure on its own; the demo reports them once, with the count (see SendResult).
