@@ -69,6 +69,32 @@ def finish(call: Call, operation: Operation, result: Any, kwargs: Mapping[str, A
     return result
 
 
+def call_in_span(call: Call, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 /) -> Any:
+    """`function(*args, **kwargs)` with `call`'s span current; an exception ends the span with it and goes on."""
+    token = call.activate()
+    try:
+        return function(*args, **kwargs)
+    except BaseException as exc:
+        call.end(error=exc)
+        raise
+    finally:
+        otel_context.detach(token)
+
+
+async def await_in_span(call: Call, function: Callable[..., Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any], /) -> Any:
+    """`await function(*args, **kwargs)` with `call`'s span current, as call_in_span."""
+    token = call.activate()
+    try:
+        return await function(*args, **kwargs)
+    except BaseException as exc:
+        call.end(error=exc)
+        raise
+    finally:
+        otel_context.detach(token)
+
+
 def traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
     """A wrapt wrapper for a synchronous SDK method."""
 
@@ -77,14 +103,7 @@ def traced(telemetry: Telemetry, operation: Operation) -> Callable[..., Any]:
         call = telemetry.begin(operation, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = call_in_span(call, wrapped, args, kwargs)
         return finish(call, operation, result, kwargs)
 
     return wrapper
@@ -98,14 +117,7 @@ def async_traced(telemetry: Telemetry, operation: Operation) -> Callable[..., An
         call = telemetry.begin(operation, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = await await_in_span(call, wrapped, args, kwargs)
         return finish(call, operation, result, kwargs, await _async_parsed(call, result, kwargs))
 
     return wrapper

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import wrapt
-from opentelemetry import context as otel_context
 
 from .. import _semconv as sc
 from .._stream import AsyncStreamProxy, SyncStreamProxy
 from .._telemetry import Call, Operation, Telemetry, log_once
-from .._traced import async_traced, traced
+from .._traced import async_traced, await_in_span, call_in_span, traced
 from . import extract
 from .accumulate import MessagesStreamAccumulator
 
@@ -73,14 +72,7 @@ class _StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         call = self._self_telemetry.begin(MESSAGES_STREAM_HELPER, self._self_instance, self._self_kwargs)
         if call is None:
             return self.__wrapped__.__enter__()
-        token = call.activate()
-        try:
-            message_stream = self.__wrapped__.__enter__()
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        message_stream = call_in_span(call, self.__wrapped__.__enter__, (), {})
         try:
             _swap_raw_stream(call, message_stream, SyncStreamProxy, self._self_kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -103,14 +95,7 @@ class _AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         call = self._self_telemetry.begin(MESSAGES_STREAM_HELPER, self._self_instance, self._self_kwargs)
         if call is None:
             return await self.__wrapped__.__aenter__()
-        token = call.activate()
-        try:
-            message_stream = await self.__wrapped__.__aenter__()
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        message_stream = await await_in_span(call, self.__wrapped__.__aenter__, (), {})
         try:
             _swap_raw_stream(call, message_stream, AsyncStreamProxy, self._self_kwargs)
         except Exception as exc:  # noqa: BLE001

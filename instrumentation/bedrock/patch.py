@@ -19,11 +19,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry import context as otel_context
 
 from .. import _semconv as sc
 from .._stream import SyncStreamProxy
 from .._telemetry import Call, Operation, Telemetry, log_once
+from .._traced import call_in_span
 from . import extract
 from .accumulate import ConverseStreamAccumulator, InvokeStreamAccumulator
 
@@ -180,14 +180,7 @@ def bedrock_runtime_make_api_call(telemetry: Telemetry) -> Wrapper:
         call = telemetry.begin(operation, instance, params)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = call_in_span(call, wrapped, args, kwargs)
         return _finish(call, operation, name, result, params)
 
     return wrapper

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import context as otel_context
 
 from .. import _semconv as sc
 from .._stream import AsyncStreamProxy, SyncStreamProxy
 from .._telemetry import Operation, Telemetry, log_once
-from .._traced import async_traced, traced
+from .._traced import async_traced, await_in_span, call_in_span, traced
 from . import extract
 from .accumulate import GenerateContentStreamAccumulator
 
@@ -82,14 +81,7 @@ def generate_content_stream(telemetry: Telemetry) -> Wrapper:
         call = telemetry.begin(GENERATE_CONTENT_STREAM, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = call_in_span(call, wrapped, args, kwargs)
         return _proxy(SyncStreamProxy, result, call, kwargs)
 
     return wrapper
@@ -101,14 +93,7 @@ def async_generate_content_stream(telemetry: Telemetry) -> Wrapper:
         call = telemetry.begin(GENERATE_CONTENT_STREAM, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = call.activate()
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        result = await await_in_span(call, wrapped, args, kwargs)
         return _proxy(AsyncStreamProxy, result, call, kwargs)
 
     return wrapper
