@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -115,5 +116,19 @@ def test_previous_release_store_upgrades_with_rows_intact(tmp_path: Path, monkey
     try:
         assert reopened.migrate() == []
         assert reopened.query_rows("SELECT count() FROM spans") == [(3,)]
+        # The checks docs/operations.md gives run and answer as it says.
+        check, size = documented_sql()
+        assert [row[:2] for row in reopened.query_rows(check)] == [(v, name) for v, name, _ in every]
+        sizes = {row[0]: row for row in reopened.query_rows(size)}
+        assert sizes["spans"][2] == 3 and sizes["spans"][3] > 0
     finally:
         reopened.close()
+
+
+def documented_sql() -> tuple[str, str]:
+    """The migration check and the store-size query, as docs/operations.md prints them."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    check = re.search(r'spanhouse query "(SELECT Version[^"]+)"', text)
+    size = re.search(r"```sql\n(\s*SELECT table.*?)```", text, re.DOTALL)
+    assert check and size, "docs/operations.md lost its migration check or store-size query"
+    return check.group(1), size.group(1)
