@@ -47,7 +47,7 @@ def _compose(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return yaml.safe_load(_interpolate(COMPOSE.read_text(encoding="utf-8"), env))
 
 
-# --- Compose -------------------------------------------------------------------------------------------------
+# --- Compose --------------------------------------------------------------------------------------
 
 def _compose_validator() -> Any:
     import jsonschema
@@ -138,7 +138,8 @@ def test_compose_collectors_load_with_spanhouse_config(tmp_path: Path) -> None:
         assert config.auth.keys_file
         assert config_mod.spool_directory(config) == Path("/data/spool")
         if name == "spanhouse":
-            assert config.store.url.startswith("http://") and config.store.url.endswith("@clickhouse:8123/spanhouse")
+            assert config.store.url.startswith("http://")
+            assert config.store.url.endswith("@clickhouse:8123/spanhouse")
         else:
             assert config.store.url == "chdb:///data/store"
 
@@ -176,7 +177,7 @@ def test_clickhouse_config_snippet_caps_system_log_tables() -> None:
         assert re.search(r"\bTTL event_date \+ INTERVAL \d+ DAY\b", element.findtext("engine", "")), table
 
 
-# --- Dockerfile ----------------------------------------------------------------------------------------------
+# --- Dockerfile -----------------------------------------------------------------------------------
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     text = (REPO / "Dockerfile").read_text(encoding="utf-8")
@@ -193,7 +194,7 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 def test_dockerfile_properties() -> None:
     instructions = _dockerfile_instructions()
     froms = [rest for keyword, rest in instructions if keyword == "FROM"]
-    assert len(froms) == 2 and " AS " in froms[0].upper(), "multi-stage: a named build stage, then the runtime"
+    assert len(froms) == 2 and " AS " in froms[0].upper(), "multi-stage: a named build stage, then runtime"
     assert froms[-1] == "python:3.11-slim"
     runtime = instructions[[k for k, _ in instructions].index("FROM", 1):]
     assert any(k == "COPY" and rest.startswith("--from=build") for k, rest in runtime)
@@ -250,3 +251,180 @@ def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run([binary, "--no-color", str(REPO / "Dockerfile")], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+CRD_GROUPS = ("monitoring.coreos.com/",)
+
+
+def _manifests() -> list[tuple[Path, dict[str, Any]]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs += [(path, doc) for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    return docs
+
+
+def _kustomization() -> dict[str, Any]:
+    return yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+
+
+def _one(kind: str, name: str | None = None, path: str | None = None) -> dict[str, Any]:
+    found = [doc for p, doc in _manifests() if doc["kind"] == kind
+             and (name is None or doc["metadata"]["name"] == name) and (path is None or p.name == path)]
+    assert len(found) == 1, f"expected one {kind} {name or ''} in {path or 'deploy/k8s'}, found {len(found)}"
+    return found[0]
+
+
+def _check_crd(doc: dict[str, Any]) -> None:
+    """ServiceMonitor and PrometheusRule: CRDs kubernetes-validate has no schema for. Their required shape."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["metadata"]["name"]
+    spec = doc["spec"]
+    if doc["kind"] == "ServiceMonitor":
+        assert spec["selector"]["matchLabels"]
+        assert spec["endpoints"]
+        for endpoint in spec["endpoints"]:
+            assert set(endpoint) <= {"port", "path", "interval", "scheme", "authorization", "tlsConfig",
+                                     "scrapeTimeout", "relabelings", "metricRelabelings"}
+            assert endpoint["port"]
+            if "authorization" in endpoint:
+                assert endpoint["authorization"]["credentials"].keys() == {"name", "key"}
+    elif doc["kind"] == "PrometheusRule":
+        assert spec["groups"]
+        for group in spec["groups"]:
+            assert group["name"] and group["rules"]
+            for rule in group["rules"]:
+                assert ("alert" in rule) != ("record" in rule) and rule["expr"], rule
+    else:
+        raise AssertionError(f"{doc['kind']}: no structural check for this custom resource")
+
+
+def test_every_manifest_is_valid_kubernetes() -> None:
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    manifests = _manifests() + [(K8S / resource, doc) for resource in _kustomization()["resources"]
+                                if resource.startswith("../")
+                                for doc in yaml.safe_load_all((K8S / resource).read_text(encoding="utf-8"))]
+    kinds = set()
+    for path, doc in manifests:
+        kinds.add(doc["kind"])
+        assert "namespace" not in doc["metadata"], f"{path.name}: manifests are namespace-less"
+        if doc["apiVersion"].startswith(CRD_GROUPS):
+            _check_crd(doc)
+        else:
+            # strict: an unknown (misspelt) field fails, as kubectl --validate=strict would.
+            kubernetes_validate.validate(doc, version, strict=True)
+    assert {"StatefulSet", "Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget",
+            "ServiceMonitor", "PrometheusRule"} <= kinds
+
+
+def test_kubernetes_validation_can_fail() -> None:
+    import kubernetes_validate
+
+    service = _one("Service")
+    service["spec"]["ports"][0]["prot"] = 4317
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_kustomization_lists_the_manifests_and_the_prometheus_rule() -> None:
+    resources = _kustomization()["resources"]
+    for resource in resources:
+        assert (K8S / resource).is_file(), f"kustomization.yaml lists {resource}, which does not exist"
+    assert "../prometheus/prometheusrule.yaml" in resources
+    listed = {resource for resource in resources if "/" not in resource}
+    present = {path.name for path in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    # The Deployment is the alternative to the StatefulSet, not listed alongside it.
+    assert present - listed == {"deployment-server-store.yaml"}
+    image = _one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.split(":")[0] in {entry["name"] for entry in _kustomization()["images"]}
+
+
+def _workloads() -> list[dict[str, Any]]:
+    return [_one("StatefulSet"), _one("Deployment")]
+
+
+def _collector_config(tmp_path: Path, workload: dict[str, Any]) -> config_mod.Config:
+    """The ConfigMap's spanhouse.yaml with the workload's environment and the Secret's keys file as mounted"""
+    pod = workload["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    config_map = _one("ConfigMap", volumes["config"]["configMap"]["name"])
+    config_file = tmp_path / "spanhouse.yaml"
+    config_file.write_text(config_map["data"]["spanhouse.yaml"], encoding="utf-8")
+    keys_secret = _one("Secret", volumes["keys"]["secret"]["secretName"])
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(keys_secret["stringData"]["keys.yaml"], encoding="utf-8")
+    command = container["command"]
+    assert command[command.index("--config") + 1] == f"{mounts['config']}/spanhouse.yaml"
+    environ = {}
+    for variable in container.get("env", []):
+        ref = variable["valueFrom"]["secretKeyRef"]
+        environ[variable["name"]] = _one("Secret", ref["name"])["stringData"][ref["key"]]
+    text = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    assert Path(text["auth"]["keys_file"]).parent == Path(mounts["keys"])
+    environ["SPANHOUSE_AUTH__KEYS_FILE"] = str(keys_file)
+    config = config_mod.load(config_file, environ=environ)
+    config_mod.check_query_endpoint(config)
+    assert config_mod.spool_directory(config).is_relative_to(mounts["data"])
+    return config
+
+
+def test_collector_configuration_loads_for_each_workload(tmp_path: Path) -> None:
+    statefulset, deployment = _workloads()
+    embedded = _collector_config(tmp_path, statefulset)
+    assert embedded.store.url == "chdb:///data/store"
+    assert statefulset["spec"]["replicas"] == 1, "an embedded store belongs to one process"
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    server = _collector_config(tmp_path, deployment)
+    assert server.store.url.startswith("http://") and server.store.url.endswith("@clickhouse:8123/spanhouse")
+    for workload, config in ((statefulset, embedded), (deployment, server)):
+        grace = workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace > config.writer.shutdown_timeout_s, "the pod must outlive the writer's drain"
+
+
+def test_ports_probes_and_resources_agree() -> None:
+    service = _one("Service")
+    by_name = {port["name"]: port for port in service["spec"]["ports"]}
+    assert {name: port["port"] for name, port in by_name.items()} == {"otlp-grpc": 4317, "otlp-http": 4318,
+                                                                      "query": 4319}
+    config = yaml.safe_load(_one("ConfigMap")["data"]["spanhouse.yaml"])
+    endpoints = {"otlp-grpc": config["receiver"]["grpc"]["endpoint"],
+                 "otlp-http": config["receiver"]["http"]["endpoint"],
+                 "query": config["query"]["endpoint"]}
+    for workload in _workloads():
+        pod = workload["spec"]["template"]["spec"]
+        assert workload["spec"]["selector"]["matchLabels"].items() <= pod_labels(workload).items()
+        assert service["spec"]["selector"].items() <= pod_labels(workload).items()
+        container = pod["containers"][0]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        for name, port in by_name.items():
+            assert ports[port["targetPort"]] == int(endpoints[name].rpartition(":")[2])
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "query"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "query"}
+        assert container["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
+        assert pod["securityContext"]["runAsNonRoot"] is True
+    pdb = _one("PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(_workloads()[0]).items()
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def test_servicemonitor_scrapes_the_service_with_an_existing_secret() -> None:
+    monitor = _one("ServiceMonitor")
+    service = _one("Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    credentials = endpoint["authorization"]["credentials"]
+    assert credentials["key"] in _one("Secret", credentials["name"])["stringData"]
+    # The operator names the job after the Service; the rules' SpanhouseCollectorDown matches job="spanhouse".
+    assert service["metadata"]["name"] == "spanhouse"
