@@ -409,6 +409,12 @@ def test_ports_probes_and_resources_agree() -> None:
         assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "query"}
         assert container["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
         assert pod["securityContext"]["runAsNonRoot"] is True
+        # Secret files belong to root and the pod's fsGroup: the collector reads them through the group.
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+        for volume in pod["volumes"]:
+            if "secret" in volume:
+                mode = volume["secret"].get("defaultMode", 0o644)
+                assert mode & 0o040, f"{volume['name']}: not group-readable"
     pdb = _one("PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(_workloads()[0]).items()
 
