@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,39 @@ def test_dockerfile_properties() -> None:
     assert argv[:2] == ["spanhouse", "collector"]
     assert argv[argv.index("--config") + 1] == "/etc/spanhouse/spanhouse.yaml"
     assert ("COPY", "deploy/docker/spanhouse.yaml /etc/spanhouse/spanhouse.yaml") in runtime
+
+
+def test_build_stage_context_makes_a_complete_wheel(tmp_path: Path) -> None:
+    """A wheel from exactly what the build stage copies: a package folder or data file it forgets fails."""
+    instructions = _dockerfile_instructions()
+    build_stage = instructions[:[k for k, _ in instructions].index("FROM", 1)]
+    context = tmp_path / "src"
+    context.mkdir()
+    for keyword, rest in build_stage:
+        if keyword != "COPY":
+            continue
+        *sources, destination = rest.split()
+        for source in sources:
+            origin = REPO / source
+            target = context / Path(destination) / source if destination.endswith("/") and len(sources) > 1 \
+                else context / destination
+            if origin.is_dir():
+                shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(origin, target)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path / "dist"), str(context)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    import zipfile
+
+    (wheel,) = (tmp_path / "dist").glob("spanhouse-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for package_data in ("spanhouse/schemas/migrations/", "spanhouse/schemas/prices/",
+                         "spanhouse/collector/ui/static/", "spanhouse/instrumentation/"):
+        assert any(name.startswith(package_data) for name in names), f"the wheel lacks {package_data}"
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    assert "spanhouse = spanhouse.collector.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_dockerfile_healthcheck_command_is_valid_python() -> None:
