@@ -212,14 +212,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Print the schema for a ClickHouse cluster; printing needs no store, so nothing is connected to."""
-    from spanhouse.collector.store.cluster import check_cluster_name, render_sql
+    from spanhouse.collector.store.cluster import check_cluster_name, render_sql, retention_days
 
-    cluster = args.cluster
-    if cluster is None:
-        config = _load_config(args)
-        cluster = config.store.cluster
-        if not cluster:
-            raise ConfigError("migrate: no cluster named: pass --cluster NAME or set store.cluster in the config")
+    config = _load_config(args)  # retention.* becomes the tables' TTLs
+    cluster = args.cluster if args.cluster is not None else config.store.cluster
+    if not cluster:
+        raise ConfigError("migrate: no cluster named: pass --cluster NAME or set store.cluster in the config")
     try:
         check_cluster_name(cluster)
     except ValueError as exc:
@@ -227,7 +225,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if not args.print:
         raise ConfigError("migrate: only --print is supported: it prints the cluster schema; run it with "
                           "clickhouse-client --multiquery < schema.sql against one node of the cluster")
-    sys.stdout.write(render_sql(cluster))
+    sys.stdout.write(render_sql(cluster, retention_days(config.retention)))
     return 0
 
 

@@ -22,8 +22,11 @@ from spanhouse.collector import cli
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.config import ConfigError
 from spanhouse.collector.store import Store
-from spanhouse.collector.store.cluster import (ClusterSchemaError, render_migrations, render_sql,
-                                               render_statement)
+from spanhouse.collector.config import Config
+from spanhouse.collector.store import StoreError
+from spanhouse.collector.store.cluster import (ClusterSchemaError, check_cluster_schema, migrations_record,
+                                               render_migrations, render_sql, render_statement,
+                                               retention_days, retention_statements)
 
 GOLDEN = Path(__file__).parent / "golden" / "cluster"
 UPDATE = os.environ.get("SPANHOUSE_UPDATE_GOLDEN") == "1"
@@ -47,12 +50,30 @@ def test_every_golden_file_is_a_migration() -> None:
 
 
 def test_the_engine_parses_every_rendered_statement(store: Store) -> None:
-    for statement in STATEMENTS:
+    extra = migrations_record(CLUSTER) + retention_statements(CLUSTER, retention_days(Config().retention))
+    for statement in STATEMENTS + extra:
         try:
             (formatted,), = store.query_rows("SELECT formatQuery({q:String})", {"q": statement})
         except Exception as exc:
             pytest.fail(f"the engine cannot parse:\n{statement}\n{exc}")
-        assert f"ON CLUSTER {CLUSTER}" in formatted
+        assert f"ON CLUSTER {CLUSTER}" in formatted or formatted.startswith("INSERT INTO spanhouse_migrations")
+    with pytest.raises(Exception):  # the check above can fail: a broken statement is refused
+        store.query_rows("SELECT formatQuery({q:String})", {"q": "CREATE TABLE t ON CLUSTER ENGINE = ("})
+
+
+def test_the_collector_accepts_a_store_only_with_every_migration_recorded(store: Store) -> None:
+    store.check_cluster_schema("c1")  # the fixture's store ran every migration
+    versions = {int(v) for (v,) in store.query_rows("SELECT Version FROM spanhouse_migrations")}
+    with pytest.raises(StoreError, match=r"store.cluster is 'c1' but the store lacks migrations 010_alerts: "
+                                         r"print the cluster schema with `spanhouse migrate"):
+        check_cluster_schema(versions - {10}, "c1")
+
+
+def test_the_record_lists_every_migration_with_its_checksum(store: Store) -> None:
+    _, insert = migrations_record(CLUSTER)
+    recorded = store.query_rows("SELECT Version, Checksum FROM spanhouse_migrations ORDER BY Version")
+    for version, checksum in recorded:
+        assert f"({version}, '" in insert and f"'{checksum}')" in insert
 
 
 def test_spans_and_calls_shard_by_trace_id() -> None:
@@ -133,13 +154,17 @@ def test_cli_print_is_the_renderer_output(tmp_path: Path) -> None:
     out = io.StringIO()
     with redirect_stdout(out):
         assert cli.main(["migrate", "--cluster", CLUSTER, "--print"]) == 0
-    assert out.getvalue() == render_sql(CLUSTER)
+    assert out.getvalue() == render_sql(CLUSTER, retention_days(Config().retention))
     config = tmp_path / "c.yaml"
-    config.write_text("store:\n  url: http://u:p@ch:8123/db\n  cluster: from_config\n", encoding="utf-8")
+    config.write_text("store:\n  url: http://u:p@ch:8123/db\n  cluster: from_config\n"
+                      "retention:\n  spans_days: 3\n  rollups_days: 0\n", encoding="utf-8")
     out = io.StringIO()
     with redirect_stdout(out):
         assert cli.main(["migrate", "--config", str(config), "--print"]) == 0
-    assert out.getvalue() == render_sql("from_config")
+    printed = out.getvalue()
+    assert printed == render_sql("from_config", retention_days(config_mod.load(config).retention))
+    assert "ALTER TABLE spans_local ON CLUSTER from_config MODIFY TTL toDateTime(Timestamp) + toIntervalDay(3);" in printed
+    assert "ALTER TABLE genai_usage_1h_local ON CLUSTER from_config REMOVE TTL;" in printed
 
 
 def test_cli_without_a_cluster_or_print_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,11 +16,13 @@ insert_deduplication_token, and a retried block only deduplicates if it lands on
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 from spanhouse.collector.store.errors import split_statements
-from spanhouse.collector.store.migrations import available_migrations
+from spanhouse.collector.store.errors import StoreError
+from spanhouse.collector.store.migrations import RETENTION_TIME_EXPR, available_migrations
 
 # A cluster name as ClickHouse's remote_servers section accepts it unquoted in ON CLUSTER.
 CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -145,9 +147,66 @@ def render_migrations(cluster: str) -> list[RenderedMigration]:
     return rendered
 
 
-def render_sql(cluster: str) -> str:
-    """All migrations for `cluster` as one SQL script, each headed by the migration it comes from."""
+def migrations_record(cluster: str) -> list[str]:
+    """The statements that record every migration as applied, in a table replicated to every node.
+
+    The collector, started with store.cluster, reads this table on whichever node it reaches to know the
+    schema is in place; its path has no {shard}, so all nodes of the cluster are replicas of one copy.
+    """
+    check_cluster_name(cluster)
+    rows = ", ".join(f"({version}, '{name}', '{hashlib.sha256(text.encode()).hexdigest()}')"
+                     for version, name, text in available_migrations())
+    return [
+        f"CREATE TABLE IF NOT EXISTS spanhouse_migrations ON CLUSTER {cluster}\n"
+        "(\n    Version UInt32,\n    Name String,\n    Checksum String,\n    AppliedAt DateTime DEFAULT now()\n)\n"
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/spanhouse_migrations', "
+        f"{REPLICA_NAME}, AppliedAt)\nORDER BY Version",
+        f"INSERT INTO spanhouse_migrations (Version, Name, Checksum) VALUES {rows}",
+    ]
+
+
+def retention_statements(cluster: str, days_by_table: dict[str, int]) -> list[str]:
+    """TTLs of the local tables from the retention settings (0 days: no TTL, rows kept forever)."""
+    statements = []
+    for table, days in days_by_table.items():
+        if table not in RETENTION_TIME_EXPR:
+            raise ClusterSchemaError(f"no retention time column known for table {table!r}")
+        if days > 0:
+            statements.append(f"ALTER TABLE {table}{LOCAL_SUFFIX} ON CLUSTER {cluster} MODIFY TTL "
+                              f"{RETENTION_TIME_EXPR[table]} + toIntervalDay({int(days)})")
+        else:
+            statements.append(f"ALTER TABLE {table}{LOCAL_SUFFIX} ON CLUSTER {cluster} REMOVE TTL")
+    return statements
+
+
+def render_sql(cluster: str, days_by_table: dict[str, int] | None = None) -> str:
+    """All migrations for `cluster` as one SQL script, each headed by the migration it comes from, then
+    the record of them the collector checks, then the retention TTLs (when given)."""
     parts = [f"-- spanhouse schema for ClickHouse cluster {cluster}: run once, against any one node.\n"]
     for migration in render_migrations(cluster):
         parts.append(f"\n-- {migration.file_name}\n{migration.text()}")
+    parts.append("\n-- the migrations above, recorded for the collector\n")
+    parts.append("".join(f"{s};\n\n" for s in migrations_record(cluster)).rstrip("\n") + "\n")
+    if days_by_table:
+        parts.append("\n-- retention (retention.* of the configuration)\n")
+        parts.append("".join(f"{s};\n" for s in retention_statements(cluster, days_by_table)))
     return "".join(parts)
+
+
+def check_cluster_schema(applied_versions: set[int], cluster: str) -> None:
+    """Raise StoreError unless every shipped migration is recorded as applied: with store.cluster the
+    collector does not change the schema itself (one node's view of a DDL queue is no place to do it)."""
+    missing = [f"{v:03d}_{n}" for v, n, _ in available_migrations() if v not in applied_versions]
+    if missing:
+        raise StoreError(
+            f"store.cluster is {cluster!r} but the store lacks migrations {', '.join(missing)}: print the cluster "
+            f"schema with `spanhouse migrate --config FILE --print > schema.sql` and run it once against one node "
+            "(clickhouse-client --multiquery < schema.sql), then start the collector again")
+
+
+def retention_days(retention: object) -> dict[str, int]:
+    """Table -> days to keep, from the configuration's retention section."""
+    spans, calls, rollups, alerts = (getattr(retention, k) for k in
+                                     ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"))
+    return {"spans": spans, "spans_trace_id_ts": spans, "genai_calls": calls, "genai_usage_1m": rollups,
+            "genai_usage_1h": rollups, "trace_costs": calls, "alerts": alerts}
