@@ -135,7 +135,7 @@ class Collector:
                 self.store.apply_retention(retention_days(cfg.retention))
             price = next((p for p in processors.all if isinstance(p, PriceProcessor)), None)
             if price is not None:
-                sync_model_prices(self.store, price.table)
+                sync_model_prices(self.store, price.table, cfg.store.cluster)
             sink = self._sink_factory(self.store)
         if cfg.spool.enabled:
             from spanhouse.collector.writer.spool import Spool, SpoolError

@@ -26,7 +26,8 @@ from spanhouse.collector.config import Config
 from spanhouse.collector.store import StoreError
 from spanhouse.collector.store.cluster import (ClusterSchemaError, check_cluster_schema, migrations_record,
                                                render_migrations, render_sql, render_statement,
-                                               retention_days, retention_statements)
+                                               retention_days, retention_statements,
+                                               truncate_statement)
 
 GOLDEN = Path(__file__).parent / "golden" / "cluster"
 UPDATE = os.environ.get("SPANHOUSE_UPDATE_GOLDEN") == "1"
@@ -50,7 +51,8 @@ def test_every_golden_file_is_a_migration() -> None:
 
 
 def test_the_engine_parses_every_rendered_statement(store: Store) -> None:
-    extra = migrations_record(CLUSTER) + retention_statements(CLUSTER, retention_days(Config().retention))
+    extra = (migrations_record(CLUSTER) + retention_statements(CLUSTER, retention_days(Config().retention))
+             + [truncate_statement("model_prices", CLUSTER)])
     for statement in STATEMENTS + extra:
         try:
             (formatted,), = store.query_rows("SELECT formatQuery({q:String})", {"q": statement})
@@ -187,3 +189,8 @@ def test_system_log_tables_have_a_ttl() -> None:
     for child in root:
         ttl = child.findtext("ttl")
         assert ttl and re.fullmatch(r"event_date \+ INTERVAL \d+ DAY DELETE", ttl.strip()), (child.tag, ttl)
+
+
+def test_prices_are_truncated_on_every_shard() -> None:
+    assert truncate_statement("model_prices") == "TRUNCATE TABLE model_prices"
+    assert truncate_statement("model_prices", "c1") == "TRUNCATE TABLE model_prices_local ON CLUSTER c1"

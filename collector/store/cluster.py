@@ -210,3 +210,11 @@ def retention_days(retention: object) -> dict[str, int]:
                                      ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"))
     return {"spans": spans, "spans_trace_id_ts": spans, "genai_calls": calls, "genai_usage_1m": rollups,
             "genai_usage_1h": rollups, "trace_costs": calls, "alerts": alerts}
+
+
+def truncate_statement(table: str, cluster: str = "") -> str:
+    """TRUNCATE of a table's rows: the table itself on one node, its local tables on every node of a cluster."""
+    if not cluster:
+        return f"TRUNCATE TABLE {table}"
+    check_cluster_name(cluster)
+    return f"TRUNCATE TABLE {table}{LOCAL_SUFFIX} ON CLUSTER {cluster}"
