@@ -210,6 +210,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if result.refused else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Print the schema for a ClickHouse cluster; printing needs no store, so nothing is connected to."""
+    from spanhouse.collector.store.cluster import check_cluster_name, render_sql, retention_days
+
+    config = _load_config(args)  # retention.* becomes the tables' TTLs
+    cluster = args.cluster if args.cluster is not None else config.store.cluster
+    if not cluster:
+        raise ConfigError("migrate: no cluster named: pass --cluster NAME or set store.cluster in the config")
+    try:
+        check_cluster_name(cluster)
+    except ValueError as exc:
+        raise ConfigError(f"--cluster: {exc}") from None
+    if not args.print:
+        raise ConfigError("migrate: only --print is supported: it prints the cluster schema; run it with "
+                          "clickhouse-client --multiquery < schema.sql against one node of the cluster")
+    sys.stdout.write(render_sql(cluster, retention_days(config.retention)))
+    return 0
+
+
 def cmd_hash_key(args: argparse.Namespace) -> int:
     from spanhouse.collector import auth
 
@@ -408,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", metavar="HOST:PORT", help="collector OTLP/gRPC address (default from config)")
     p.add_argument("--traces", type=int, default=200, metavar="N", help="number of traces to send (default 200)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("migrate", help="print the schema migrations rendered for a ClickHouse cluster "
+                                       "(Replicated local tables + Distributed tables; docs/cluster.md)")
+    common(p)
+    p.add_argument("--cluster", metavar="NAME",
+                   help="cluster name from the servers' remote_servers (default: store.cluster of --config)")
+    p.add_argument("--print", action="store_true", help="print the SQL instead of running it (required)")
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("hash-key", help="print the key_sha256 of an API key read from standard input")
     p.add_argument("--generate", action="store_true", help="make a new random key and print it with its hash")

@@ -49,6 +49,9 @@ ENV_PREFIX = "SPANHOUSE_"
 class StoreConfig:
     # chdb:///path (embedded, default) or http(s)://user:pass@host:8123/db
     url: str = "chdb://./spanhouse-data"
+    # Name of a ClickHouse cluster (remote_servers) the schema is laid out on: Replicated local tables
+    # plus Distributed tables (docs/cluster.md). "" = one server or the embedded store.
+    cluster: str = ""
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Config:
             StoreLocation.parse(self.store.url)
         except StoreError as exc:
             raise ConfigError(f"store.url: {exc}") from None
+        self._validate_cluster()
         self.receiver.validate()
         self.query.validate()
         self.writer.validate()
@@ -102,6 +106,21 @@ class Config:
         self._validate_access()
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be one of debug, info, warning, error, got {self.log_level!r}")
+
+    def _validate_cluster(self) -> None:
+        from spanhouse.collector.store import StoreLocation
+        from spanhouse.collector.store.cluster import check_cluster_name
+
+        if not self.store.cluster:
+            return
+        try:
+            check_cluster_name(self.store.cluster)
+        except ValueError as exc:
+            raise ConfigError(f"store.cluster: {exc}") from None
+        if StoreLocation.parse(self.store.url).embedded:
+            raise ConfigError(f"store.cluster: {self.store.cluster!r} needs a ClickHouse server store "
+                              "(store.url: http(s)://user:pass@host:8123/db); the embedded store is one node, "
+                              "remove store.cluster or point store.url at a node of the cluster")
 
     def _validate_access(self) -> None:
         auth.check_tenant("receiver.default_tenant", self.receiver.default_tenant)

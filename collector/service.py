@@ -123,20 +123,19 @@ class Collector:
         check_query_endpoint(cfg)
         processors = registry.build(cfg)
         if sink is None:
+            from spanhouse.collector.store.cluster import retention_days
+
             self.store = Store.open(cfg.store.url)
-            self.store.migrate()
-            self.store.apply_retention({
-                "spans": cfg.retention.spans_days,
-                "spans_trace_id_ts": cfg.retention.spans_days,
-                "genai_calls": cfg.retention.genai_calls_days,
-                "genai_usage_1m": cfg.retention.rollups_days,
-                "genai_usage_1h": cfg.retention.rollups_days,
-                "trace_costs": cfg.retention.genai_calls_days,
-                "alerts": cfg.retention.alerts_days,
-            })
+            if cfg.store.cluster:
+                # A cluster's schema (and its TTLs) comes from `spanhouse migrate --print`, run once by the
+                # operator; the collector only checks it is there (docs/cluster.md).
+                self.store.check_cluster_schema(cfg.store.cluster)
+            else:
+                self.store.migrate()
+                self.store.apply_retention(retention_days(cfg.retention))
             price = next((p for p in processors.all if isinstance(p, PriceProcessor)), None)
             if price is not None:
-                sync_model_prices(self.store, price.table)
+                sync_model_prices(self.store, price.table, cfg.store.cluster)
             sink = self._sink_factory(self.store)
         if cfg.spool.enabled:
             from spanhouse.collector.writer.spool import Spool, SpoolError

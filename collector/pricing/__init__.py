@@ -423,13 +423,19 @@ def model_prices_columns(table: PriceTable) -> list[list[Any]]:
     return columns
 
 
-def sync_model_prices(store: Store, table: PriceTable) -> bool:
-    """Load the merged table into `model_prices` unless it already holds exactly this table; True if loaded."""
+def sync_model_prices(store: Store, table: PriceTable, cluster: str = "") -> bool:
+    """Load the merged table into `model_prices` unless it already holds exactly this table; True if loaded.
+
+    On a cluster (`cluster` = store.cluster) the rows live in model_prices_local on every shard: truncating
+    the Distributed table would leave them there, and each reload would add a copy.
+    """
+    from spanhouse.collector.store.cluster import truncate_statement
+
     checksum = table.checksum()
     loaded = {row[0] for row in store.query_rows("SELECT DISTINCT TableChecksum FROM model_prices")}
     if loaded == {checksum}:
         return False
-    store.command("TRUNCATE TABLE model_prices")
+    store.command(truncate_statement("model_prices", cluster))
     store.insert("model_prices", model_prices_columns(table), list(MODEL_PRICES_COLUMNS))
     log.info("loaded %d prices into model_prices", len(table.entries()))
     return True

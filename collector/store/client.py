@@ -130,6 +130,17 @@ class Store:
             log.info("applied migration %03d_%s", version, name)
         return applied
 
+    def check_cluster_schema(self, cluster: str) -> None:
+        """StoreError unless the cluster schema's record lists every shipped migration."""
+        from spanhouse.collector.store.cluster import check_cluster_schema
+
+        try:
+            applied = {int(v) for (v,) in self.query_rows(sql_file("admin/applied_migrations.sql"))}
+        except Exception as exc:  # no spanhouse_migrations table at all: the schema was never created
+            log.debug("reading spanhouse_migrations failed: %s", exc)
+            applied = set()
+        check_cluster_schema(applied, cluster)
+
     def apply_retention(self, days_by_table: dict[str, int]) -> None:
         """Set (or remove, for 0 days) the TTL of each table, only where it differs."""
         for table, days in days_by_table.items():
