@@ -91,7 +91,28 @@ def test_compose_profiles_server_by_default_and_embedded_alone() -> None:
         for profile in service["profiles"]:
             by_profile.setdefault(profile, set()).add(name)
     assert by_profile == {"server": {"spanhouse", "clickhouse", "grafana", "prometheus"},
-                          "embedded": {"spanhouse-embedded"}}
+                          "embedded": {"spanhouse-embedded"},
+                          "balanced": {"otelcol", "spanhouse-1", "spanhouse-2", "spanhouse-3", "clickhouse"}}
+
+
+def test_the_balanced_profile_runs_the_collectors_the_balancer_routes_to() -> None:
+    compose = _compose()
+    services = compose["services"]
+    balancer = yaml.safe_load((REPO / "deploy" / "otelcol" / "loadbalancer.yaml").read_text(encoding="utf-8"))
+    exporter = balancer["exporters"]["loadbalancing"]
+    assert exporter["routing_key"] == "traceID"
+    targets = exporter["resolver"]["static"]["hostnames"]
+    assert {t.rsplit(":", 1)[0] for t in targets} == {n for n, s in services.items()
+                                                       if n.startswith("spanhouse-") and "balanced" in s["profiles"]}
+    assert all(t.endswith(":4317") for t in targets)  # the collectors' OTLP/gRPC port in the image
+    assert "../otelcol/loadbalancer.yaml:/etc/otelcol/loadbalancer.yaml:ro" in services["otelcol"]["volumes"]
+    assert services["otelcol"]["environment"]["SPANHOUSE_API_KEY"] == "shk_test"
+    # Only the balancer takes OTLP from the host; every collector shares the one ClickHouse server.
+    published = {n for n, s in services.items() if "balanced" in s["profiles"]
+                 for p in s.get("ports", []) if p.split(":")[-1] in ("4317", "4318")}
+    assert published == {"otelcol"}
+    assert len({services[n]["environment"]["SPANHOUSE_STORE__URL"] for n in ("spanhouse-1", "spanhouse-2",
+                                                                              "spanhouse-3")}) == 1
     env = (COMPOSE_DIR / ".env").read_text(encoding="utf-8")
     assert re.search(r"^COMPOSE_PROFILES=server$", env, re.M)
 
