@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from spanhouse.collector import config as config_mod
@@ -229,6 +230,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """The embedded store into a new folder, with the engine's BACKUP (no collector may hold the store)."""
+    from spanhouse.collector.store.backup import backup
+
+    config = _load_config(args)
+    try:
+        spans = backup(config.store.url, Path(args.destination))
+    except Exception as exc:  # StoreError says what to do; the engine's own errors are shown as they are
+        print(f"spanhouse backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"spanhouse backup: {config.store.url} -> {args.destination} ({spans} spans)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """A backup folder into a new embedded store directory, with the engine's RESTORE."""
+    from spanhouse.collector.store.backup import restore
+
+    config = _load_config(args)
+    try:
+        spans = restore(Path(args.source), config.store.url)
+    except Exception as exc:
+        print(f"spanhouse restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"spanhouse restore: {args.source} -> {config.store.url} ({spans} spans)")
+    return 0
+
+
 def cmd_hash_key(args: argparse.Namespace) -> int:
     from spanhouse.collector import auth
 
@@ -435,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cluster name from the servers' remote_servers (default: store.cluster of --config)")
     p.add_argument("--print", action="store_true", help="print the SQL instead of running it (required)")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("backup", help="back up the embedded store into a new folder (the collector must be stopped)")
+    common(p)
+    p.add_argument("destination", metavar="DIR", help="the backup folder to create (e.g. backups/2026-12-04)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup folder into a new embedded store directory (--store)")
+    common(p)
+    p.add_argument("source", metavar="DIR", help="a folder `spanhouse backup` wrote")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("hash-key", help="print the key_sha256 of an API key read from standard input")
     p.add_argument("--generate", action="store_true", help="make a new random key and print it with its hash")
