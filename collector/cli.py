@@ -373,6 +373,23 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return _run_report(args, report)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from spanhouse.collector.query import export_command
+
+    cfg = _load_config(args)
+    return export_command.run(args, _reader(args, cfg), args.quiet)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from spanhouse.collector import replay
+    from spanhouse.collector.query.client import API_KEY_ENV
+
+    endpoint = args.endpoint or (_load_config(args).receiver.grpc.endpoint if not args.http else "")
+    return replay.run_command(args.files, endpoint, args.http or "", os.environ.get(API_KEY_ENV, "").strip(),
+                              shift_to_now=args.shift_to_now, new_ids=args.new_ids, repeat=args.repeat,
+                              rate=args.rate, quiet=args.quiet)
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
 
@@ -407,6 +424,13 @@ def _version() -> str:
         return version("spanhouse")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
+
+
+def _paragraph(text: str) -> str:
+    """A --help description wrapped by hand (the raw formatter keeps the epilog's example lines as written)."""
+    import textwrap
+
+    return textwrap.fill(text, 100)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -527,6 +551,73 @@ def build_parser() -> argparse.ArgumentParser:
     reads(p)
     p.add_argument("trace_id", metavar="TRACE_ID", help="32 hex digits")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser(
+        "export", help="GenAI calls (or whole traces) as JSON lines: dataset records, OpenAI chat examples, OTLP",
+        description=_paragraph("Export the GenAI calls of the selected traces, one JSON object per line: input and output "
+                    "messages, system instructions, tool definitions, every gen_ai.request.* setting, finish "
+                    "reasons, tokens by kind, cost, duration and time to first token, and where the call came "
+                    "from. Content is exported as stored (after redaction). Select traces by --trace-id, by "
+                    "the filters of `spanhouse traces`, or (admin keys) by --where. A tenant's key exports that "
+                    "tenant's rows only."),
+        epilog="examples:\n  spanhouse export --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --output bug-4417.jsonl\n"
+               "  spanhouse export --model gpt-4o --errors --since 7d --format openai-chat > evals.jsonl\n"
+               "  spanhouse export --trace-id ID --format otlp-json --output trace.otlp.jsonl  "
+               "# then: spanhouse replay trace.otlp.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    reads(p)
+    p.add_argument("--trace-id", action="append", default=[], metavar="ID",
+                   help="a trace to export (32 hex digits); repeat for several. Takes no filters")
+    p.add_argument("--format", choices=("records", "openai-chat", "otlp-json"), default="records",
+                   help="records: one object per call with everything stored about it (default); openai-chat: "
+                        "one chat-completion example per LLM call ({messages, tools, metadata}); otlp-json: one "
+                        "OTLP/JSON ExportTraceServiceRequest per trace, every span of it (`spanhouse replay` "
+                        "reads it)")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--since", metavar="WHEN", help="traces started after: a duration back from now (24h, 7d) or an "
+                                                   "ISO time (default 24h)")
+    p.add_argument("--until", metavar="WHEN", help="traces started before (default now)")
+    p.add_argument("--tenant", metavar="ID", help="only this tenant (admin keys; a tenant's key sees its own only)")
+    p.add_argument("--service", metavar="NAME", help="traces with a GenAI span from this service")
+    p.add_argument("--model", metavar="NAME", help="traces that called this model (as stored)")
+    p.add_argument("--tool", metavar="NAME", help="traces that ran this tool")
+    p.add_argument("--errors", action="store_true", help="only traces with a failed GenAI span")
+    p.add_argument("--span-name", metavar="TEXT", help="only traces with a span whose name contains TEXT")
+    p.add_argument("--min-cost", type=float, metavar="USD", help="only traces costing at least this")
+    p.add_argument("--min-duration", metavar="DURATION", help="only traces lasting at least this (500ms, 2s)")
+    p.add_argument("--where", metavar="SQL",
+                   help="admin keys only: traces with a span in the time range for which this SQL condition over "
+                        "the spans table holds, e.g. \"SpanAttributes['gen_ai.request.temperature'] = '0'\"")
+    p.add_argument("--limit", type=int, default=100, metavar="N",
+                   help="at most N traces, newest first, when selecting by filters or --where (default 100)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "replay", help="send OTLP/JSON trace files (e.g. from `spanhouse export --format otlp-json`) to a collector",
+        description=_paragraph("Send traces from OTLP/JSON files to a collector over OTLP/gRPC (default) or OTLP/HTTP. A file "
+                    "holds one ExportTraceServiceRequest per line (what `spanhouse export --format otlp-json` "
+                    "writes) or one JSON document. Every file is checked before anything is sent. The API key "
+                    "comes from SPANHOUSE_API_KEY; the collector's key decides the tenant the spans go to."),
+        epilog="examples:\n  spanhouse replay trace.otlp.jsonl --shift-to-now --new-ids\n"
+               "  spanhouse replay traces.otlp.jsonl --new-ids --repeat 100 --rate 500   # a load test\n"
+               "  spanhouse replay trace.otlp.jsonl --http http://127.0.0.1:4318",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help="OTLP/JSON files")
+    p.add_argument("--endpoint", metavar="HOST:PORT",
+                   help="the collector's OTLP/gRPC address (default from --config, else 127.0.0.1:4317)")
+    p.add_argument("--http", metavar="URL", help="send over OTLP/HTTP to URL instead (http://host:4318; "
+                                                 "/v1/traces is added when the URL has no path)")
+    p.add_argument("--shift-to-now", action="store_true",
+                   help="move every span and event time by one delta so the latest span end is now")
+    p.add_argument("--new-ids", action="store_true",
+                   help="give every trace and span a fresh random id (parents and links follow)")
+    p.add_argument("--repeat", type=int, default=1, metavar="K",
+                   help="send K copies (needs --new-ids when K > 1: same ids would be the same spans)")
+    p.add_argument("--rate", type=float, default=0.0, metavar="N", help="at most N spans per second (default: "
+                                                                         "as fast as the collector takes them)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

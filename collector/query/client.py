@@ -20,6 +20,7 @@ through a collector: a running collector is the store's only writer.
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -88,6 +89,24 @@ def _collector_call(endpoint: str, path: str, body: bytes, timeout_s: float = 12
         raise _NoCollector(f"{endpoint}: {getattr(exc, 'reason', exc)}") from None
 
 
+def whoami(endpoint: str) -> tuple[str, bool]:
+    """(tenant, admin) of the SPANHOUSE_API_KEY caller as the collector at `endpoint` sees it."""
+    check_loopback(endpoint)
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    request = urllib.request.Request(f"http://{endpoint}/whoami", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode("utf-8", "replace").strip() or f"HTTP {exc.code} {exc.reason}"
+        raise QueryError(f"the collector at {endpoint} did not say whose key this is: {text}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as exc:
+        raise QueryError(f"the collector at {endpoint} did not say whose key this is: "
+                         f"{getattr(exc, 'reason', exc)}") from None
+    return str(doc.get("tenant", "")), bool(doc.get("admin"))
+
+
 def collector_answers(endpoint: str) -> bool:
     """True when a spanhouse collector answers /health on `endpoint`."""
     if not endpoint:
@@ -128,6 +147,12 @@ class Reader:
         self._store: Store | None = None
         self._policy: ReadPolicy | None = None
         self.source = ""
+
+    @property
+    def endpoint(self) -> str | None:
+        """The collector's query endpoint when it answers this reader's statements (None: the store itself,
+        or nothing run yet)."""
+        return self._endpoint
 
     def __enter__(self) -> Reader:
         return self

@@ -151,6 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(HTTPStatus.OK, b"Ok.\n")  # ClickHouse answers a bare GET / like /ping
             else:
                 self._clickhouse(parts.query, with_body=False)
+        elif path == "/whoami":  # which tenant the caller's key reads, and whether it is an admin key
+            caller = self._caller()
+            if caller is not None:
+                body = json.dumps({"tenant": caller.tenant, "admin": caller.admin}).encode()
+                self._reply(HTTPStatus.OK, body, "application/json")
         elif path == "/stats":
             caller = self._caller()
             if caller is None:
@@ -162,7 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, body, "application/json")
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use GET /ping, GET or POST / (ClickHouse's HTTP "
-                                              b"interface), GET /ui/ (the web UI), POST /query, POST /flush, GET /health, GET /stats\n")
+                                              b"interface), GET /ui/ (the web UI), POST /query, POST /flush, GET /health, GET /stats, "
+                                              b"GET /whoami\n")
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
         """Liveness for load balancers and probes that use HEAD: /ping, /health and a bare / only."""
