@@ -201,13 +201,18 @@ class IdMap:
             self.spans[key] = self._fresh(8)
         return self.spans[key]
 
+    def learn(self, doc: dict[str, Any]) -> None:
+        """Give every trace and span of `doc` its new id. Called for the whole input before `apply`, so a link
+        to a span of a later request is known as part of the input."""
+        for span, _ in spans_of(doc):
+            trace = _get(span, "traceId", "trace_id")
+            self.trace(trace)
+            self.span(trace, _get(span, "spanId", "span_id"))
+
     def apply(self, doc: dict[str, Any]) -> None:
         """Rewrite every id of `doc` in place: spans, parents, and links to spans or traces of the input
         (a link to a trace the input does not hold keeps its ids: it points outside the replay)."""
-        spans = list(spans_of(doc))
-        for span, _ in spans:  # known spans first, so a link or parent later in the file maps the same way
-            self.span(_get(span, "traceId", "trace_id"), _get(span, "spanId", "span_id"))
-        for span, _ in spans:
+        for span, _ in spans_of(doc):
             trace = _get(span, "traceId", "trace_id")
             for camel, snake, _digits in _ID_FIELDS:
                 key = camel if camel in span else snake
@@ -373,6 +378,8 @@ def replay(requests: list[Request], send: Sender, *, shift_to_now: bool = False,
     last_progress = time.monotonic()
     for _copy in range(repeat):
         ids = IdMap(random_hex) if new_ids else None
+        for request in requests if ids is not None else ():
+            ids.learn(request.doc)
         for request in requests:
             doc = copy.deepcopy(request.doc) if (ids is not None or delta) else request.doc
             if delta:
