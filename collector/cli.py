@@ -554,12 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export", help="GenAI calls (or whole traces) as JSON lines: dataset records, OpenAI chat examples, OTLP",
-        description=_paragraph("Export the GenAI calls of the selected traces, one JSON object per line: input and output "
-                    "messages, system instructions, tool definitions, every gen_ai.request.* setting, finish "
-                    "reasons, tokens by kind, cost, duration and time to first token, and where the call came "
-                    "from. Content is exported as stored (after redaction). Select traces by --trace-id, by "
-                    "the filters of `spanhouse traces`, or (admin keys) by --where. A tenant's key exports that "
-                    "tenant's rows only."),
+        description=_paragraph(
+            "Export the GenAI calls of the selected traces, one JSON object per line: input and output messages, "
+            "system instructions, tool definitions, every gen_ai.request.* setting, finish reasons, tokens by "
+            "kind, cost, duration and time to first token, and where the call came from. Content is exported as "
+            "stored (after redaction). Select traces by --trace-id, by the filters of `spanhouse traces`, or "
+            "(admin keys) by --where. A tenant's key exports that tenant's rows only."),
         epilog="examples:\n  spanhouse export --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --output bug-4417.jsonl\n"
                "  spanhouse export --model gpt-4o --errors --since 7d --format openai-chat > evals.jsonl\n"
                "  spanhouse export --trace-id ID --format otlp-json --output trace.otlp.jsonl  "
@@ -594,10 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "replay", help="send OTLP/JSON trace files (e.g. from `spanhouse export --format otlp-json`) to a collector",
-        description=_paragraph("Send traces from OTLP/JSON files to a collector over OTLP/gRPC (default) or OTLP/HTTP. A file "
-                    "holds one ExportTraceServiceRequest per line (what `spanhouse export --format otlp-json` "
-                    "writes) or one JSON document. Every file is checked before anything is sent. The API key "
-                    "comes from SPANHOUSE_API_KEY; the collector's key decides the tenant the spans go to."),
+        description=_paragraph(
+            "Send traces from OTLP/JSON files to a collector over OTLP/gRPC (default) or OTLP/HTTP. A file holds "
+            "one ExportTraceServiceRequest per line (what `spanhouse export --format otlp-json` writes) or one "
+            "JSON document. Every file is checked before anything is sent. The API key comes from "
+            "SPANHOUSE_API_KEY; the collector's key decides the tenant the spans go to."),
         epilog="examples:\n  spanhouse replay trace.otlp.jsonl --shift-to-now --new-ids\n"
                "  spanhouse replay traces.otlp.jsonl --new-ids --repeat 100 --rate 500   # a load test\n"
                "  spanhouse replay trace.otlp.jsonl --http http://127.0.0.1:4318",

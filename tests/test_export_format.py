@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from spanhouse.collector.query.export import openai_chat
 from spanhouse.collector.query.otlp_json import any_value
 from spanhouse.collector.receiver.decode import Decoder

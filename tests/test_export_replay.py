@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from access_harness import Key, auth_overrides
 from collector_harness import RunningCollector, start_collector
-
 from spanhouse.collector import cli
 
 ACME, GLOBEX, LOSSY = Key.new("acme"), Key.new("globex"), Key.new("lossy")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from spanhouse.collector import cli, replay
 
 
