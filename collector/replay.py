@@ -81,7 +81,7 @@ def spans_of(doc: dict[str, Any], where: str = "request") -> Iterable[tuple[dict
 def _nanos(value: Any, name: str, where: str) -> int:
     try:
         number = int(value)
-        if isinstance(value, (float, bool)) or number < 0:
+        if isinstance(value, (float, bool)) or not 0 <= number < 1 << 64:  # OTLP times are fixed64
             raise ValueError
     except (TypeError, ValueError):
         raise ReplayError(f"{where}: {name} must be Unix nanoseconds (an integer or a string of one), "
@@ -140,6 +140,7 @@ def read_files(paths: list[str]) -> list[Request]:
             raise ReplayError(f"{name}: JSON nested too deep to read") from None
         if whole is not None:  # one document (pretty-printed, or a single line)
             _check(whole, name)
+            to_protobuf(whole, name)  # what the sends will do, done now: a bad value stops the replay up front
             requests.append(Request(whole, name))
             continue
         for number, line in enumerate(text.splitlines(), 1):
@@ -154,6 +155,7 @@ def read_files(paths: list[str]) -> list[Request]:
             except RecursionError:
                 raise ReplayError(f"{where}: JSON nested too deep to read") from None
             _check(doc, where)
+            to_protobuf(doc, where)
             requests.append(Request(doc, where))
     return requests
 

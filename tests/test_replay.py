@@ -60,6 +60,11 @@ def run_replay(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str
      "in.jsonl:1: resourceSpans[0].scopeSpans[0].spans[0].links[0]: spanId must be 16 hex digits"),
     (json.dumps({"resourceSpans": {"oops": 1}}) + "\n" + json.dumps(request()),
      "in.jsonl:1: resourceSpans must be a list of objects"),
+    (json.dumps(request({**span(T1, "a" * 16), "endTimeUnixNano": str(1 << 64)})) + "\n" + json.dumps(request()),
+     "in.jsonl:1: resourceSpans[0].scopeSpans[0].spans[0]: endTimeUnixNano must be Unix nanoseconds"),
+    (json.dumps(request(span(T1, "a" * 16))) + "\n"
+     + json.dumps(request({**span(T1, "b" * 16), "attributes": [{"key": "k", "value": {"intValue": "many"}}]})),
+     "in.jsonl:2: request is not a valid OTLP/JSON ExportTraceServiceRequest"),
 ])
 def test_bad_input_is_refused_naming_file_and_line_before_anything_is_sent(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str) -> None:
