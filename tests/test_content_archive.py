@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import clickhouse_connect
 import pytest
 from access_harness import Key, auth_overrides, export, http
 from collector_harness import RunningCollector, start_collector
@@ -259,6 +260,18 @@ def test_an_admins_sql_on_the_archive_runs_and_is_logged(running: RunningCollect
     # A statement that does not touch the archive is not logged.
     assert rows(running, ADMIN, "SELECT count() FROM spans")[0] == 200
     assert len(access_rows(running, "sql")) == before + 1
+
+
+def test_clickhouse_clients_meet_the_same_rules_and_the_same_log(running: RunningCollector) -> None:
+    host, port = running.query_endpoint.rsplit(":", 1)
+    tenant = clickhouse_connect.get_client(host=host, port=int(port), username="acme", password=ACME.key)
+    with pytest.raises(Exception, match="only admin keys may read it"):
+        tenant.query("SELECT Content FROM genai_content WHERE SpanId = {s:String}", parameters={"s": "x"})
+    admin = clickhouse_connect.get_client(host=host, port=int(port), username="ops", password=ADMIN.key)
+    before = len(access_rows(running, "sql"))
+    assert admin.query("SELECT count() > 0 FROM genai_content").result_rows == [(True,)]
+    logged = access_rows(running, "sql")
+    assert len(logged) == before + 1 and logged[-1][1] == "ops-key"
 
 
 def ui_trace(running: RunningCollector, key: Key, trace_id: str) -> dict[str, Any]:

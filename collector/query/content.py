@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ ACCESS_COLUMNS = ["TenantId", "Timestamp", "Caller", "CallerTenant", "Admin", "P
 # Row keys naming the span a row describes, as the reports and the UI spell them.
 _TENANT_KEYS, _TRACE_KEYS, _SPAN_KEYS = ("TenantId", "tenant"), ("TraceId", "trace_id"), ("SpanId", "span_id")
 MAX_STATEMENT_CHARS = 4000
+_NAMES_ARCHIVE = re.compile(r"\bgenai_content\b", re.IGNORECASE)
 
 
 class ContentAccessError(RuntimeError):
@@ -131,9 +133,10 @@ def record_access(store: Store, who: Principal, path: str, reads: Iterable[Acces
 
 
 def reads_archive(ast_rows: list[str], formatted_sql: str) -> bool:
-    """True when a statement names genai_content: as a table, or in any text (a merge() pattern, a view())."""
-    return "genai_content" in formatted_sql.lower() or any(
-        "genai_content" in row.lower() for row in ast_rows if "TableIdentifier" in row)
+    """True when a statement names genai_content anywhere: as a table, or in any text (a merge() pattern, a
+    view()); genai_content_access, the log itself, is not archived content."""
+    return bool(_NAMES_ARCHIVE.search(formatted_sql)) or any(
+        _NAMES_ARCHIVE.search(row) for row in ast_rows if "TableIdentifier" in row)
 
 
 def is_reference(value: Any) -> bool:

@@ -5,7 +5,8 @@ first, and for each:
 
 1. counts its content values by state (schemas/admin/content_state.sql);
 2. copies the values not yet archived into genai_content (content_copy.sql), the exact bytes and their
-   SHA-256, at most `max_values_per_run` values a run (the rest waits for the next run);
+   SHA-256, in statements of COPY_STEP_VALUES values, at most `max_values_per_run` values a run (the rest
+   waits for the next run);
 3. counts again: what was copied is what now counts as archived;
 4. replaces, in `spans`, each value genai_content holds by its reference (content_rewrite.sql, a mutation
    that the engine runs in the background; the run waits for it to finish).
@@ -35,6 +36,8 @@ log = logging.getLogger("spanhouse.content")
 # How long a run waits for the engine to finish a rewrite before leaving it to finish on its own.
 MUTATION_WAIT_S = 600.0
 MUTATION_POLL_S = 0.2
+# Values one copy statement takes at most (a run takes several, up to max_values_per_run).
+COPY_STEP_VALUES = 50_000
 # The first run waits this long after start-up (spool replay and first inserts go first).
 FIRST_RUN_DELAY_S = 60.0
 
@@ -155,7 +158,11 @@ class ContentArchiver:
         unarchived, archived, referenced = self._state(params)
         copied = 0
         if unarchived and budget > 0:
-            self.store.command(sql_file("admin/content_copy.sql"), {**params, "max_values": budget})
+            # In steps: the store answers one statement at a time, and queries wait while a copy runs.
+            wanted = min(unarchived, budget)
+            for start in range(0, wanted, COPY_STEP_VALUES):
+                step = min(COPY_STEP_VALUES, wanted - start)
+                self.store.command(sql_file("admin/content_copy.sql"), {**params, "max_values": step})
             before = unarchived
             unarchived, archived, referenced = self._state(params)
             copied = max(0, before - unarchived)
