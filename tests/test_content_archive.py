@@ -118,7 +118,7 @@ def test_old_content_becomes_references_and_the_archive_holds_the_exact_bytes(ru
     archiver(running).run_once()
 
     kept_until = {str(d) for (d,) in running.query(
-        "SELECT toDate(toDateTime(Timestamp) + toIntervalDay(60)) FROM spans WHERE SpanId IN {s:Array(String)}",
+        "SELECT toDate(toDateTime(Timestamp) + toIntervalDay(60), 'UTC') FROM spans WHERE SpanId IN {s:Array(String)}",
         {"s": [s for _, s in old]})}
     for trace_id, span_id in old:
         attributes, events = span_row(running, span_id)
@@ -372,3 +372,14 @@ def test_the_archive_and_its_access_log_expire_by_their_own_retention(running: R
                                  "AND name IN ('genai_content', 'genai_content_access')"))
     assert "TTL toDateTime(Timestamp) + toIntervalDay(60)" in engines["genai_content"]
     assert "TTL toDateTime(Timestamp) + toIntervalDay(400)" in engines["genai_content_access"]
+
+
+def test_content_moves_when_the_clock_passes_content_days(running: RunningCollector) -> None:
+    # Last in this module: the clock moved ahead archives every span younger than that too.
+    _, span_id = send(running, GLOBEX, "globex-app", 2, "two days old")
+    running.flush()
+    archiver(running).run_once(now=time.time() + 4.9 * 86400)  # 6.9 days after the span: not yet
+    assert span_row(running, span_id)[0]["gen_ai.input.messages"] == "two days old"
+    archiver(running).run_once(now=time.time() + 5.1 * 86400)  # 7.1 days after it
+    parsed = content_keys.parse_reference(span_row(running, span_id)[0]["gen_ai.input.messages"])
+    assert parsed is not None and parsed[0] == hashlib.sha256(b"two days old").hexdigest()

@@ -20,7 +20,6 @@ A partition found clean is skipped until its parts change. Runs in the process t
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -103,8 +102,11 @@ class ContentArchiver:
                 "archived_total": self.values_archived_total, "referenced_total": self.values_referenced_total,
                 "partitions_checked_total": self.partitions_checked_total, "values_pending": self.values_pending}
 
-    def cutoff(self, now: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None) - dt.timedelta(days=self.content_days)
+    def cutoff(self, now: float) -> int:
+        """Spans that started before this (Unix nanoseconds) have their content archived.
+
+        A number rather than a date-time: the engine reads a date-time parameter in its own time zone."""
+        return int(now * 1e9) - self.content_days * 86400 * 10**9
 
     def run_once(self, now: float | None = None, copy_only: bool = False) -> list[PartitionResult]:
         """One pass over the partitions older than the cutoff; returns what it did in each one worked on.
@@ -121,12 +123,12 @@ class ContentArchiver:
                 self.run_errors_total += 1
                 raise
 
-    def _run(self, cutoff: dt.datetime, copy_only: bool) -> list[PartitionResult]:
+    def _run(self, cutoff: int, copy_only: bool) -> list[PartitionResult]:
         budget = self.max_values_per_run
         results = []
         pending = 0
         for partition, rows, parts, changed, whole in self.store.query_rows(
-                sql_file("admin/content_partitions.sql"), {"cutoff": cutoff}):
+                sql_file("admin/content_partitions.sql"), {"cutoff_ns": cutoff}):
             fingerprint = (int(rows), int(parts), str(changed))
             if whole and self._clean.get(partition) == fingerprint:
                 continue
@@ -145,15 +147,15 @@ class ContentArchiver:
         self.values_pending = pending
         return results
 
-    def _params(self, partition: str, cutoff: dt.datetime) -> dict[str, Any]:
+    def _params(self, partition: str, cutoff: int) -> dict[str, Any]:
         return {**content_keys.sql_parameters(), "partition": partition,
-                "cutoff": cutoff, "archive_days": self.archive_days}
+                "cutoff_ns": cutoff, "archive_days": self.archive_days}
 
     def _state(self, params: dict[str, Any]) -> tuple[int, int, int]:
         ((unarchived, archived, referenced),) = self.store.query_rows(sql_file("admin/content_state.sql"), params)
         return int(unarchived), int(archived), int(referenced)
 
-    def _partition(self, partition: str, cutoff: dt.datetime, budget: int, copy_only: bool) -> PartitionResult:
+    def _partition(self, partition: str, cutoff: int, budget: int, copy_only: bool) -> PartitionResult:
         params = self._params(partition, cutoff)
         unarchived, archived, referenced = self._state(params)
         copied = 0

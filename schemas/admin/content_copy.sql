@@ -18,7 +18,7 @@ FROM
                               AND kv.2 != '',
                         arrayMap((k, v) -> (toString(k), v), mapKeys(a), mapValues(a)))),
             `Events.Name`, `Events.Attributes`))) AS item
-    WHERE _partition_id = {partition:String} AND Timestamp < {cutoff:DateTime64(9)}
+    WHERE _partition_id = {partition:String} AND Timestamp < fromUnixTimestamp64Nano({cutoff_ns:Int64})
       AND NOT match(item.2, {reference:String})
 )
 WHERE (TenantId, TraceId, SpanId, Key, Sha256) NOT IN (

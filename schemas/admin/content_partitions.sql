@@ -5,9 +5,9 @@ SELECT partition_id,
        sum(rows) AS rows,
        count() AS parts,
        toString(max(modification_time)) AS changed,
-       max(max_time) < {cutoff:DateTime64(9)} AS whole
+       max(max_time) < fromUnixTimestamp64Nano({cutoff_ns:Int64}) AS whole
 FROM system.parts
 WHERE database = currentDatabase() AND table = 'spans' AND active
 GROUP BY partition_id
-HAVING min(min_time) < {cutoff:DateTime64(9)}
+HAVING min(min_time) < fromUnixTimestamp64Nano({cutoff_ns:Int64})
 ORDER BY partition_id

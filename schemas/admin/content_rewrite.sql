@@ -11,7 +11,7 @@ UPDATE
                 WHERE _partition_id = {partition:String}),
         concat('spanhouse:content:sha256:', lower(hex(SHA256(v))), ';kept-until:',
                if({archive_days:UInt32} = 0, 'forever',
-                  toString(toDate(toDateTime(Timestamp) + toIntervalDay({archive_days:UInt32}))))),
+                  toString(toDate(toDateTime(Timestamp) + toIntervalDay({archive_days:UInt32}), 'UTC')))),
         v)), SpanAttributes),
     `Events.Attributes` = arrayMap((n, a) -> mapApply((k, v) -> (k, if(
         (match(toString(k), {content_keys:String})
@@ -22,9 +22,9 @@ UPDATE
                 WHERE _partition_id = {partition:String}),
         concat('spanhouse:content:sha256:', lower(hex(SHA256(v))), ';kept-until:',
                if({archive_days:UInt32} = 0, 'forever',
-                  toString(toDate(toDateTime(Timestamp) + toIntervalDay({archive_days:UInt32}))))),
+                  toString(toDate(toDateTime(Timestamp) + toIntervalDay({archive_days:UInt32}), 'UTC')))),
         v)), a), `Events.Name`, `Events.Attributes`)
 IN PARTITION ID {partition:String}
-WHERE Timestamp < {cutoff:DateTime64(9)}
+WHERE Timestamp < fromUnixTimestamp64Nano({cutoff_ns:Int64})
   AND (TenantId, TraceId, SpanId) IN (
       SELECT TenantId, TraceId, SpanId FROM genai_content WHERE _partition_id = {partition:String})

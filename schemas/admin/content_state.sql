@@ -20,5 +20,5 @@ FROM
                               AND kv.2 != '',
                         arrayMap((k, v) -> (toString(k), v), mapKeys(a), mapValues(a)))),
             `Events.Name`, `Events.Attributes`))) AS item
-    WHERE _partition_id = {partition:String} AND Timestamp < {cutoff:DateTime64(9)}
+    WHERE _partition_id = {partition:String} AND Timestamp < fromUnixTimestamp64Nano({cutoff_ns:Int64})
 )
