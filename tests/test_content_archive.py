@@ -310,6 +310,26 @@ def test_the_trace_page_shows_archived_content_to_admins_only_and_logs_each_read
     assert all(hashlib.sha256(archived[r[7]].encode()).hexdigest() == r[7] for r in logged)
 
 
+def test_resolve_puts_back_content_in_rows_of_any_shape_for_an_export(running: RunningCollector) -> None:
+    trace_id, span_id = send(running, GLOBEX, "globex-app", 10, "exported prompt")
+    running.flush()
+    original = span_row(running, span_id)
+    archiver(running).run_once()
+    attributes, events = span_row(running, span_id)
+    assert attributes != original[0]
+    rows_in = [{"TenantId": "globex", "TraceId": trace_id, "SpanId": span_id, "SpanAttributes": attributes,
+                "Events.Attributes": events},
+               {"only": (attributes["gen_ai.input.messages"], 1)}]  # no span named: found by its hash
+    policy = running.collector.query_server._server.policy
+    before = len(access_rows(running, "export"))
+    out = content_mod.resolve_archived(rows_in, policy, Principal("globex", admin=True, name="auditor"), "export")
+    assert out[0]["SpanAttributes"] == original[0] and out[0]["Events.Attributes"] == original[1]
+    assert out[1] == {"only": ("exported prompt", 1)}
+    assert rows_in[0]["SpanAttributes"] == attributes  # the caller's rows are not changed
+    logged = access_rows(running, "export")[before:]
+    assert len(logged) == 8 and {r[1] for r in logged} == {"auditor"} and {r[0] for r in logged} == {"globex"}
+
+
 def test_resolve_leaves_references_for_tenant_keys_and_checks_the_path(running: RunningCollector) -> None:
     reference = "spanhouse:content:sha256:" + "0" * 64 + ";kept-until:2030-01-01"
     row = [{"SpanId": "x", "Attributes": {"gen_ai.input.messages": reference}}]

@@ -61,7 +61,8 @@ def resolve_archived(rows: list[dict[str, Any]], policy: ReadPolicy, who: Princi
     who: the caller. A tenant key gets `rows` back unchanged: references stay, and nothing is read.
     path: what is reading, one of PATHS ("ui", "export", "cli", "sql"): recorded with each read.
 
-    Returns new rows (the input is not changed). A reference whose content has expired from genai_content
+    Call it once per page of rows (the lookup is one statement over the page's hashes). Returns new rows
+    (the input is not changed). A reference whose content has expired from genai_content
     stays a reference. Each value shown is recorded in genai_content_access before it is returned; when that
     record cannot be written, ContentAccessError is raised and nothing is shown.
     """
@@ -81,11 +82,12 @@ def resolve_archived(rows: list[dict[str, Any]], policy: ReadPolicy, who: Princi
     spans = sorted({span for found in wanted.values() for _, span in found})
     archived = policy.store.query_rows(sql_file("admin/content_lookup.sql"),
                                        {"hashes": sorted(wanted), "spans": [] if "" in spans else spans})
-    by_span: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}  # (tenant, span, sha) -> row
+    # (span, sha) -> archived (tenant, trace, key, content) rows; sha -> the first of them
+    by_span: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
     by_sha: dict[str, tuple[str, str, str, str]] = {}
     for tenant, trace_id, span_id, key, sha, content in archived:
         entry = (str(tenant), str(trace_id), str(key), str(content))
-        by_span[(str(tenant), str(span_id), str(sha))] = entry
+        by_span.setdefault((str(span_id), str(sha)), []).append(entry)
         by_sha.setdefault(str(sha), entry)
     shown: list[Access] = []
 
@@ -95,8 +97,7 @@ def resolve_archived(rows: list[dict[str, Any]], policy: ReadPolicy, who: Princi
             return value
         sha = parsed[0]
         if row_span:
-            entry = by_span.get((row_tenant, row_span, sha)) if row_tenant else next(
-                (e for (t, s, h), e in by_span.items() if s == row_span and h == sha), None)
+            entry = next((e for e in by_span.get((row_span, sha), []) if not row_tenant or e[0] == row_tenant), None)
         else:
             entry = by_sha.get(sha)
         if entry is None:
@@ -137,10 +138,6 @@ def reads_archive(ast_rows: list[str], formatted_sql: str) -> bool:
     view()); genai_content_access, the log itself, is not archived content."""
     return bool(_NAMES_ARCHIVE.search(formatted_sql)) or any(
         _NAMES_ARCHIVE.search(row) for row in ast_rows if "TableIdentifier" in row)
-
-
-def is_reference(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(REFERENCE_PREFIX) and parse_reference(value) is not None
 
 
 def _span_of(row: dict[str, Any]) -> tuple[str, str, str]:
