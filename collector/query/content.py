@@ -14,15 +14,20 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spanhouse.collector.auth import Principal
 from spanhouse.collector.content_keys import REFERENCE_PREFIX, parse_reference
 from spanhouse.collector.store.errors import sql_file
 
 if TYPE_CHECKING:
-    from spanhouse.collector.query.read_policy import ReadPolicy
     from spanhouse.collector.store import Store
+
+
+class ReadsStore(Protocol):
+    """What resolve_archived needs of the endpoint's ReadPolicy (read_policy.py imports this module)."""
+
+    store: Store
 
 log = logging.getLogger("spanhouse.content")
 
@@ -49,7 +54,7 @@ class Access:
     sha256: str
 
 
-def resolve_archived(rows: list[dict[str, Any]], policy: ReadPolicy, who: Principal,
+def resolve_archived(rows: list[dict[str, Any]], policy: ReadsStore, who: Principal,
                      path: str) -> list[dict[str, Any]]:
     """`rows` with every content reference replaced by the archived content when `who` is an admin key.
 
