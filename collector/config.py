@@ -61,6 +61,25 @@ class RetentionConfig:
     genai_calls_days: int = 400
     rollups_days: int = 0
     alerts_days: int = 400
+    # Content by reference (docs/security.md): after content_days, message content in `spans` is replaced by a
+    # reference and kept in genai_content until content_archive_days after the span; 0 content_days = off.
+    content_days: int = 7
+    content_archive_days: int = 90
+    # The log of reads of archived content (genai_content_access).
+    content_access_days: int = 400
+
+    def validate(self) -> None:
+        for key in ("spans_days", "genai_calls_days", "rollups_days", "alerts_days", "content_days",
+                    "content_archive_days", "content_access_days"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                zero = "never replace content" if key == "content_days" else "keep forever"
+                raise ConfigError(f"retention.{key}: must be 0 ({zero}) or a number of days, got {value!r}")
+        if self.content_days and self.content_archive_days and self.content_archive_days < self.content_days:
+            raise ConfigError(
+                f"retention.content_archive_days: {self.content_archive_days} is less than retention.content_days "
+                f"({self.content_days}): archived content would expire before it is archived. Set it to at least "
+                f"{self.content_days} (equal drops content at content_days), or 0 to keep archived content forever")
 
 
 @dataclass
@@ -93,10 +112,7 @@ class Config:
         self.query.validate()
         self.writer.validate()
         self.spool.validate()
-        for key in ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"):
-            if getattr(self.retention, key) < 0:
-                raise ConfigError(f"retention.{key}: must be 0 (keep forever) or a number of days, got "
-                                  f"{getattr(self.retention, key)}")
+        self.retention.validate()
         self.redaction.validate()
         self.sampling.validate()
         self.dedup.validate()

@@ -4,10 +4,10 @@ It opens the store (migrations, retention, prices), builds the processors from t
 writer with its spool and dead letters, the pipeline, the receivers (in-process, or worker
 processes) and the query endpoint, and owns their start and stop order:
 
-    start: store -> writer (spool replayed first) -> pipeline -> alert engine -> receivers
-           -> query and metrics endpoints
+    start: store -> writer (spool replayed first) -> pipeline -> alert engine -> content archiver
+           -> receivers -> query and metrics endpoints
     stop:  receivers -> held spans -> writer (drained within writer.shutdown_timeout_s) -> query and metrics
-           endpoints -> alert engine -> store
+           endpoints -> alert engine -> content archiver -> store
 
 Nothing below this module imports it; components meet only through the protocols in component.py.
 """
@@ -101,6 +101,7 @@ class Collector:
         self.query_server: Any = None
         self.spool: Any = None
         self.alerts: Any = None
+        self.content_archiver: Any = None
         self._sink = sink
         self._sink_factory = sink_factory or ClickHouseSink
         self.pipeline: Pipeline | None = None
@@ -158,6 +159,7 @@ class Collector:
         self.pipeline.start()
         try:
             self._start_alerts(processors.all)
+            self._start_content_archive()
             if cfg.receiver.processes > 1:
                 from spanhouse.collector.workers.owner import WorkerPool
 
@@ -199,6 +201,21 @@ class Collector:
                 redact.credential_rules, self.alerts.report_secrets, lambda: redact.credential_hits_total))
         self.alerts.start()
 
+    def _start_content_archive(self) -> None:
+        """Content by reference (retention.content_days): in the process that owns the store, never on a
+        cluster, whose tables the operator changes on every node (docs/security.md)."""
+        from spanhouse.collector.store.content_archive import ContentArchiver
+
+        retention = self.config.retention
+        if self.store is None or not retention.content_days:
+            return
+        if self.config.store.cluster:
+            log.info("retention.content_days is set but store.cluster is too: content is not replaced by "
+                        "references on a cluster (docs/security.md); spans keep it for retention.spans_days")
+            return
+        self.content_archiver = ContentArchiver(self.store, retention.content_days, retention.content_archive_days)
+        self.content_archiver.start()
+
     def _worker_secret_hits(self, docs: list[dict[str, Any]]) -> None:
         from spanhouse.collector.alerts.rules import SecretHit
 
@@ -234,6 +251,8 @@ class Collector:
                 counters[f"receiver_{key}"] = counters.get(f"receiver_{key}", 0) + value
         if self.alerts is not None:
             counters.update({f"alerts_{k}": v for k, v in self.alerts.counters().items()})
+        if self.content_archiver is not None:
+            counters.update({f"content_{k}": v for k, v in self.content_archiver.counters().items()})
         return counters
 
     def genai_series(self) -> list[Any]:
@@ -289,6 +308,8 @@ class Collector:
             self.metrics_server.stop()
         if self.alerts is not None:
             self.alerts.stop()
+        if self.content_archiver is not None:
+            self.content_archiver.stop()
         if self.store is not None:
             self.store.close()
         log.info("collector stopped (%d spans lost)", lost)

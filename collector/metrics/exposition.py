@@ -180,6 +180,15 @@ class CollectorMetrics(PrometheusCollector):
         yield _gauge("spanhouse_workers_running", "Worker processes running.", c("workers_running", 1))
         yield _counter("spanhouse_worker_restarts", "Worker processes that exited and were started again.",
                        c("workers_restarted_total", 0))
+        yield _counter("spanhouse_content_archived", "Content values copied from spans into genai_content "
+                       "(retention.content_days).", c("content_archived_total", 0))
+        yield _counter("spanhouse_content_referenced", "Content values in spans replaced by a reference to "
+                       "genai_content.", c("content_referenced_total", 0))
+        yield _gauge("spanhouse_content_pending_values", "Content values older than retention.content_days "
+                     "still in spans, as the last archiving run left them.", c("content_values_pending", 0))
+        yield _counter("spanhouse_content_archive_runs", "Content archiving runs.", c("content_runs_total", 0))
+        yield _counter("spanhouse_content_archive_errors", "Content archiving runs that failed (the next run "
+                       "resumes).", c("content_run_errors_total", 0))
         credential = self._credential_rules()
         hits = CounterMetricFamily("spanhouse_redaction_hits", "Values redacted, by rule; kind is credential for "
                                    "rules that find secrets, pii for the others.", labels=["rule", "kind"])

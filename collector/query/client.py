@@ -239,7 +239,7 @@ class Reader:
             raise QueryError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)) from None
         from spanhouse.collector.query.server import ReadPolicy
 
-        self._policy = ReadPolicy(self._store, self.cfg.query)
+        self._policy = ReadPolicy(self._store, self.cfg.query, path="cli")
         if self.location.embedded:
             self._settle(f"the embedded store {self.location.path}")
         else:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from spanhouse.collector.auth import Principal
 from spanhouse.collector.query import clickhouse_http as ch
 from spanhouse.collector.query.clickhouse_http import ClickHouseError, ClickHouseRequest
+from spanhouse.collector.query.content import Access, reads_archive, record_access
 from spanhouse.collector.query.engine_errors import engine_message
 from spanhouse.collector.query.guard import check_statement
 from spanhouse.collector.query.limits import (
@@ -141,9 +142,12 @@ def statement_format(ast_rows: list[str], formatted_sql: str) -> str:
 class ReadPolicy:
     """Runs one caller's read: read-only check, host-access guard, tenant scope, then the limited query."""
 
-    def __init__(self, store: Store, cfg: QueryConfig) -> None:
+    def __init__(self, store: Store, cfg: QueryConfig, path: str = "sql") -> None:
+        """`path`: how its statements arrive, as genai_content_access records an admin's read of archived
+        content ("sql": the endpoint; "cli": `spanhouse query` on a store it opened itself)."""
         self.store = store
         self.cfg = cfg
+        self.path = path
         self.scope = TenantScope(store)
         self.slots = CallerSlots(cfg.max_concurrent_per_caller, cfg.max_concurrent)
         self._engine_info: tuple[str, str, str] | None = None
@@ -173,6 +177,9 @@ class ReadPolicy:
             # after reading): a tenant is not told that count, in JSON's statistics or in the summary.
             settings["output_format_write_statistics"] = 0
         check_statement(ast, self.scope.table_only_functions(), host_access=host_access)
+        if caller.admin and reads_archive(ast, formatted):
+            # Logged before it runs: the statement, not each value (which rows it returns is the engine's to say).
+            record_access(self.store, caller, self.path, [Access("", "", "", "", "")], statement=formatted)
         with self.slots.hold(_who(caller)):
             try:
                 result = run_read_result(self.store, sql, fmt, settings, not host_access, params)

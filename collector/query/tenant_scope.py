@@ -47,6 +47,14 @@ _CHILDREN = re.compile(r" \(children (\d+)\)$")
 _STRING_OR_NAME = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`")
 
 
+# Tables with a TenantId column that tenant keys may still not read, and why (said in the refusal).
+ADMIN_ONLY_TABLES = {
+    "genai_content": "archived prompt and completion text (content by reference, docs/security.md): only admin "
+                     "keys may read it, and each read is logged; ask an admin",
+    "genai_content_access": "the log of reads of archived content: only admin keys may read it",
+}
+
+
 class NotAllowed(ValueError):
     """The statement reads something outside the tenant's rows; the message says what."""
 
@@ -118,7 +126,8 @@ class TenantScope:
                 rows = self.store.query_rows(sql_file("admin/table_only_functions.sql"))
                 self._table_functions = {name for (name,) in rows}
                 rows = self.store.query_rows(sql_file("admin/tenant_tables.sql"))
-                tables = {name for name, engine, _ in rows if engine != "View"}
+                # A view over an admin-only table is not a tenant view either: its body reads a table not here.
+                tables = {name for name, engine, _ in rows if engine != "View" and name not in ADMIN_ONLY_TABLES}
                 views = {name: body for name, engine, body in rows if engine == "View"}
                 ((database,),) = self.store.query_rows("SELECT currentDatabase()")
                 added = True
@@ -166,6 +175,9 @@ class TenantScope:
         listing = ", ".join(sorted(tables))
         for node, parent in walk_ast(roots):
             if node.kind == "TableIdentifier" and not _is_one_of(node, allowed):
+                for name, reason in ADMIN_ONLY_TABLES.items():
+                    if _is_one_of(node, {name, f"{database}.{name}"}):
+                        raise NotAllowed(f"{name} holds {reason}")
                 shown = node.name.split(" (alias ", 1)[0]
                 raise NotAllowed(f"tenant keys may read only these tables: {listing}; not {shown!r} "
                                  "(names of WITH subqueries cannot be used as tables either: inline them)")

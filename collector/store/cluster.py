@@ -46,6 +46,9 @@ SHARDING_KEYS = {
     "genai_usage_1h": "cityHash64(TenantId, ServiceName, Model)",
     "model_prices": "cityHash64(Provider, Model)",
     "alerts": "cityHash64(Fingerprint)",
+    # Archived content beside its spans; the access log spread by the tenant read.
+    "genai_content": "cityHash64(TraceId)",
+    "genai_content_access": "cityHash64(TenantId, TraceId)",
 }
 
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*\n(.*)$", re.S)
@@ -208,8 +211,10 @@ def retention_days(retention: object) -> dict[str, int]:
     """Table -> days to keep, from the configuration's retention section."""
     spans, calls, rollups, alerts = (getattr(retention, k) for k in
                                      ("spans_days", "genai_calls_days", "rollups_days", "alerts_days"))
+    archive, access = (getattr(retention, k) for k in ("content_archive_days", "content_access_days"))
     return {"spans": spans, "spans_trace_id_ts": spans, "genai_calls": calls, "genai_usage_1m": rollups,
-            "genai_usage_1h": rollups, "trace_costs": calls, "alerts": alerts}
+            "genai_usage_1h": rollups, "trace_costs": calls, "alerts": alerts, "genai_content": archive,
+            "genai_content_access": access}
 
 
 def truncate_statement(table: str, cluster: str = "") -> str:

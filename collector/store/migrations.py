@@ -16,6 +16,8 @@ RETENTION_TIME_EXPR = {
     "genai_usage_1h": "Hour",
     "trace_costs": "Day",
     "alerts": "toDateTime(Timestamp)",
+    "genai_content": "toDateTime(Timestamp)",
+    "genai_content_access": "toDateTime(Timestamp)",
 }
 
 

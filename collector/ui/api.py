@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from spanhouse.collector.auth import Principal
+from spanhouse.collector.content_keys import parse_reference
 from spanhouse.collector.query import reports
 from spanhouse.collector.query.reports import ReportError, RunSql
 
@@ -33,6 +34,7 @@ MAX_BUCKETS = 120
 MAX_PARALLEL = 2
 
 Answer = tuple[HTTPStatus, dict[str, Any]]
+Resolve = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class BadRequest(ValueError):
@@ -123,8 +125,12 @@ def traces(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     return {"traces": rows, "page": page, "page_size": PAGE_SIZE, "more": more, **f.window()}
 
 
-def trace(run_sql: RunSql, trace_id: str) -> Answer:
-    """One trace: its spans (attributes, events, links, conversation) and totals, as `spanhouse trace` counts."""
+def trace(run_sql: RunSql, trace_id: str, resolve: Resolve | None = None, admin: bool = False) -> Answer:
+    """One trace: its spans (attributes, events, links, conversation) and totals, as `spanhouse trace` counts.
+
+    `resolve` replaces content references by the archived content for an admin key (query/content.py's
+    resolve_archived, which logs the read); references left (a tenant key, or expired content) are shown as
+    archived in the conversation. `admin` only words that note."""
     try:
         spans = reports.trace_spans(run_sql, trace_id)
     except ReportError as exc:
@@ -132,11 +138,13 @@ def trace(run_sql: RunSql, trace_id: str) -> Answer:
     if not spans:
         return HTTPStatus.NOT_FOUND, {"error": f"trace {trace_id[:32]}: no spans found (or none your key may read)"}
     totals = reports.trace_totals(spans)
+    if resolve is not None:
+        spans = resolve(spans)
     return HTTPStatus.OK, {"trace_id": trace_id.strip().lower(), "totals": totals,
-                           "spans": [_span(s) for s in spans]}
+                           "spans": [_span(s, admin) for s in spans]}
 
 
-def _span(s: dict[str, Any]) -> dict[str, Any]:
+def _span(s: dict[str, Any], admin: bool = False) -> dict[str, Any]:
     start_ns = reports._ns(s["Timestamp"])
     out = {
         "span_id": s["SpanId"], "parent_id": s["ParentSpanId"], "name": s["SpanName"], "service": s["ServiceName"],
@@ -161,8 +169,23 @@ def _span(s: dict[str, Any]) -> dict[str, Any]:
     tokens = out["tokens"]
     if tokens["input"] is not None:  # input tokens include the cached and cache-written ones (ARCHITECTURE.md)
         tokens["uncached_input"] = max(0, tokens["input"] - (tokens["cached_input"] or 0) - (tokens["cache_write"] or 0))
-    out["messages"] = conversation(out["attributes"], out["events"])
+    out["messages"] = [_archived(m, admin) for m in conversation(out["attributes"], out["events"])]
     return out
+
+
+def _archived(message: dict[str, Any], admin: bool) -> dict[str, Any]:
+    """A message whose content is still a reference: its parts say it is archived, and whom to ask."""
+    parts = []
+    for part in message["parts"]:
+        parsed = parse_reference(part.get("content", "")) if part.get("type") == "text" else None
+        if parsed is None:
+            parts.append(part)
+            continue
+        sha, kept_until = parsed
+        note = ("archived content no longer in genai_content (kept until " + kept_until + ")") if admin else (
+            "archived, ask an admin (kept until " + kept_until + ")")
+        parts.append({"type": "archived", "content": note, "sha256": sha, "kept_until": kept_until})
+    return {**message, "parts": parts}
 
 
 # Events of the older GenAI conventions that carry one message each, by role.
@@ -181,7 +204,8 @@ def conversation(attributes: dict[str, str], events: list[dict[str, Any]]) -> li
     out: list[dict[str, Any]] = []
     instructions = attributes.get("gen_ai.system_instructions")
     if instructions:
-        parts = _parts(_json(instructions))
+        parsed = _json(instructions)
+        parts = _parts(parsed) if parsed is not None else [{"type": "text", "content": instructions}]
         out.append({"role": "system", "parts": parts, "source": "gen_ai.system_instructions"})
     for key in ("gen_ai.input.messages", "gen_ai.output.messages"):
         if key in attributes:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spanhouse.collector.auth import AuthError, KeyRing, Principal
+from spanhouse.collector.query.content import ContentAccessError, resolve_archived
 from spanhouse.collector.query.guard import HostAccessRefused
 from spanhouse.collector.query.limits import LimitExceeded, TooBusy
 from spanhouse.collector.query.read_policy import NotReadOnly
@@ -106,7 +107,8 @@ class UiEndpoint:
             if name == "whoami":
                 return self._json(HTTPStatus.OK, {**api.whoami(caller, self.keys is not None), **self.otlp()})
             if name.startswith("trace/"):
-                status, doc = api.trace(run_sql, name[len("trace/"):])
+                status, doc = api.trace(run_sql, name[len("trace/"):], admin=caller.admin,
+                                        resolve=lambda spans: resolve_archived(spans, self.policy, caller, "ui"))
                 return self._json(status, doc)
             route = api.ROUTES.get(name)
             if route is None:
@@ -117,6 +119,8 @@ class UiEndpoint:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
         except (NotReadOnly, NotAllowed, HostAccessRefused) as exc:
             return self._json(HTTPStatus.FORBIDDEN, {"error": str(exc)})
+        except ContentAccessError as exc:
+            return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
         except TooBusy as exc:
             return self._json(HTTPStatus.TOO_MANY_REQUESTS, {"error": str(exc)})
         except LimitExceeded as exc:

@@ -176,6 +176,9 @@ function message(m) {
         return h("div", {class: "part tool-result"}, h("span", {class: "part-label"}, "tool result",
           p.id ? h("span", {class: "muted"}, " " + p.id) : null), h("pre", {}, p.response || ""));
       }
+      if (p.type === "archived") {
+        return h("div", {class: "part archived muted"}, h("span", {class: "part-label"}, p.content || "archived"));
+      }
       return h("div", {class: "part text"}, h("pre", {}, p.content || ""));
     }));
 }
