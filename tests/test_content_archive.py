@@ -403,3 +403,36 @@ def test_content_moves_when_the_clock_passes_content_days(running: RunningCollec
     archiver(running).run_once(now=time.time() + 5.1 * 86400)  # 7.1 days after it
     parsed = content_keys.parse_reference(span_row(running, span_id)[0]["gen_ai.input.messages"])
     assert parsed is not None and parsed[0] == hashlib.sha256(b"two days old").hexdigest()
+
+
+def test_spanhouse_export_gives_archived_content_to_admin_keys_only(
+        running: RunningCollector, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from spanhouse.collector import cli
+
+    trace_id, span_id = send(running, ACME, "acme-app", 10, "an exported prompt", "an exported answer")
+    running.flush()
+    archiver(running).run_once()
+    assert content_keys.parse_reference(span_row(running, span_id)[0]["gen_ai.input.messages"]) is not None
+
+    def export_as(key: Key, fmt: str) -> list[dict[str, Any]]:
+        monkeypatch.setenv("SPANHOUSE_API_KEY", key.key)
+        capsys.readouterr()
+        code = cli.main(["export", "--query-endpoint", running.query_endpoint, "--store", running.store_url,
+                         "--quiet", "--trace-id", trace_id, "--format", fmt])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return [json.loads(line) for line in out.splitlines()]
+
+    before = len(access_rows(running, "export"))
+    (tenant_record,) = export_as(ACME, "records")
+    assert "an exported prompt" not in json.dumps(tenant_record)
+    assert "spanhouse:content:sha256:" in json.dumps(tenant_record)
+    assert len(access_rows(running, "export")) == before  # a tenant key read nothing from the archive
+
+    (admin_record,) = export_as(ADMIN, "records")
+    assert "an exported prompt" in json.dumps(admin_record) and "an exported answer" in json.dumps(admin_record)
+    assert "spanhouse:content:sha256:" not in json.dumps(admin_record)
+    (admin_trace,) = export_as(ADMIN, "otlp-json")
+    assert "an exported prompt" in json.dumps(admin_trace)
+    logged = access_rows(running, "export")[before:]
+    assert logged and {(r[0], r[1], r[4], r[5]) for r in logged} == {("acme", "ops-key", trace_id, span_id)}

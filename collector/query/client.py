@@ -25,7 +25,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spanhouse.collector.query.engine_errors import engine_message
 from spanhouse.collector.store import Store, StoreBusyError, StoreError, StoreLocation
@@ -208,6 +208,23 @@ class Reader:
                 reason = "no collector was asked: query.endpoint is disabled"
             self._open(reason)
         return self._run_direct(sql, fmt)
+
+    def resolve_content(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`rows` (dicts naming trace_id and span_id) with archived content references replaced by the content,
+        for an admin key, each read recorded in genai_content_access (path "export"); unchanged for tenant keys.
+        Run after `run`, on the source it settled."""
+        if self._endpoint is not None:
+            try:
+                body = _collector_post(self._endpoint, "/content", json.dumps({"rows": rows}).encode("utf-8"))
+            except _NoCollector as exc:
+                raise QueryError(f"the collector stopped answering ({exc})") from None
+            return list(json.loads(body)["rows"])
+        if self._policy is None:
+            return rows
+        from spanhouse.collector.auth import Principal
+        from spanhouse.collector.query.content import resolve_archived
+
+        return resolve_archived(rows, self._policy, Principal("", admin=True), "export")
 
     @staticmethod
     def _collector_source(endpoint: str, serves: str) -> str:

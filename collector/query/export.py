@@ -25,8 +25,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from spanhouse.collector.content_keys import REFERENCE_PREFIX
 from spanhouse.collector.query.queries import render
 from spanhouse.collector.query.reports import RunSql, check_trace_id, trace_list
+
+# Rows of {trace_id, span_id, attributes} -> the same rows with archived content put back where allowed.
+ResolveContent = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 FORMATS = ("records", "openai-chat", "otlp-json")
 # Span attributes holding captured content (GenAI semantic conventions), read only through ContentReader.
@@ -108,16 +112,23 @@ def _condition(where: str) -> str:
 class ContentReader:
     """The one place content columns are read: span attributes -> attributes as they are exported.
 
-    Today content is kept in the span's attributes, as stored (already redacted by the collector), and
-    comes back unchanged. A store that moves old content out of `spans` resolves it here, with `run_sql`,
-    for call records and OTLP export alike.
+    Content is kept in the span's attributes as stored (already redacted by the collector). Past
+    retention.content_days the store keeps a reference there instead (collector/content_keys.py) and the
+    content in genai_content: `resolve` (the reader's `resolve_content`) puts it back for admin keys, each
+    read recorded in genai_content_access; tenant keys get the references as they are.
     """
 
-    def __init__(self, run_sql: RunSql) -> None:
+    def __init__(self, run_sql: RunSql, resolve: ResolveContent | None = None) -> None:
         self.run_sql = run_sql
+        self.resolve = resolve
 
     def attributes(self, trace_id: str, span_id: str, attributes: Mapping[str, str]) -> dict[str, str]:
-        return dict(attributes)
+        out = dict(attributes)
+        if self.resolve is None or not any(
+                isinstance(v, str) and v.startswith(REFERENCE_PREFIX) for v in out.values()):
+            return out
+        rows = self.resolve([{"trace_id": trace_id, "span_id": span_id, "attributes": out}])
+        return dict(rows[0]["attributes"]) if rows else out
 
 
 def _json_value(text: str) -> Any:
@@ -349,7 +360,7 @@ class ExportCounts:
 
 
 def write_export(run_sql: RunSql, selection: Selection, fmt: str, write: Callable[[str], Any],
-                 note: Callable[[str], None]) -> ExportCounts:
+                 note: Callable[[str], None], resolve: ResolveContent | None = None) -> ExportCounts:
     """Select, read and write one JSON line per call (records, openai-chat) or per trace (otlp-json)."""
     from spanhouse.collector.query import otlp_json
 
@@ -358,7 +369,7 @@ def write_export(run_sql: RunSql, selection: Selection, fmt: str, write: Callabl
     counts = ExportCounts()
     trace_ids = select_trace_ids(run_sql, selection)
     counts.traces = len(trace_ids)
-    content = ContentReader(run_sql)
+    content = ContentReader(run_sql, resolve)
 
     def line(doc: dict[str, Any]) -> None:
         write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")

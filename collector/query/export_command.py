@@ -78,10 +78,11 @@ def run(args: argparse.Namespace, reader: Any, quiet: bool) -> int:
             if partial is not None:
                 # Written beside the target and renamed at the end: a failed export leaves no half file.
                 with open(partial, "w", encoding="utf-8") as out:
-                    counts = write_export(run_sql, selection, args.format, out.write, note)
+                    counts = write_export(run_sql, selection, args.format, out.write, note, reader.resolve_content)
                 os.replace(partial, target)  # type: ignore[arg-type]
             else:
-                counts = write_export(run_sql, selection, args.format, sys.stdout.write, note)
+                counts = write_export(run_sql, selection, args.format, sys.stdout.write, note,
+                                      reader.resolve_content)
                 sys.stdout.flush()
     except (ExportError, reports.ReportError) as exc:
         print(f"spanhouse export: {exc}", file=sys.stderr)

@@ -68,6 +68,8 @@ log = logging.getLogger("spanhouse.query")
 
 OUTPUT_FORMATS = ("JSONCompact", "CSVWithNames", "JSONEachRow", "TabSeparatedWithNames", "PrettyCompact")
 MAX_SQL_BYTES = 1 << 20
+# POST /content: one export page of spans with their attributes.
+MAX_CONTENT_BYTES = 64 << 20
 # Response header naming the store that answered (its URL without password), on authenticated replies.
 STORE_HEADER = "Spanhouse-Store"
 # A connection that sends nothing for this long is closed (its thread is freed), as on the OTLP/HTTP receiver.
@@ -183,12 +185,15 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/":
             self._clickhouse(parts.query, with_body=True)
             return
-        if parts.path not in ("/flush", "/query"):
+        if parts.path not in ("/flush", "/query", "/content"):
             self._reply(HTTPStatus.NOT_FOUND, b"unknown path; use POST /query, or POST / for ClickHouse's HTTP "
                                               b"interface\n")
             return
         caller = self._caller()
         if caller is None:
+            return
+        if parts.path == "/content":
+            self._content(caller)
             return
         if parts.path == "/flush":
             ok = self.server.collector.flush(timeout_s=60.0)
@@ -221,6 +226,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.BAD_REQUEST, f"{exc}\n".encode())
             return
         self._reply(HTTPStatus.OK, body)
+
+    def _content(self, caller: Principal) -> None:
+        """POST /content: {"rows": [{trace_id, span_id, attributes}, ...]} with archived content put back for
+        an admin key, each read recorded in genai_content_access (`spanhouse export` sends its spans here)."""
+        from spanhouse.collector.query.content import ContentAccessError, resolve_archived
+
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0 or length > MAX_CONTENT_BYTES:
+            self._reply(HTTPStatus.BAD_REQUEST, f"send a JSON document of 1..{MAX_CONTENT_BYTES} bytes\n".encode())
+            return
+        raw = self.rfile.read(length)
+        self._body_read = True
+        try:
+            rows = json.loads(raw)["rows"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("rows must be a list of objects")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._reply(HTTPStatus.BAD_REQUEST, f'expected {{"rows": [{{...}}, ...]}}: {exc}\n'.encode())
+            return
+        try:
+            resolved = resolve_archived(rows, self.server.policy, caller, "export")
+        except ContentAccessError as exc:
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}\n".encode())
+            return
+        body = json.dumps({"rows": resolved}, ensure_ascii=False).encode("utf-8")
+        self._reply(HTTPStatus.OK, body, "application/json")
 
     # --- ClickHouse's HTTP interface (clickhouse_http.py) ---
 
