@@ -30,11 +30,11 @@ def by_name(telemetry: Any) -> dict[str, Any]:
 
 def test_outcome_lands_on_the_agent_span_even_from_inside_a_tool_or_a_call(
         telemetry: Any, openai_client: openai.OpenAI) -> None:
-    with context(conversation_id="conv-1", user_id="alice"):
-        with agent("planner", version="2.1.0", prompt_name="triage", prompt_version="v7"):
-            openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-            with tool("ask_human"):
-                assert outcome("surfaced", reason="needs approval") is True
+    with context(conversation_id="conv-1", user_id="alice"), \
+            agent("planner", version="2.1.0", prompt_name="triage", prompt_version="v7"):
+        openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        with tool("ask_human"):
+            assert outcome("surfaced", reason="needs approval") is True
     spans = by_name(telemetry)
     run = spans["invoke_agent planner"].attributes
     assert run[sc.OUTCOME] == "surfaced" and run[sc.OUTCOME_REASON] == "needs approval"
@@ -89,9 +89,8 @@ def test_decorated_async_runs_each_get_their_own_outcome(telemetry: Any) -> None
 
 @pytest.mark.parametrize("status", ["done", "Completed", "", None, 1, "timeout"])
 def test_a_bad_status_is_refused_naming_the_allowed_ones(telemetry: Any, status: Any) -> None:
-    with agent("a"):
-        with pytest.raises(ValueError, match="status must be one of completed, surfaced, errored, timed_out"):
-            outcome(status)
+    with agent("a"), pytest.raises(ValueError, match="status must be one of completed, surfaced, errored, timed_out"):
+        outcome(status)
     assert sc.OUTCOME not in telemetry.span().attributes
 
 
