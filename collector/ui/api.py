@@ -294,6 +294,7 @@ def sessions(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     if page * PAGE_SIZE > MAX_OFFSET:
         raise BadRequest(f"page: at most {MAX_OFFSET // PAGE_SIZE} pages are listed; narrow the time range")
     rows = reports.sessions(run_sql, f.since, f.until, tenant=f.tenant, service=f.text("service"),
+                            user=f.text("user"), conversation=f.text("conversation"),
                             limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE)
     return {"sessions": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE, "page": page, **f.window()}
 

@@ -1,9 +1,19 @@
-// The Sessions tab: conversations (gen_ai.conversation.id) with their turns, cost and duration, linking to traces.
+// The Sessions tab: conversations (gen_ai.conversation.id) with their user, turns, cost, duration and task
+// outcomes, linking to traces. The rows are `spanhouse sessions`' (schemas/queries/sessions.sql).
 import {h, clear, int, usd, ms, when, table, emptyState} from "./dom.js";
 import {api} from "./api.js";
 import {filterBar, currentParams, updateParams, apiParams} from "./filters.js";
 
-const FILTERS = ["tenant", "service"];
+const FILTERS = ["tenant", "service", "conversation", "user"];
+// How tasks ended, as the query counts them; shown where non-zero.
+const OUTCOMES = [["completed", "completed"], ["surfaced", "surfaced"], ["errored", "errored"],
+  ["timed_out", "timed out"], ["no_outcome", "no outcome"]];
+
+function outcomes(r) {
+  const parts = OUTCOMES.filter(([key]) => r[key] > 0).map(([key, label]) =>
+    h("span", {class: "outcome outcome-" + key, "data-outcome": key}, `${int(r[key])} ${label}`));
+  return parts.length ? h("span", {class: "outcomes"}, parts) : h("span", {class: "muted"}, "–");
+}
 
 export async function renderSessions(ctx) {
   const results = h("section", {class: "results", "aria-live": "polite"}, h("p", {class: "loading"}, "Loading sessions…"));
@@ -25,6 +35,8 @@ async function show(ctx, results, params) {
   results.appendChild(table([
     {label: "Conversation", key: "conversation", class: "name", cell: (r) => r.conversation_id},
     ctx.who.admin ? {label: "Tenant", key: "tenant", cell: (r) => r.tenant} : null,
+    {label: "User", key: "user", cell: (r) => r.user_id ? h("span", {class: "mono", title: r.user_id},
+      r.user_id.slice(0, 12) + (r.users > 1 ? ` +${r.users - 1}` : "")) : h("span", {class: "muted"}, "–")},
     {label: "Last activity", key: "last", cell: (r) => when(r.last_seen)},
     {label: "Turns", key: "turns", num: true, cell: (r) => int(r.turns)},
     {label: "LLM calls", key: "calls", num: true, cell: (r) => int(r.llm_calls)},
@@ -32,6 +44,8 @@ async function show(ctx, results, params) {
     {label: "Cost", key: "cost", num: true, cell: (r) => usd(r.cost_usd)},
     {label: "Duration", key: "duration", num: true, cell: (r) => ms(r.duration_ms)},
     {label: "Errors", key: "errors", num: true, cell: (r) => int(r.errors)},
+    {label: "Tasks", key: "tasks", num: true, cell: (r) => int(r.tasks)},
+    {label: "Outcomes", key: "outcomes", cell: outcomes},
     {label: "Traces", key: "traces", cell: (r) => h("span", {class: "trace-list"}, r.traces.slice(0, 5).map((id) =>
       h("a", {href: "/ui/trace/" + encodeURIComponent(id), title: id}, id.slice(0, 8))),
       r.traces.length > 5 ? h("span", {class: "muted"}, `+${r.traces.length - 5}`) : null)},
