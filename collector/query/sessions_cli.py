@@ -71,13 +71,18 @@ def _print_turns(run_sql: reports.RunSql, request: SessionsRequest, since: dt.da
         return 0
     outcomes = [o or "no_outcome" for turn in turns for o in turn["outcomes"]]
     counted = ", ".join(f"{outcomes.count(name)} {name}" for name in reports.OUTCOME_COLUMNS if name in outcomes)
-    out.write(f"conversation {request.conversation_id}: {len(turns)} turn{'s' if len(turns) != 1 else ''}, "
-              f"{sum(t['llm_calls'] for t in turns)} LLM calls, {sum(t['tokens'] for t in turns)} tokens, "
-              f"cost ${sum(t['cost_usd'] for t in turns):.6f}, {sum(t['errors'] for t in turns)} errors, "
-              f"{len(outcomes)} tasks" + (f" ({counted})" if counted else "") + "\n")
+    out.write(f"conversation {request.conversation_id}: {_count(len(turns), 'turn')}, "
+              f"{_count(sum(t['llm_calls'] for t in turns), 'LLM call')}, "
+              f"{_count(sum(t['tokens'] for t in turns), 'token')}, cost ${sum(t['cost_usd'] for t in turns):.6f}, "
+              f"{_count(sum(t['errors'] for t in turns), 'error')}, {_count(len(outcomes), 'task')}"
+              + (f" ({counted})" if counted else "") + "\n")
     out.write(format_table(list(TURN_COLUMNS), [[_cell(turn, name) for name in TURN_COLUMNS] for turn in turns])
               + "\n")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cell(row: dict[str, Any], name: str) -> Any:
