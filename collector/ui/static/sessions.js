@@ -46,9 +46,9 @@ async function show(ctx, results, params) {
     {label: "Errors", key: "errors", num: true, cell: (r) => int(r.errors)},
     {label: "Tasks", key: "tasks", num: true, cell: (r) => int(r.tasks)},
     {label: "Outcomes", key: "outcomes", cell: outcomes},
-    {label: "Traces", key: "traces", cell: (r) => h("span", {class: "trace-list"}, r.traces.slice(0, 5).map((id) =>
+    {label: "Traces", key: "traces", cell: (r) => h("span", {class: "trace-list"}, r.traces.slice(0, 3).map((id) =>
       h("a", {href: "/ui/trace/" + encodeURIComponent(id), title: id}, id.slice(0, 8))),
-      r.traces.length > 5 ? h("span", {class: "muted"}, `+${r.traces.length - 5}`) : null)},
+      r.traces.length > 3 ? h("span", {class: "muted"}, `+${r.traces.length - 3}`) : null)},
   ].filter(Boolean), doc.sessions, (r) => ({"data-conversation": r.conversation_id})));
   results.appendChild(h("nav", {class: "pager", "aria-label": "Pages"},
     h("button", {type: "button", disabled: doc.page === 0,
