@@ -153,6 +153,9 @@ _PROMPT_NAME, _PROMPT_NAME_OURS = d.PROMPT_NAME_KEYS
 (_OUTCOME,) = d.OUTCOME_KEYS
 (_OUTCOME_REASON,) = d.OUTCOME_REASON_KEYS
 _OUTCOMES = d.OUTCOMES
+# Every name of a task column: a span carrying none of them (most calls) skips their lookups in one C call.
+_TASK_KEYS = frozenset(d.USER_ID_KEYS + d.AGENT_VERSION_KEYS + d.PROMPT_NAME_KEYS + d.PROMPT_VERSION_KEYS
+                       + d.OUTCOME_KEYS + d.OUTCOME_REASON_KEYS)
 _DIALECT_KEYS = d.DIALECT_KEYS
 _OI_PARAMETERS = d.OPENINFERENCE_INVOCATION_PARAMETERS
 _OI_EMBEDDING_PARAMETERS = d.OPENINFERENCE_EMBEDDING_INVOCATION_PARAMETERS
@@ -195,6 +198,7 @@ class NormalizeProcessor:
         prompt_name, prompt_version = filled["PromptName"], filled["PromptVersion"]
         outcome, outcome_reason = filled["Outcome"], filled["OutcomeReason"]
         isdisjoint = _DIALECT_KEYS.isdisjoint
+        no_task_keys = _TASK_KEYS.isdisjoint
         genai = dialect = refused = 0
         for i, attrs in enumerate(batch["SpanAttributes"]):
             get = attrs.get
@@ -208,18 +212,19 @@ class NormalizeProcessor:
                 if op is None:
                     continue
             genai += 1
-            # Task columns, whatever the dialect: set by our helpers (or anyone) on agent runs and calls.
-            user_id[i] = get(_USER_ID) or get(_USER_HASH) or ""
-            agent_version[i] = get(_AGENT_VERSION) or get(_AGENT_VERSION_OURS) or ""
-            prompt_name[i] = get(_PROMPT_NAME) or get(_PROMPT_NAME_OURS) or ""
-            prompt_version[i] = get(_PROMPT_VERSION, "")
-            outcome_reason[i] = get(_OUTCOME_REASON, "")
-            if value := get(_OUTCOME):
-                status_text = _outcome(value)
-                if status_text is None:
-                    refused += 1
-                else:
-                    outcome[i] = status_text
+            if not no_task_keys(attrs):
+                # Task columns, whatever the dialect: set by our helpers (or anyone) on agent runs and calls.
+                user_id[i] = get(_USER_ID) or get(_USER_HASH) or ""
+                agent_version[i] = get(_AGENT_VERSION) or get(_AGENT_VERSION_OURS) or ""
+                prompt_name[i] = get(_PROMPT_NAME) or get(_PROMPT_NAME_OURS) or ""
+                prompt_version[i] = get(_PROMPT_VERSION, "")
+                outcome_reason[i] = get(_OUTCOME_REASON, "")
+                if value := get(_OUTCOME):
+                    status_text = _outcome(value)
+                    if status_text is None:
+                        refused += 1
+                    else:
+                        outcome[i] = status_text
             if isdisjoint(attrs):
                 # The current conventions (or their deprecated names' absence): one lookup per column.
                 operation[i] = op
