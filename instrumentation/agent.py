@@ -289,6 +289,8 @@ def _set_outcome(span: trace.Span, status: str, reason: str | None) -> None:
     span.set_attribute(sc.OUTCOME, status)
     if reason is not None:
         span.set_attribute(sc.OUTCOME_REASON, reason)
+    elif sc.OUTCOME_REASON in (getattr(span, "attributes", None) or {}):
+        span.set_attribute(sc.OUTCOME_REASON, "")  # an earlier outcome's reason is not this one's
 
 
 def outcome(status: str, reason: str | None = None) -> bool:

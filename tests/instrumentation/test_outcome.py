@@ -50,10 +50,15 @@ def test_the_innermost_agent_gets_it_and_a_later_call_overrides(telemetry: Any) 
             outcome("timed_out", "search took too long")
         run.outcome("errored")
         run.outcome("completed")
+        with agent("retried") as retried:
+            retried.outcome("errored", "first try failed")
+            retried.outcome("completed")
     spans = by_name(telemetry)
     assert spans["invoke_agent inner"].attributes[sc.OUTCOME] == "timed_out"
     assert spans["invoke_agent outer"].attributes[sc.OUTCOME] == "completed"
     assert sc.OUTCOME_REASON not in spans["invoke_agent outer"].attributes
+    retried_attributes = spans["invoke_agent retried"].attributes
+    assert (retried_attributes[sc.OUTCOME], retried_attributes[sc.OUTCOME_REASON]) == ("completed", "")
 
 
 @pytest.mark.parametrize("error, expected", [(RuntimeError("boom"), "errored"),
