@@ -200,6 +200,13 @@ def test_a_tenant_key_reads_only_its_tenants_sessions(world: dict[str, Any]) -> 
     # One session's turns: another tenant's conversation is not found.
     result = cli(world, GLOBEX, "conv-b")
     assert result.returncode == 1 and "no calls of conversation 'conv-b'" in result.stderr
+    endpoint = world["running"].query_endpoint
+    status, body = http(endpoint, "/ui/api/session?since=1h&conversation=conv-b&tenant=acme", key=GLOBEX.key)
+    assert status == 200 and json.loads(body)["turns"] == []
+    status, body = http(endpoint, "/ui/api/session?since=1h&conversation=conv-a", key=GLOBEX.key)
+    assert [t["trace_id"] for t in json.loads(body)["turns"]] == world["sent"]["g"].turns
+    status, body = http(endpoint, "/ui/api/session?since=1h", key=GLOBEX.key)
+    assert status == 400 and "conversation: name the conversation" in body
 
 
 def test_filters_narrow_the_list(world: dict[str, Any]) -> None:
@@ -279,4 +286,15 @@ def test_the_sessions_tab_shows_the_users_tasks_and_outcomes(world: dict[str, An
     chips = row.locator("td[data-col=outcomes] [data-outcome]")
     assert {c.get_attribute("data-outcome"): c.inner_text() for c in chips.all()} == {
         "completed": "1 completed", "surfaced": "1 surfaced", "timed_out": "1 timed out"}
+    # The conversation opens its turns, in order, as `spanhouse sessions conv-a` lists them.
+    row.locator("td[data-col=conversation] button").click()
+    page.wait_for_selector("tr[data-turn]")
+    cli_turns = json_rows(cli(world, ACME, "conv-a", "--format", "json"))
+    shown = page.locator("tr[data-turns-of=conv-a] tr[data-turn]").all()
+    assert [t.get_attribute("data-turn") for t in shown] == [t["trace_id"] for t in cli_turns]
+    assert [t.locator("td[data-col=outcomes] [data-outcome]").get_attribute("data-outcome") for t in shown] == \
+        [t["outcomes"][0] for t in cli_turns]
+    assert [t.locator("td[data-col=tokens]").inner_text() for t in shown] == [f"{t['tokens']:,}" for t in cli_turns]
+    row.locator("td[data-col=conversation] button").click()  # and closes them again
+    assert page.locator("tr[data-turn]").count() == 0
     assert page.errors == []

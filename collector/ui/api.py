@@ -299,6 +299,18 @@ def sessions(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     return {"sessions": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE, "page": page, **f.window()}
 
 
+def session(run_sql: RunSql, f: Filters) -> dict[str, Any]:
+    """One conversation's turns in order (`spanhouse sessions CONVERSATION_ID`)."""
+    conversation = f.text("conversation")
+    if not conversation:
+        raise BadRequest("conversation: name the conversation whose turns to show")
+    try:
+        turns = reports.session_turns(run_sql, conversation, f.since, f.until, tenant=f.tenant, limit=PAGE_SIZE)
+    except ReportError as exc:
+        raise BadRequest(str(exc)) from None
+    return {"conversation": conversation, "turns": turns, **f.window()}
+
+
 def alerts(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     """Alert episodes with their latest state (`spanhouse alerts`), those still firing first."""
     names, rows = reports.alerts(run_sql, f.since, f.until, tenant=f.tenant, limit=500)
@@ -312,5 +324,5 @@ def facets(run_sql: RunSql, f: Filters) -> dict[str, Any]:
 
 
 ROUTES: dict[str, Callable[[RunSql, Filters], dict[str, Any]]] = {
-    "traces": traces, "usage": usage, "sessions": sessions, "alerts": alerts, "facets": facets,
+    "traces": traces, "usage": usage, "sessions": sessions, "session": session, "alerts": alerts, "facets": facets,
 }

@@ -9,10 +9,47 @@ const FILTERS = ["tenant", "service", "conversation", "user"];
 const OUTCOMES = [["completed", "completed"], ["surfaced", "surfaced"], ["errored", "errored"],
   ["timed_out", "timed out"], ["no_outcome", "no outcome"]];
 
-function outcomes(r) {
-  const parts = OUTCOMES.filter(([key]) => r[key] > 0).map(([key, label]) =>
-    h("span", {class: "outcome outcome-" + key, "data-outcome": key}, `${int(r[key])} ${label}`));
+function chips(counts) {
+  const parts = OUTCOMES.filter(([key]) => counts[key] > 0).map(([key, label]) =>
+    h("span", {class: "outcome outcome-" + key, "data-outcome": key}, `${int(counts[key])} ${label}`));
   return parts.length ? h("span", {class: "outcomes"}, parts) : h("span", {class: "muted"}, "–");
+}
+
+const outcomes = (r) => chips(r);
+
+/** A turn's tasks counted by outcome, as chips (a task without one counts as no_outcome). */
+function turnOutcomes(turn) {
+  const counts = {};
+  for (const o of turn.outcomes) counts[o || "no_outcome"] = (counts[o || "no_outcome"] || 0) + 1;
+  return chips(counts);
+}
+
+/** Open or close the row under a session that lists its turns (`spanhouse sessions CONVERSATION_ID`). */
+async function toggleTurns(doc, r, button) {
+  const row = button.closest("tr");
+  const open = row.nextElementSibling && row.nextElementSibling.classList.contains("session-turns");
+  if (open) {
+    row.nextElementSibling.remove();
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  button.setAttribute("aria-expanded", "true");
+  const cell = h("td", {colspan: row.children.length}, h("p", {class: "loading"}, "Loading turns…"));
+  row.after(h("tr", {class: "session-turns", "data-turns-of": r.conversation_id}, cell));
+  const turns = await api("session", {conversation: r.conversation_id, tenant: r.tenant, since: doc.since,
+    until: doc.until});
+  clear(cell).appendChild(table([
+    {label: "Start", key: "start", cell: (t) => when(t.start)},
+    {label: "Trace", key: "trace", cell: (t) => h("a", {href: "/ui/trace/" + encodeURIComponent(t.trace_id),
+      class: "mono", title: t.trace_id}, t.trace_id.slice(0, 8))},
+    {label: "Duration", key: "duration", num: true, cell: (t) => ms(t.duration_ms)},
+    {label: "LLM calls", key: "calls", num: true, cell: (t) => int(t.llm_calls)},
+    {label: "Tokens", key: "tokens", num: true, cell: (t) => int(t.tokens)},
+    {label: "Cost", key: "cost", num: true, cell: (t) => usd(t.cost_usd)},
+    {label: "Errors", key: "errors", num: true, cell: (t) => int(t.errors)},
+    {label: "Outcomes", key: "outcomes", cell: turnOutcomes},
+    {label: "Agents", key: "agents", cell: (t) => t.agents.filter(Boolean).join(", ")},
+  ], turns.turns, (t) => ({"data-turn": t.trace_id})));
 }
 
 export async function renderSessions(ctx) {
@@ -33,7 +70,9 @@ async function show(ctx, results, params) {
     return;
   }
   results.appendChild(table([
-    {label: "Conversation", key: "conversation", class: "name", cell: (r) => r.conversation_id},
+    {label: "Conversation", key: "conversation", class: "name", cell: (r) => h("button", {type: "button",
+      class: "link", "aria-expanded": "false", title: "Show this conversation's turns",
+      onclick: (event) => toggleTurns(doc, r, event.currentTarget)}, r.conversation_id)},
     ctx.who.admin ? {label: "Tenant", key: "tenant", cell: (r) => r.tenant} : null,
     {label: "User", key: "user", cell: (r) => r.user_id ? h("span", {class: "mono", title: r.user_id},
       r.user_id.slice(0, 12) + (r.users > 1 ? ` +${r.users - 1}` : "")) : h("span", {class: "muted"}, "–")},
