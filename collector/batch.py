@@ -82,6 +82,16 @@ GENAI_TABLE: tuple[GenAIColumn, ...] = (
     GenAIColumn("AgentId", "String", "", "gen_ai.agent.id"),
     GenAIColumn("ConversationId", "String", "", "gen_ai.conversation.id"),
     GenAIColumn("ErrorType", "LowCardinality(String)", "", "error.type"),
+    # Who and what ran a task, and how it ended (migration 012; docs/instrumentation.md "Task outcomes").
+    # The user id as the instrumentation records it: a salted SHA-256 hex digest, never the raw id.
+    GenAIColumn("UserId", "String", "", "spanhouse.user.id_hash"),
+    GenAIColumn("AgentVersion", "LowCardinality(String)", "", "gen_ai.agent.version"),
+    GenAIColumn("PromptName", "LowCardinality(String)", "", "gen_ai.prompt.name"),
+    # No convention names a prompt's (or a task spec's) version: ours.
+    GenAIColumn("PromptVersion", "LowCardinality(String)", "", "spanhouse.prompt.version"),
+    # completed, surfaced, errored, timed_out, or '' (none recorded, or a value outside these: refused).
+    GenAIColumn("Outcome", "LowCardinality(String)", "", "spanhouse.outcome"),
+    GenAIColumn("OutcomeReason", "String", "", "spanhouse.outcome.reason"),
     # Probability the span's trace was kept with (sampling); 1 / SampleRate spans stand for it.
     GenAIColumn("SampleRate", "Float64", 1.0, in_calls=False),
     # The span counted for the same call when two instrumentors traced it (dedup); '' when this one counts.

@@ -390,6 +390,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
                               rate=args.rate, quiet=args.quiet)
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from spanhouse.collector.query import sessions_cli
+
+    request = sessions_cli.SessionsRequest(
+        args.conversation_id or "", tenant=args.tenant or "", service=args.service or "", user=args.user or "",
+        conversation=args.conversation or "", limit=args.limit, fmt=args.format)
+    return _run_report(args, lambda run_sql, since, until: sessions_cli.print_sessions(run_sql, request, since, until))
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
 
@@ -540,6 +549,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firing", action="store_true", help="only alerts still firing, whenever they began")
     p.add_argument("--limit", type=int, default=100, metavar="N")
     p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("sessions", help="conversations with their turns, calls, tokens, cost, errors and task "
+                                        "outcomes; with CONVERSATION_ID, that session's turns in order")
+    reads(p)
+    window(p)
+    p.add_argument("conversation_id", nargs="?", metavar="CONVERSATION_ID",
+                   help="show this conversation's turns (traces) oldest first")
+    p.add_argument("--service", metavar="NAME", help="only calls from this service")
+    p.add_argument("--user", metavar="HASH", help="sessions of this user (the hashed id, as stored in UserId)")
+    p.add_argument("--conversation", metavar="ID", help="only this conversation's row in the list")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="rows at most (default 50)")
+    p.set_defaults(func=cmd_sessions)
 
     p = sub.add_parser("dead-letters", help="list the spans the store refused for good, or queue a file for replay")
     common(p)

@@ -9,6 +9,7 @@ the traffic looks like minutes of real use but is sent in a moment.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import random
 import threading
@@ -27,6 +28,9 @@ MODELS = (  # provider, request model, response model, server address
     # As spanhouse's Google GenAI instrumentor records a Gemini API call (operation generate_content).
     ("gcp.gemini", "gemini-2.5-flash", "gemini-2.5-flash", "generativelanguage.googleapis.com"),
 )
+# How the demo's agent runs end, and how often (the Sessions tab's outcomes); a surfaced run says why.
+OUTCOMES = (("completed", 80), ("surfaced", 12), ("errored", 5), ("timed_out", 3))
+SURFACE_REASONS = ("refund above the automatic limit", "the customer asked for a person", "low confidence")
 TOOLS = ("search_docs", "get_order_status", "run_sql", "fetch_url")
 QUESTIONS = ("Where is my order 4417?", "Summarize the attached design doc in three bullet points.",
              "Which customers churned last month?", "How do I rotate my API key?",
@@ -136,6 +140,16 @@ def _trace(tracer: Any, rng: random.Random, start_ns: int) -> int:
         "gen_ai.agent.id": "asst_demo_1",
         "gen_ai.provider.name": model[0],
         "gen_ai.conversation.id": conversation,
+    })
+    # Who asked, which agent version ran, and how the task ended: drawn from a generator of their own, so the
+    # demo's calls, tokens and costs are those of earlier releases.
+    task = random.Random(start_ns)
+    status = task.choices([o for o, _ in OUTCOMES], weights=[w for _, w in OUTCOMES])[0]
+    agent.set_attributes({
+        "spanhouse.user.id_hash": hashlib.sha256(f"demo-user-{int(conversation[5:]) % 24}".encode()).hexdigest(),
+        "gen_ai.agent.version": task.choice(("1.4.0", "1.5.0")),
+        "spanhouse.outcome": status,
+        **({"spanhouse.outcome.reason": task.choice(SURFACE_REASONS)} if status == "surfaced" else {}),
     })
     spans = 1
     t = start_ns + 1_000_000

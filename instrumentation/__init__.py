@@ -15,6 +15,6 @@ Helpers for agent code, exported here: `agent`, `tool`, `context`, and
 `ContextSpanProcessor`. See docs/instrumentation.md.
 """
 
-from .agent import ContextSpanProcessor, agent, context, hash_user_id, tool
+from .agent import ContextSpanProcessor, agent, context, hash_user_id, outcome, tool
 
-__all__ = ["ContextSpanProcessor", "agent", "context", "hash_user_id", "tool"]
+__all__ = ["ContextSpanProcessor", "agent", "context", "hash_user_id", "outcome", "tool"]

@@ -80,6 +80,7 @@ TOOL_DESCRIPTION: Final = _ga.GEN_AI_TOOL_DESCRIPTION
 TOOL_CALL_ARGUMENTS: Final = _ga.GEN_AI_TOOL_CALL_ARGUMENTS
 TOOL_CALL_RESULT: Final = _ga.GEN_AI_TOOL_CALL_RESULT
 CONVERSATION_ID: Final = _ga.GEN_AI_CONVERSATION_ID
+PROMPT_NAME: Final = _ga.GEN_AI_PROMPT_NAME
 
 # Server and errors.
 SERVER_ADDRESS: Final = _srv.SERVER_ADDRESS
@@ -111,3 +112,8 @@ USER_ID_HASH: Final = "spanhouse.user.id_hash"
 METADATA_PREFIX: Final = "spanhouse.metadata."
 HANDOFF_FROM_AGENT: Final = "spanhouse.handoff.from_agent"
 HANDOFF_TO_AGENT: Final = "spanhouse.handoff.to_agent"
+# How an agent run (a task) ended, and the version of the prompt or task spec it ran with.
+OUTCOME: Final = "spanhouse.outcome"
+OUTCOME_REASON: Final = "spanhouse.outcome.reason"
+PROMPT_VERSION: Final = "spanhouse.prompt.version"
+OUTCOMES: Final = ("completed", "surfaced", "errored", "timed_out")

@@ -7,6 +7,10 @@ automatically and threads inherit it when started with a copied context
 instrumentation. Our instrumentors read it when they start a span;
 `ContextSpanProcessor` does the same for GenAI spans from other instrumentors.
 
+`outcome(status, reason)` records how the current agent run (a task) ended on
+its `invoke_agent` span; a run that raises without one records `errored` (or
+`timed_out` for a TimeoutError).
+
 With the kill switch on, every helper returns a shared no-op object and
 decorators hand back the function unchanged.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -30,6 +35,12 @@ from ._content import to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CONTEXT_KEY = otel_context.create_key("spanhouse-genai-context")
+# The innermost agent() scope: outcome() records on its span even from inside a tool or an LLM call.
+_AGENT_KEY = otel_context.create_key("spanhouse-agent-run")
+# An outcome reason is a short explanation ("needs approval"), not content: longer ones are cut.
+MAX_REASON_CHARS = 1024
+_log = logging.getLogger(__name__)
+_warned_outside_agent = False
 _EMPTY: Mapping[str, Any] = {}
 _tracer: Tracer | None = None
 
@@ -80,6 +91,9 @@ class _Noop:
 
     def set_attribute(self, key: str, value: Any) -> None:
         return None
+
+    def outcome(self, status: str, reason: str | None = None) -> bool:
+        return False
 
 
 _NOOP = _Noop()
@@ -134,6 +148,7 @@ class _SpanScope:
         self._record_io = record_io
         self._span: trace.Span | None = None
         self._token: object | None = None
+        self._outcome_recorded = False
 
     def _copy(self) -> _SpanScope:
         return _SpanScope(self._operation, self._name, dict(self._attributes), self._record_io)
@@ -142,7 +157,11 @@ class _SpanScope:
         attributes = {**self._attributes, **current_context_attributes()}
         self._span = _get_tracer().start_span(f"{self._operation} {self._name}", kind=SpanKind.INTERNAL,
                                               attributes=attributes)
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        ctx = trace.set_span_in_context(self._span)
+        if self._operation == sc.OP_INVOKE_AGENT:
+            ctx = otel_context.set_value(_AGENT_KEY, self, ctx)
+        self._outcome_recorded = False
+        self._token = otel_context.attach(ctx)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -155,6 +174,10 @@ class _SpanScope:
         if exc is not None:
             span.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
             span.set_status(Status(StatusCode.ERROR, str(exc)))
+            if self._operation == sc.OP_INVOKE_AGENT and not self._outcome_recorded:
+                # A run that raised ended that way, unless the code said otherwise before raising.
+                status = "timed_out" if isinstance(exc, TimeoutError) else "errored"
+                _set_outcome(span, status, type(exc).__qualname__)
         span.end()
 
     async def __aenter__(self) -> _SpanScope:
@@ -166,6 +189,17 @@ class _SpanScope:
     def set_attribute(self, key: str, value: Any) -> None:
         if self._span is not None:
             self._span.set_attribute(key, value)
+
+    def outcome(self, status: str, reason: str | None = None) -> bool:
+        """Record how this agent run ended (see the module function `outcome`); False once it has ended."""
+        if self._operation != sc.OP_INVOKE_AGENT:
+            raise TypeError(f"outcome: {self._operation} spans have no outcome; record it on the agent() run")
+        status, reason = _checked_outcome(status, reason)
+        if self._span is None:
+            return False
+        _set_outcome(self._span, status, reason)
+        self._outcome_recorded = True
+        return True
 
     def set_arguments(self, arguments: Any) -> None:
         """Record tool arguments (only with content capture on)."""
@@ -217,16 +251,73 @@ def _clean(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 def agent(name: str, *, id: str | None = None, description: str | None = None,  # noqa: A002
-          version: str | None = None, provider: str | None = None,
-          model: str | None = None) -> _SpanScope | _Noop:
-    """An `invoke_agent {name}` span around an agent run (context manager or decorator, sync or async)."""
+          version: str | None = None, provider: str | None = None, model: str | None = None,
+          prompt_name: str | None = None, prompt_version: str | None = None) -> _SpanScope | _Noop:
+    """An `invoke_agent {name}` span around an agent run (context manager or decorator, sync or async).
+
+    `version` is the agent's (gen_ai.agent.version); `prompt_name` and `prompt_version` name the prompt
+    or task spec it runs with (gen_ai.prompt.name, spanhouse.prompt.version).
+    """
     if not _config.SETTINGS.enabled:
         return _NOOP
     return _SpanScope(sc.OP_INVOKE_AGENT, name, _clean({
         sc.OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.AGENT_NAME: name, sc.AGENT_ID: id,
-        sc.AGENT_DESCRIPTION: description, sc.AGENT_VERSION: version, sc.PROVIDER_NAME: provider,
-        sc.REQUEST_MODEL: model,
+        sc.AGENT_DESCRIPTION: description, sc.AGENT_VERSION: _text("version", version),
+        sc.PROVIDER_NAME: provider, sc.REQUEST_MODEL: model, sc.PROMPT_NAME: _text("prompt_name", prompt_name),
+        sc.PROMPT_VERSION: _text("prompt_version", prompt_version),
     }), record_io=False)
+
+
+def _text(name: str, value: Any) -> str | None:
+    """A version or name given as a number (2, 1.5) is recorded as text; other types are a mistake."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"agent: {name} must be a string, got {type(value).__name__} {value!r}")
+
+
+def _checked_outcome(status: Any, reason: Any) -> tuple[str, str | None]:
+    if not isinstance(status, str) or status not in sc.OUTCOMES:
+        raise ValueError(f"outcome: status must be one of {', '.join(sc.OUTCOMES)}, got {status!r}")
+    if reason is not None:
+        reason = str(reason)[:MAX_REASON_CHARS]
+    return status, reason
+
+
+def _set_outcome(span: trace.Span, status: str, reason: str | None) -> None:
+    span.set_attribute(sc.OUTCOME, status)
+    if reason is not None:
+        span.set_attribute(sc.OUTCOME_REASON, reason)
+    elif sc.OUTCOME_REASON in (getattr(span, "attributes", None) or {}):
+        span.set_attribute(sc.OUTCOME_REASON, "")  # an earlier outcome's reason is not this one's
+
+
+def outcome(status: str, reason: str | None = None) -> bool:
+    """Record how the current agent run (task) ended: `completed`, `surfaced` (handed to a person, `reason`
+    says why), `errored` or `timed_out`, on the innermost `agent()` span, or on the current span when another
+    instrumentor's `invoke_agent` span is current. A later call overrides an earlier one.
+
+    A status outside the four raises ValueError. Outside any agent run nothing is recorded (a warning is
+    logged once) and False is returned; True when recorded. A no-op under the kill switch.
+    """
+    global _warned_outside_agent
+    if not _config.SETTINGS.enabled:
+        return False
+    status, reason = _checked_outcome(status, reason)
+    scope = otel_context.get_value(_AGENT_KEY)
+    if isinstance(scope, _SpanScope) and scope._span is not None:
+        return scope.outcome(status, reason)
+    span = trace.get_current_span()
+    attributes = getattr(span, "attributes", None) or {}
+    if span.is_recording() and attributes.get(sc.OPERATION_NAME) == sc.OP_INVOKE_AGENT:
+        _set_outcome(span, status, reason)
+        return True
+    if not _warned_outside_agent:
+        _warned_outside_agent = True
+        _log.warning("spanhouse.instrumentation.outcome(%r) called outside an agent run: nothing recorded "
+                     "(call it inside `with agent(...)` or an invoke_agent span)", status)
+    return False
 
 
 def tool(name: str, *, call_id: str | None = None, type: str = "function",  # noqa: A002

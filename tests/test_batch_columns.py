@@ -32,7 +32,10 @@ def test_normalize_reads_each_column_from_its_source_first() -> None:
         "ReasoningTokens": dialects.REASONING_TOKENS_KEYS, "TimeToFirstToken": dialects.TIME_TO_FIRST_CHUNK_KEYS,
         "ToolName": dialects.TOOL_NAME_KEYS, "ToolCallId": dialects.TOOL_CALL_ID_KEYS,
         "AgentName": dialects.AGENT_NAME_KEYS, "AgentId": dialects.AGENT_ID_KEYS,
-        "ConversationId": dialects.CONVERSATION_ID_KEYS,
+        "ConversationId": dialects.CONVERSATION_ID_KEYS, "UserId": dialects.USER_ID_KEYS,
+        "AgentVersion": dialects.AGENT_VERSION_KEYS, "PromptName": dialects.PROMPT_NAME_KEYS,
+        "PromptVersion": dialects.PROMPT_VERSION_KEYS, "Outcome": dialects.OUTCOME_KEYS,
+        "OutcomeReason": dialects.OUTCOME_REASON_KEYS,
         "Operation": (dialects.OPERATION,), "ResponseId": (dialects.RESPONSE_ID,), "ErrorType": (dialects.ERROR_TYPE,),
     }
     assert {c.name: c.source for c in GENAI_TABLE if c.source} == {name: keys[0] for name, keys in chains.items()}
@@ -42,7 +45,8 @@ def test_a_span_in_the_current_conventions_fills_every_sourced_column() -> None:
     from spanhouse.collector.batch import SpanBatch
 
     values = {"FinishReasons": '["stop"]', "InputTokens": "12", "OutputTokens": "3", "CacheReadTokens": "2",
-              "CacheWriteTokens": "1", "ReasoningTokens": "4", "TimeToFirstToken": "0.25"}
+              "CacheWriteTokens": "1", "ReasoningTokens": "4", "TimeToFirstToken": "0.25",
+              "Outcome": "completed"}
     attributes = {c.source: values.get(c.name, f"{c.name}-value") for c in GENAI_TABLE if c.source}
     batch = NormalizeProcessor().process(SpanBatch({"SpanAttributes": [attributes]}, 1))
     for column in GENAI_TABLE:
@@ -56,4 +60,4 @@ def test_redaction_reaches_every_string_column_normalize_copies_from_an_attribut
     copied = {c.name: c.source for c in GENAI_TABLE if c.source and "String" in c.clickhouse_type
               and "Array" not in c.clickhouse_type}
     assert copied.items() <= COLUMN_SOURCES.items()
-    assert len(copied) == 11
+    assert len(copied) == 17

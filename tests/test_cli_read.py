@@ -22,6 +22,7 @@ READ_COMMANDS = [
     ["query", "SELECT count() FROM spans"],
     ["usage"],
     ["traces"],
+    ["sessions"],
     ["trace", "0" * 32],
 ]
 

@@ -179,7 +179,8 @@ CASES = [
 def test_dialect_span_fills_typed_columns(attributes: dict[str, str], row: dict[str, Any], dialect: bool) -> None:
     got, processor = normalize_one(attributes)
     assert got == row
-    assert processor.counters() == {"genai_spans_total": 1, "dialect_spans_total": int(dialect)}
+    assert processor.counters() == {"genai_spans_total": 1, "dialect_spans_total": int(dialect),
+                                    "outcomes_refused_total": 0}
 
 
 @pytest.mark.parametrize("attributes", [

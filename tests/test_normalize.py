@@ -117,7 +117,7 @@ def test_non_genai_spans_are_untouched(attributes: dict[str, str]) -> None:
     (row,), processor = normalize(attributes)
     assert row["SpanAttributes"] == attributes
     assert {k: row[k] for k in GENAI_COLUMNS if k in row} == {k: GENAI_COLUMNS[k] for k in GENAI_COLUMNS if k in row}
-    assert processor.counters() == {"genai_spans_total": 0, "dialect_spans_total": 0}
+    assert processor.counters() == {"genai_spans_total": 0, "dialect_spans_total": 0, "outcomes_refused_total": 0}
 
 
 def test_mixed_batch_keeps_rows_aligned() -> None:
@@ -129,4 +129,4 @@ def test_mixed_batch_keeps_rows_aligned() -> None:
     )
     assert [(r["Operation"], r["RequestModel"], r["InputTokens"]) for r in rows] == [
         ("", "", None), ("chat", "a", 1), ("", "", None), ("chat", "b", 2)]
-    assert processor.counters() == {"genai_spans_total": 2, "dialect_spans_total": 1}
+    assert processor.counters() == {"genai_spans_total": 2, "dialect_spans_total": 1, "outcomes_refused_total": 0}

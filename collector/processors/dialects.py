@@ -73,6 +73,20 @@ AGENT_NAME_KEYS = (_SOURCE["AgentName"], "agent.name")
 AGENT_ID_KEYS = (_SOURCE["AgentId"],)
 CONVERSATION_ID_KEYS = (_SOURCE["ConversationId"], "session.id")
 
+# --- task columns --------------------------------------------------------------------------------
+# Each column's own attribute first, then the spelling the instrumentation helpers also document
+# (spanhouse.agent.version, for SDKs that cannot set gen_ai.* names) or the general conventions' anonymized
+# user hash (user.hash). These are read on every GenAI span, not as a dialect: they do not mark a span as
+# another instrumentor's.
+USER_ID_KEYS = (_SOURCE["UserId"], "user.hash")
+AGENT_VERSION_KEYS = (_SOURCE["AgentVersion"], "spanhouse.agent.version")
+PROMPT_NAME_KEYS = (_SOURCE["PromptName"], "spanhouse.prompt.name")
+PROMPT_VERSION_KEYS = (_SOURCE["PromptVersion"],)
+OUTCOME_KEYS = (_SOURCE["Outcome"],)
+OUTCOME_REASON_KEYS = (_SOURCE["OutcomeReason"],)
+# The outcomes a task may end with; any other value is refused (stored as '', counted).
+OUTCOMES = frozenset({"completed", "surfaced", "errored", "timed_out"})
+
 # --- values --------------------------------------------------------------------------------------
 # Operation for an OpenInference span kind; kinds not listed (CHAIN, RETRIEVER's helpers, ...) are
 # not GenAI calls.

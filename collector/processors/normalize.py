@@ -95,6 +95,12 @@ def _exception_type(names: Any, attributes: Any) -> str:
     return _OTHER_ERROR
 
 
+def _outcome(text: str) -> str | None:
+    """A task outcome in its stored form ('Completed ' -> 'completed'); None when it is none of the four."""
+    value = text.strip().lower()
+    return value if value in _OUTCOMES else None
+
+
 def _positions(values: list[Any], wanted: Any) -> list[int]:
     """Indices of `wanted` in `values`, scanned by list.index (C speed: errors are rare)."""
     found: list[int] = []
@@ -140,6 +146,16 @@ _TOOL_CALL_ID, _LLM_TOOL_CALL_ID = d.TOOL_CALL_ID_KEYS
 _AGENT_NAME, _LLM_AGENT_NAME = d.AGENT_NAME_KEYS
 (_AGENT_ID,) = d.AGENT_ID_KEYS
 _CONVERSATION_ID, _SESSION_ID = d.CONVERSATION_ID_KEYS
+_USER_ID, _USER_HASH = d.USER_ID_KEYS
+_AGENT_VERSION, _AGENT_VERSION_OURS = d.AGENT_VERSION_KEYS
+_PROMPT_NAME, _PROMPT_NAME_OURS = d.PROMPT_NAME_KEYS
+(_PROMPT_VERSION,) = d.PROMPT_VERSION_KEYS
+(_OUTCOME,) = d.OUTCOME_KEYS
+(_OUTCOME_REASON,) = d.OUTCOME_REASON_KEYS
+_OUTCOMES = d.OUTCOMES
+# Every name of a task column: a span carrying none of them (most calls) skips their lookups in one C call.
+_TASK_KEYS = frozenset(d.USER_ID_KEYS + d.AGENT_VERSION_KEYS + d.PROMPT_NAME_KEYS + d.PROMPT_VERSION_KEYS
+                       + d.OUTCOME_KEYS + d.OUTCOME_REASON_KEYS)
 _DIALECT_KEYS = d.DIALECT_KEYS
 _OI_PARAMETERS = d.OPENINFERENCE_INVOCATION_PARAMETERS
 _OI_EMBEDDING_PARAMETERS = d.OPENINFERENCE_EMBEDDING_INVOCATION_PARAMETERS
@@ -159,9 +175,12 @@ class NormalizeProcessor:
     def __init__(self) -> None:
         self.genai_spans_total = 0
         self.dialect_spans_total = 0
+        # spanhouse.outcome values outside the four outcomes: stored as '' (the attribute keeps the value).
+        self.outcomes_refused_total = 0
 
     def counters(self) -> dict[str, int]:
-        return {"genai_spans_total": self.genai_spans_total, "dialect_spans_total": self.dialect_spans_total}
+        return {"genai_spans_total": self.genai_spans_total, "dialect_spans_total": self.dialect_spans_total,
+                "outcomes_refused_total": self.outcomes_refused_total}
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         n = batch.size
@@ -175,8 +194,12 @@ class NormalizeProcessor:
         tool_name, tool_call = filled["ToolName"], filled["ToolCallId"]
         agent_name, agent_id = filled["AgentName"], filled["AgentId"]
         conversation, error_type = filled["ConversationId"], filled["ErrorType"]
+        user_id, agent_version = filled["UserId"], filled["AgentVersion"]
+        prompt_name, prompt_version = filled["PromptName"], filled["PromptVersion"]
+        outcome, outcome_reason = filled["Outcome"], filled["OutcomeReason"]
         isdisjoint = _DIALECT_KEYS.isdisjoint
-        genai = dialect = 0
+        no_task_keys = _TASK_KEYS.isdisjoint
+        genai = dialect = refused = 0
         for i, attrs in enumerate(batch["SpanAttributes"]):
             get = attrs.get
             error = get(_ERROR_TYPE)
@@ -189,6 +212,19 @@ class NormalizeProcessor:
                 if op is None:
                     continue
             genai += 1
+            if not no_task_keys(attrs):
+                # Task columns, whatever the dialect: set by our helpers (or anyone) on agent runs and calls.
+                user_id[i] = get(_USER_ID) or get(_USER_HASH) or ""
+                agent_version[i] = get(_AGENT_VERSION) or get(_AGENT_VERSION_OURS) or ""
+                prompt_name[i] = get(_PROMPT_NAME) or get(_PROMPT_NAME_OURS) or ""
+                prompt_version[i] = get(_PROMPT_VERSION, "")
+                outcome_reason[i] = get(_OUTCOME_REASON, "")
+                if value := get(_OUTCOME):
+                    status_text = _outcome(value)
+                    if status_text is None:
+                        refused += 1
+                    else:
+                        outcome[i] = status_text
             if isdisjoint(attrs):
                 # The current conventions (or their deprecated names' absence): one lookup per column.
                 operation[i] = op
@@ -273,6 +309,7 @@ class NormalizeProcessor:
                                                     event_attributes[i] if event_attributes else None)
         self.genai_spans_total += genai
         self.dialect_spans_total += dialect
+        self.outcomes_refused_total += refused
         for name, values in filled.items():
             batch.set_column(name, values)
         return batch

@@ -18,6 +18,8 @@ RunSql = Callable[[str], tuple[list[str], list[list[Any]]]]
 
 GROUP_COLUMNS = {"model": "Model", "service": "ServiceName", "tenant": "TenantId"}
 SORT_COLUMNS = {"cost": "cost_usd", "duration": "duration_ms", "start": "start"}
+# The outcomes a task can end with (docs/instrumentation.md), and a task without one, as sessions.sql counts them.
+OUTCOME_COLUMNS = ("completed", "surfaced", "errored", "timed_out", "no_outcome")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -110,19 +112,50 @@ def usage_over_time(run_sql: RunSql, by: str, since: dt.datetime, until: dt.date
             for bucket, key, calls, errors, inp, cached, output, writes, reasoning, cost in rows]
 
 
+SESSION_COUNTS = ("users", "turns", "llm_calls", "errors", "tokens", "tasks", *OUTCOME_COLUMNS)
+
+
 def sessions(run_sql: RunSql, since: dt.datetime, until: dt.datetime, *, tenant: str = "", service: str = "",
-             limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    """Conversations (gen_ai.conversation.id) active in the range, newest first, with their traces."""
-    names, rows = run_sql(render("sessions", since=since, until=until, tenant=tenant, service=service, limit=limit,
-                                 offset=offset))
+             user: str = "", conversation: str = "", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Conversations (gen_ai.conversation.id) active in the range, newest first: turns, calls, tokens, cost,
+    errors, tasks and their outcomes, and the newest traces (schemas/queries/sessions.sql), as structured rows:
+    `spanhouse sessions` prints them, the UI's Sessions tab serializes them."""
+    if limit <= 0:
+        raise ReportError(f"--limit: must be at least 1, got {limit}")
+    if offset < 0:
+        raise ReportError(f"offset: must not be negative, got {offset}")
+    names, rows = run_sql(render("sessions", since=since, until=until, tenant=tenant, service=service, user=user,
+                                 conversation=conversation, limit=limit, offset=offset))
     out = []
     for row in rows:
         item = dict(zip(names, row))
-        for key in ("turns", "llm_calls", "errors", "tokens"):
+        for key in SESSION_COUNTS:
             item[key] = _int(item[key])
         item["cost_usd"] = float(item["cost_usd"] or 0)
         item["duration_ms"] = float(item["duration_ms"] or 0)
         item["first_seen"], item["last_seen"] = str(item["first_seen"])[:23], str(item["last_seen"])[:23]
+        out.append(item)
+    return out
+
+
+def session_turns(run_sql: RunSql, conversation: str, since: dt.datetime, until: dt.datetime, *,
+                  tenant: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+    """One conversation's turns (traces), oldest first, with each turn's tasks and how they ended
+    (schemas/queries/session_turns.sql): what `spanhouse sessions CONVERSATION_ID` prints."""
+    if not conversation.strip():
+        raise ReportError("conversation id: must not be empty")
+    if limit <= 0:
+        raise ReportError(f"--limit: must be at least 1, got {limit}")
+    names, rows = run_sql(render("session_turns", conversation=conversation, since=since, until=until,
+                                 tenant=tenant, limit=limit))
+    out = []
+    for row in rows:
+        item = dict(zip(names, row))
+        for key in ("llm_calls", "tokens", "errors", "tasks"):
+            item[key] = _int(item[key])
+        item["cost_usd"] = float(item["cost_usd"] or 0)
+        item["duration_ms"] = float(item["duration_ms"] or 0)
+        item["start"] = str(item["start"])[:23]
         out.append(item)
     return out
 

@@ -318,8 +318,21 @@ def sessions(run_sql: RunSql, f: Filters) -> dict[str, Any]:
     if page * PAGE_SIZE > MAX_OFFSET:
         raise BadRequest(f"page: at most {MAX_OFFSET // PAGE_SIZE} pages are listed; narrow the time range")
     rows = reports.sessions(run_sql, f.since, f.until, tenant=f.tenant, service=f.text("service"),
+                            user=f.text("user"), conversation=f.text("conversation"),
                             limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE)
     return {"sessions": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE, "page": page, **f.window()}
+
+
+def session(run_sql: RunSql, f: Filters) -> dict[str, Any]:
+    """One conversation's turns in order (`spanhouse sessions CONVERSATION_ID`)."""
+    conversation = f.text("conversation")
+    if not conversation:
+        raise BadRequest("conversation: name the conversation whose turns to show")
+    try:
+        turns = reports.session_turns(run_sql, conversation, f.since, f.until, tenant=f.tenant, limit=PAGE_SIZE)
+    except ReportError as exc:
+        raise BadRequest(str(exc)) from None
+    return {"conversation": conversation, "turns": turns, **f.window()}
 
 
 def alerts(run_sql: RunSql, f: Filters) -> dict[str, Any]:
@@ -335,5 +348,5 @@ def facets(run_sql: RunSql, f: Filters) -> dict[str, Any]:
 
 
 ROUTES: dict[str, Callable[[RunSql, Filters], dict[str, Any]]] = {
-    "traces": traces, "usage": usage, "sessions": sessions, "alerts": alerts, "facets": facets,
+    "traces": traces, "usage": usage, "sessions": sessions, "session": session, "alerts": alerts, "facets": facets,
 }

@@ -60,3 +60,12 @@ def test_python_examples_run_and_make_the_spans_they_describe(telemetry: Any,
         assert span.attributes[sc.CONVERSATION_ID] == "conv-42"
         assert span.attributes[sc.USER_ID_HASH] == hashlib.sha256(b"alice@example.com").hexdigest()
         assert span.attributes[sc.METADATA_PREFIX + "plan"] == "pro"
+
+    refunds = by_name["invoke_agent refund-bot"]
+    assert [(s.attributes[sc.OUTCOME], s.attributes.get(sc.OUTCOME_REASON)) for s in refunds] == [
+        ("completed", None), ("surfaced", "refund above the automatic limit")]
+    for span in refunds:
+        assert (span.attributes[sc.AGENT_VERSION], span.attributes[sc.PROMPT_NAME],
+                span.attributes[sc.PROMPT_VERSION]) == ("1.4.0", "refunds", "v7")
+        assert span.attributes[sc.CONVERSATION_ID] == "ticket-981"
+    assert all(sc.OUTCOME not in s.attributes for s in by_name["execute_tool check_policy"])

@@ -77,6 +77,8 @@ export function filterBar(ctx, fields, onChange) {
   if (fields.includes("model")) items.push(text("model", "Model", "models"));
   if (fields.includes("tool")) items.push(text("tool", "Tool", "tools"));
   if (fields.includes("q")) items.push(text("q", "Span name contains"));
+  if (fields.includes("conversation")) items.push(text("conversation", "Conversation"));
+  if (fields.includes("user")) items.push(text("user", "User (hashed id)"));
   if (fields.includes("min_cost")) {
     items.push(text("min_cost", "Cost ≥ $", null, {type: "number", min: "0", step: "any", inputmode: "decimal"}));
   }
