@@ -83,7 +83,7 @@ def test_previous_release_store_upgrades_with_rows_intact(tmp_path: Path, monkey
     every = available_migrations()
     previous = [m for m in every if m[0] <= 8]
     new = [f"{v:03d}_{name}" for v, name, _ in every if v > 8]
-    assert len(previous) == 8 and new == ["009_otel_traces", "010_alerts"]
+    assert len(previous) == 8 and new[:2] == ["009_otel_traces", "010_alerts"]
 
     now_ns = time.time_ns()
     with monkeypatch.context() as patched:
