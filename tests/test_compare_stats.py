@@ -134,3 +134,11 @@ def test_mean_draws_resample_calls_and_skip_missing_values() -> None:
         present = values[row][~np.isnan(values[row])]
         assert draws[row].mean() == pytest.approx(present.mean(), rel=0.01)
         assert draws[row].std() == pytest.approx(present.std() / np.sqrt(len(present)), rel=0.1)
+
+
+def test_infinite_values_count_as_missing() -> None:
+    a, b = group(200, seed=1), group(200, seed=2)
+    broken = cs.Group(b.calls, b.errors, b.duration_ms, np.full(b.calls, np.inf), b.input_tokens, b.output_tokens,
+                      b.cost_usd)
+    metric = by_name(cs.compare(a, broken))["TTFT p50"]
+    assert metric.verdict == cs.NO_EVIDENCE and metric.b is None and metric.low is None

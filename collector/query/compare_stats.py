@@ -160,10 +160,10 @@ def bootstrap_percentile(ordered: np.ndarray, q: float, rng: np.random.Generator
 
 
 def bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """For a (metrics, calls) array with NaN where a call has no value: (metrics, resamples) draws of each
+    """For a (metrics, calls) array with NaN (or another non-finite value) where a call has no value: (metrics, resamples) draws of each
     metric's mean over the calls that have one, the calls resampled with replacement (once for all metrics)."""
     metrics, n = values.shape
-    present = ~np.isnan(values)
+    present = np.isfinite(values)
     # Values and presence side by side: one product per resample gives every sum and every count.
     stacked = np.vstack([np.where(present, values, 0.0), present.astype(np.float64)])
     out = np.empty((2 * metrics, resamples))
@@ -181,6 +181,8 @@ def bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int
 def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return math.nan, math.nan
     low, high = np.quantile(finite, [tail, 1 - tail])
     return float(low), float(high)
 
@@ -224,8 +226,8 @@ def error_rate(a: Group, b: Group, confidence: float = CONFIDENCE) -> Metric:
 
 def _percentile_metric(name: str, values_a: np.ndarray, values_b: np.ndarray, q: float, rng: np.random.Generator,
                        resamples: int, confidence: float) -> Metric:
-    ordered_a = np.sort(values_a[~np.isnan(values_a)])
-    ordered_b = np.sort(values_b[~np.isnan(values_b)])
+    ordered_a = np.sort(values_a[np.isfinite(values_a)])  # NaN: no value; an infinite one says nothing either
+    ordered_b = np.sort(values_b[np.isfinite(values_b)])
     n_a, n_b = len(ordered_a), len(ordered_b)
     point_a = percentile(ordered_a, q) if n_a else None
     point_b = percentile(ordered_b, q) if n_b else None
@@ -250,9 +252,10 @@ def _mean_metrics(a: Group, b: Group, seed: int, resamples: int, confidence: flo
     draws_b = bootstrap_means(values_b, np.random.default_rng([seed, 102]), resamples) if b.fetched else None
     out = []
     for i, (name, unit, _, judged) in enumerate(MEANS):
-        n_a, n_b = int((~np.isnan(values_a[i])).sum()), int((~np.isnan(values_b[i])).sum())
-        point_a = float(np.nanmean(values_a[i])) if n_a else None
-        point_b = float(np.nanmean(values_b[i])) if n_b else None
+        finite_a, finite_b = values_a[i][np.isfinite(values_a[i])], values_b[i][np.isfinite(values_b[i])]
+        n_a, n_b = len(finite_a), len(finite_b)
+        point_a = float(finite_a.mean()) if n_a else None
+        point_b = float(finite_b.mean()) if n_b else None
         if point_a is None or point_b is None or draws_a is None or draws_b is None:
             out.append(Metric(name, unit, point_a, point_b, None, None, None, None, n_a, n_b, NO_EVIDENCE,
                               "no calls with a value in a group", judged))
