@@ -3,9 +3,9 @@ environment against another), side by side, with the difference of each metric, 
 and a verdict (the statistics are in compare_stats.py).
 
 It reads `genai_calls`, which holds every call whatever the sampling rate, through a `run_raw(sql, format)`
-callable (the collector's query endpoint or the store itself): schemas/queries/compare_groups.sql counts
-each group's calls and errors exactly, compare_calls.sql fetches per-call values, at most MAX_CALLS_PER_GROUP
-per group (beyond that a uniform sample: the calls with the smallest hash of their span id).
+callable (the collector's query endpoint or the store itself), in one query (schemas/queries/compare_calls.sql):
+each group's calls and errors counted exactly, and per-call values of at most MAX_CALLS_PER_GROUP calls per
+group (beyond that a uniform sample: the calls with the smallest hash of their span id).
 """
 
 from __future__ import annotations
@@ -35,10 +35,6 @@ BY_COLUMNS = {
     "service": "ServiceName",
 }
 MAX_CALLS_PER_GROUP = 100_000
-_ALL_HASHES = (1 << 64) - 1
-# Prefilter margin over the expected share: the smallest hashes of a group are never skipped by it unless
-# the group is about 10 standard deviations short of its expected count.
-_PREFILTER_MARGIN = 1.05
 
 
 class NoCalls(RuntimeError):
@@ -83,33 +79,30 @@ class Result:
     comparison: stats.Comparison
 
 
-def _threshold(calls: int) -> int:
-    """The hash at or below which a group's rows are fetched: every row when the group fits the cap."""
-    if calls <= MAX_CALLS_PER_GROUP:
-        return _ALL_HASHES
-    share = (MAX_CALLS_PER_GROUP * _PREFILTER_MARGIN + 10 * math.sqrt(MAX_CALLS_PER_GROUP)) / calls
-    return _ALL_HASHES if share >= 1 else int(share * _ALL_HASHES)
-
-
-def _group_counts(run_raw: RunRaw, request: Request) -> dict[int, tuple[int, int]]:
-    doc = json.loads(run_raw(render("compare_groups", **request.params()), "JSONCompact") or b"{}")
-    return {int(in_b): (int(calls), int(errors)) for in_b, calls, errors in doc.get("data", [])}
-
-
-def _calls(run_raw: RunRaw, request: Request, counts: dict[int, tuple[int, int]]) -> dict[int, dict[str, np.ndarray]]:
+def _fetch(run_raw: RunRaw, request: Request) -> tuple[list[tuple[int, int]], list[dict[str, np.ndarray]]]:
+    """(calls, errors) of A and B, counted over every call, and the per-call values fetched of each."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    sql = render("compare_calls", **request.params(), max_calls=MAX_CALLS_PER_GROUP,
-                 threshold_a=_threshold(counts[0][0]), threshold_b=_threshold(counts[1][0]))
-    raw = run_raw(sql, "CSVWithNames")
     names = ("duration_ms", "ttft_ms", "input_tokens", "output_tokens", "cost_usd")
-    types = {"in_b": pa.uint8(), **{name: pa.float64() for name in names}}
+    types = {"in_b": pa.uint8(), **{name: pa.float64() for name in names}, "group_calls": pa.uint64(),
+             "group_errors": pa.uint64()}
+    raw = run_raw(render("compare_calls", **request.params(), max_calls=MAX_CALLS_PER_GROUP), "CSVWithNames")
+    if not raw.strip():  # no rows and no header: neither group has calls
+        raw = (",".join(types) + "\n").encode()
     table = pacsv.read_csv(io.BytesIO(raw), convert_options=pacsv.ConvertOptions(
         column_types=types, null_values=["\\N"], strings_can_be_null=False))
     in_b = table.column("in_b").to_numpy(zero_copy_only=False)
     columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64) for name in names}
-    return {side: {name: values[in_b == side] for name, values in columns.items()} for side in (0, 1)}
+    group_calls = table.column("group_calls").to_numpy(zero_copy_only=False)
+    group_errors = table.column("group_errors").to_numpy(zero_copy_only=False)
+    counts, values = [], []
+    for side in (0, 1):
+        rows = in_b == side
+        first = int(np.argmax(rows)) if rows.any() else None  # every row of a group carries its totals
+        counts.append((0, 0) if first is None else (int(group_calls[first]), int(group_errors[first])))
+        values.append({name: column[rows] for name, column in columns.items()})
+    return counts, values
 
 
 def _describe(request: Request, value: str) -> str:
@@ -119,14 +112,13 @@ def _describe(request: Request, value: str) -> str:
 def run(run_raw: RunRaw, request: Request) -> Result:
     """Both groups fetched and compared; NoCalls when either has no calls, ReportError for a bad option."""
     request.check()
-    counts = _group_counts(run_raw, request)
-    missing = [_describe(request, value) for side, value in ((0, request.a), (1, request.b)) if side not in counts]
+    counts, fetched = _fetch(run_raw, request)
+    missing = [_describe(request, value) for (calls, _), value in zip(counts, (request.a, request.b)) if not calls]
     if missing:
         window = f"from {request.since:%Y-%m-%d %H:%M:%S} to {request.until:%Y-%m-%d %H:%M:%S} UTC"
         raise NoCalls(f"no LLM calls with {' or with '.join(missing)} {window}{_filters(request)}: nothing to "
                       f"compare. `spanhouse usage --by service` shows what was received; versions and environments "
                       f"come from the resource attributes service.version and deployment.environment.name")
-    fetched = _calls(run_raw, request, counts)
     groups = []
     for side in (0, 1):
         calls, errors = counts[side]
