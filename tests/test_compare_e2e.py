@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from spanhouse.collector import cli
 from spanhouse.collector import config as config_mod
 from spanhouse.collector.query import client as query_client
 from spanhouse.collector.query import compare
@@ -159,6 +160,10 @@ def test_the_table_states_the_groups_the_verdict_and_the_method(running: Running
 
 
 def test_bad_options_are_named(running: RunningCollector) -> None:
+    parser = next(action for action in cli.build_parser()._subparsers._group_actions
+                  if action.dest == "command").choices["compare"]
+    by = next(action for action in parser._actions if action.dest == "by")
+    assert tuple(by.choices) == tuple(compare.BY_COLUMNS)  # the command line offers what the query knows
     result = spanhouse(running, ADMIN, "--by", "version", "1.0", "1.1")
     assert result.returncode == 2 and "--by" in result.stderr and "service.version" in result.stderr
     result = spanhouse(running, ADMIN, "--by", "service.version", "1.0", "1.0")
