@@ -127,6 +127,10 @@ def test_a_slower_failing_version_is_worse_with_every_number_as_sent(running: Ru
 def test_the_count_is_exact_whatever_the_sampling_kept(running: RunningCollector) -> None:
     kept = running.query("SELECT count() FROM spans")[0][0]
     assert 0 < kept < CALLS  # about a tenth of the 700 calls kept their span row
+    # Both tables carry the resource's version and environment (migration 013, filled by normalize).
+    for table in ("genai_calls", "spans"):
+        assert set(running.query(f"SELECT DISTINCT ServiceVersion, DeploymentEnvironment FROM {table}")) \
+            == {("1.0", "production"), ("1.1", "production")}
     report = compared(running, ADMIN, "--by", "service.version", "1.0", "1.1")
     assert report["groups"]["a"]["calls"] == CALLS + 100 and report["groups"]["b"]["calls"] == CALLS
 
