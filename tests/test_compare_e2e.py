@@ -131,8 +131,10 @@ def test_the_count_is_exact_whatever_the_sampling_kept(running: RunningCollector
     for table in ("genai_calls", "spans"):
         assert set(running.query(f"SELECT DISTINCT ServiceVersion, DeploymentEnvironment FROM {table}")) \
             == {("1.0", "production"), ("1.1", "production")}
-    report = compared(running, ADMIN, "--by", "service.version", "1.0", "1.1")
+    report = compared(running, ADMIN, "--by", "service.version", "1.0", "1.1", "--operation", "chat", "--model",
+                      "gpt-4o", "--service", "checkout")
     assert report["groups"]["a"]["calls"] == CALLS + 100 and report["groups"]["b"]["calls"] == CALLS
+    assert report["filters"] == {"operation": "chat", "model": "gpt-4o", "service": "checkout", "tenant": ""}
 
 
 def test_by_tenant_needs_a_key_that_sees_both_tenants(running: RunningCollector) -> None:
