@@ -56,9 +56,16 @@ class GenAIColumn:
     default: Any  # the value before a processor sets one, or when a span carries no such information
     source: str | None = None  # the attribute normalize reads it from (current conventions)
     in_calls: bool = True  # also a column of genai_calls
+    # Resource attributes normalize copies it from instead of a span attribute (first present wins);
+    # redact keeps the copy consistent with them.
+    resource_sources: tuple[str, ...] = ()
 
 
 GENAI_TABLE: tuple[GenAIColumn, ...] = (
+    # The deployment a call came from (`spanhouse compare --by service.version|deployment.environment`).
+    GenAIColumn("ServiceVersion", "LowCardinality(String)", "", resource_sources=("service.version",)),
+    GenAIColumn("DeploymentEnvironment", "LowCardinality(String)", "",
+                resource_sources=("deployment.environment.name", "deployment.environment")),
     GenAIColumn("Operation", "LowCardinality(String)", "", "gen_ai.operation.name"),
     GenAIColumn("Provider", "LowCardinality(String)", "", "gen_ai.provider.name"),
     GenAIColumn("RequestModel", "LowCardinality(String)", "", "gen_ai.request.model"),

@@ -399,6 +399,39 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return _run_report(args, lambda run_sql, since, until: sessions_cli.print_sessions(run_sql, request, since, until))
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from spanhouse.collector.query import client as query_client
+    from spanhouse.collector.query import compare, reports
+
+    cfg = _load_config(args)
+    try:
+        now = datetime.now(UTC)
+        request = compare.Request(
+            args.by, args.a, args.b, reports.parse_time("--since", args.since, now),
+            reports.parse_time("--until", args.until, now) if args.until else now, model=args.model or "",
+            operation=args.operation or "", service=args.service or "", tenant=args.tenant or "", seed=args.seed)
+        if request.since >= request.until:
+            raise reports.ReportError("--since must be before --until")
+        request.check()
+        with _reader(args, cfg) as reader:
+            result = compare.run(reader.run, request)
+    except reports.ReportError as exc:
+        print(f"spanhouse compare: {exc}", file=sys.stderr)
+        return 2
+    except (compare.NoCalls, query_client.QueryError) as exc:
+        print(f"spanhouse compare: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        import json
+
+        print(json.dumps(compare.to_json(result), indent=2, ensure_ascii=False))
+    else:
+        print(compare.render_table(result))
+    return 0
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     from spanhouse.collector.writer.dead_letter import DeadLetterError, DeadLetters
 
@@ -640,6 +673,34 @@ def build_parser() -> argparse.ArgumentParser:
                                                                          "as fast as the collector takes them)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_replay)
+        "compare", help="two groups of LLM calls side by side (canary version against stable, one environment "
+                        "against another), with confidence intervals and a verdict",
+        description="Compare the LLM calls of group A and group B (from genai_calls, exact at any sampling rate): "
+                    "calls, error rate, p50/p95 latency and time to first token, input/output tokens and cost per "
+                    "call, each with B - A, B / A, a confidence interval of B - A and a verdict (worse, better or "
+                    "no evidence), and an overall verdict. The intervals are 99.2% each, so that the whole "
+                    "comparison is at 95% (Bonferroni over the six judged metrics); the footer states the "
+                    "method. Exit code 1 when a group has no calls, 2 for a bad option. See docs/queries.md.",
+        epilog="example: spanhouse compare --by service.version 1.4.2 1.5.0 --since 6h --service checkout")
+    reads(p)
+    p.add_argument("--by", required=True, choices=("service.version", "deployment.environment", "tenant", "service"),
+                   help="what A and B are values of: the resource attributes service.version or "
+                        "deployment.environment.name, the tenant, or service.name")
+    p.add_argument("a", metavar="A", help="the baseline group, e.g. the stable version 1.4.2")
+    p.add_argument("b", metavar="B", help="the group judged against A, e.g. the canary 1.5.0")
+    p.add_argument("--since", default="24h", metavar="WHEN",
+                   help="start of the time range: a duration back from now (24h, 7d) or an ISO time (default 24h)")
+    p.add_argument("--until", metavar="WHEN", help="end of the time range (default now)")
+    p.add_argument("--model", metavar="NAME", help="only calls to this model (as stored, e.g. gpt-4o-2024-08-06)")
+    p.add_argument("--operation", metavar="NAME",
+                   help="only this gen_ai.operation.name, e.g. chat (default: every LLM call, no agent or tool spans)")
+    p.add_argument("--service", metavar="NAME", help="only calls from this service")
+    p.add_argument("--tenant", metavar="ID", help="only this tenant")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the bootstrap resampling (default 0): the same data and seed give the same output")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (for reading, with the method in a footer) or json (every digit)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -165,10 +165,28 @@ _PROVIDERS = d.PROVIDERS
 
 # The columns normalize fills: every GenAI column read from an attribute (batch.GENAI_TABLE).
 _FILLED: tuple[GenAIColumn, ...] = tuple(column for column in GENAI_TABLE if column.source is not None)
+# And those read from the resource attributes, for every span (GenAI or not).
+_FROM_RESOURCE: tuple[GenAIColumn, ...] = tuple(column for column in GENAI_TABLE if column.resource_sources)
+
+
+def _resource_values(resources: list[dict[str, str]], keys: tuple[str, ...]) -> list[str]:
+    """Per span, the first of `keys` present in its resource attributes ('' when none is).
+
+    The spans of one resource share one dict (decode), so each resource is read once."""
+    values: list[str] = []
+    last: dict[str, str] | None = None
+    value = ""
+    for attrs in resources:
+        if attrs is not last:
+            last = attrs
+            value = next((found for key in keys if (found := attrs.get(key))), "")
+        values.append(value)
+    return values
 
 
 class NormalizeProcessor:
-    """Fills Operation, Provider, models, tokens, tool/agent/conversation ids and ErrorType."""
+    """Fills Operation, Provider, models, tokens, tool/agent/conversation ids and ErrorType, and every
+    span's ServiceVersion and DeploymentEnvironment from its resource."""
 
     name = "normalize"
 
@@ -312,4 +330,8 @@ class NormalizeProcessor:
         self.outcomes_refused_total += refused
         for name, values in filled.items():
             batch.set_column(name, values)
+        resources = batch.columns.get("ResourceAttributes")
+        if resources is not None:
+            for column in _FROM_RESOURCE:
+                batch.set_column(column.name, _resource_values(resources, column.resource_sources))
         return batch

@@ -54,6 +54,13 @@ COLUMN_SOURCES: dict[str, str | None] = {
     "ServiceName": "service.name",
     **{column.name: column.source for column in GENAI_TABLE
        if column.source is not None and column.clickhouse_type in ("String", "LowCardinality(String)")},
+    **{column.name: column.resource_sources[0] for column in GENAI_TABLE if column.resource_sources},
+}
+# Columns copied from resource attributes, with every name they may come from: the allow-list does not
+# apply to them (as to the resource attributes), and a key rule on any of their names reaches the copy.
+RESOURCE_COLUMN_KEYS: dict[str, tuple[str, ...]] = {
+    "ServiceName": ("service.name",),
+    **{column.name: column.resource_sources for column in GENAI_TABLE if column.resource_sources},
 }
 # Columns holding a list of strings per span.
 LIST_COLUMNS = ("Events.Name", "Links.TraceState", "FinishReasons")
@@ -125,9 +132,12 @@ class RedactProcessor:
         self.values_truncated_total = 0
         self.bytes_cut_total = 0
         self._column_verdicts = {
-            column: self.keys.verdict(source, allow_list_applies=source != "service.name")
-            for column, source in COLUMN_SOURCES.items() if source is not None
+            column: self.keys.verdict(source)
+            for column, source in COLUMN_SOURCES.items() if source is not None and column not in RESOURCE_COLUMN_KEYS
         }
+        for column, names in RESOURCE_COLUMN_KEYS.items():
+            verdicts = [self.keys.verdict(name, allow_list_applies=False) for name in names]
+            self._column_verdicts[column] = next((v for v in verdicts if v != KeyRules.KEEP), KeyRules.KEEP)
 
     @property
     def engine(self) -> str:
