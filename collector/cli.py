@@ -673,6 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                          "as fast as the collector takes them)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
         "compare", help="two groups of LLM calls side by side (canary version against stable, one environment "
                         "against another), with confidence intervals and a verdict",
         description="Compare the LLM calls of group A and group B (from genai_calls, exact at any sampling rate): "
