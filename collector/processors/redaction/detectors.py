@@ -32,10 +32,11 @@ class Detector:
     validate: Callable[[str], bool] | None = None
     trigger_caseless: bool = False
     # Where `pattern` can start, so that Python finds its matches sooner (see engine.fast_search):
-    # a character class every match starts with, or a literal every match holds within so many
-    # characters of its start. A wrong one loses matches: tests compare with `pattern.search`.
+    # a character class every match starts with; or a literal every match holds, reached from the
+    # match's start through at most so many characters of a class, which the character before a
+    # match never belongs to. A wrong one loses matches: tests compare with `pattern.search`.
     lead: str | None = None
-    anchor: tuple[str, int] | None = None
+    anchor: tuple[str, int, str] | None = None
 
 
 def _digits(text: str) -> str:
@@ -245,8 +246,8 @@ BUILTIN: tuple[Detector, ...] = (
         r"@[A-Za-z0-9-]{1,63}\.[A-Za-z]",
         re.compile(r"(?<![\w.%+-])[\w+-](?:[\w.+-]{0,62}[\w+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                    r"[A-Za-z]{2,24}(?![\w-])"),
-        # The local part is 64 characters at most: a match starts at most 64 before its `@`.
-        anchor=("@", 64),
+        # The local part: 64 characters at most, of `[\w.+-]`, none of which may come before it.
+        anchor=("@", 64, r"[\w.+-]"),
     ),
     Detector(
         "iban",

@@ -83,7 +83,7 @@ class Rule:
     window: bool = False
     # Where a match can start (see detectors.Detector and fast_search).
     lead: str | None = None
-    anchor: tuple[str, int] | None = None
+    anchor: tuple[str, int, str] | None = None
 
     @property
     def group(self) -> str | int:
@@ -171,7 +171,8 @@ def fast_search(rule: Rule) -> Search:
     `[lead](?<=(?=pattern).)` keeps the skip and tries the pattern only where it can start (its
     back-references, not allowed in a lookbehind, widened to anything: it may only find too much),
     then the pattern itself runs once at the place found. With `anchor` (a literal every match holds
-    within n characters of its start), the search starts n characters before the next such literal.
+    within n characters of its start, all of a class the character before a match never is), the only
+    start to try before each such literal is where the run of that class before it begins.
     """
     pattern = rule.pattern
     if rule.lead is not None:
@@ -190,12 +191,23 @@ def fast_search(rule: Rule) -> Search:
 
         return lead_search
     if rule.anchor is not None:
-        literal, before = rule.anchor
-        search = pattern.search
+        literal, before, run_class = rule.anchor
+        # Read backwards from the literal: the longest run of `run_class` characters before it.
+        run_back = re.compile(f"{run_class}*", pattern.flags).match
+        match = pattern.match
 
         def anchor_search(text: str, pos: int, endpos: int) -> re.Match[str] | None:
-            at = text.find(literal, pos, endpos)
-            return None if at == -1 else search(text, max(pos, at - before), endpos)
+            while (at := text.find(literal, pos, endpos)) != -1:
+                # A match starting before `at` holds this literal (the first one from `pos`), so only
+                # `run_class` characters lie between its start and `at`, and the character before its
+                # start is not one of them: the start is where the run before `at` begins.
+                run = run_back(text[max(pos, at - before):at][::-1]).end()
+                if run:
+                    m = match(text, at - run, endpos)
+                    if m is not None:
+                        return m
+                pos = at + 1  # the literal itself cannot start a match
+            return None
 
         return anchor_search
     return pattern.search
