@@ -57,6 +57,8 @@ Hits = dict[int, list[int] | None]
 
 
 def _windows(ends: list[int], size: int, before: int = 192, after: int = 160) -> list[tuple[int, int]]:
+    if len(ends) == 1:  # the common case, without sorting and merging
+        return [(max(0, ends[0] - before), min(size, ends[0] + after))]
     out: list[tuple[int, int]] = []
     for end in sorted(ends):
         lo, hi = max(0, end - before), min(size, end + after)
@@ -335,6 +337,7 @@ class Redactor:
         self.reference = reference
         self._search: list[Search] = [r.pattern.search if reference else fast_search(r) for r in rules]
         self._json_string = _JSON_STRING if reference else _JSON_STRING_FAST
+        self._groups = [r.group for r in rules]
         self._hashes: dict[tuple[str, str], str] = {}
         self.rescan = rescan
         self.keys = keys
@@ -390,7 +393,7 @@ class Redactor:
         windows = rule_ids if isinstance(rule_ids, dict) else dict.fromkeys(rule_ids)
         for rule_id, ends in windows.items():
             rule = rules[rule_id]
-            group = rule.group
+            group = self._groups[rule_id]
             ranges = _windows(ends, size) if ends and rule.window else [(0, size)]
             search = self._search[rule_id]
             for lo, hi in ranges:
@@ -492,8 +495,11 @@ class Redactor:
             # No escape anywhere: the strings are what lies between quotes taken in pairs, so a match
             # (which holds no quote) is inside one when an odd number of quotes comes before it and
             # another after it; the same verdict as finding every string, at C speed.
-            for start, end, _ in spans:
-                if '"' in text[start:end] or not text.count('"', 0, start) % 2 or text.find('"', end) == -1:
+            quotes = prev = 0
+            for start, end, _ in spans:  # in text order
+                quotes += text.count('"', prev, start)
+                prev = start
+                if not quotes % 2 or text.find('"', start, end) != -1 or text.find('"', end) == -1:
                     return None
             return self._apply(text, spans, found)
         strings = [m.span() for m in self._json_string.finditer(text)]
