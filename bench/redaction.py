@@ -283,14 +283,15 @@ def run_speed(spans: int, repeat: int, pii_share: float) -> None:
         print(f"{'':<12} bytes scanned per span: {size / spans:,.0f}")
 
 
-def run_density(spans: int, repeat: int, profile: bool = False) -> None:
+def run_density(spans: int, repeat: int, profile: bool = False, action: str = "placeholder") -> None:
     """The content workload without any PII and with PII in every span, in the same run."""
-    print(f"{'corpus':<12} {'spans/s':>10} {'us/span':>8} {'MB/s':>8}  hits per span")
+    config = RedactionConfig(action=action, hash_key="bench-hash-key-0123456789" if action == "hash" else "")
+    print(f"{'corpus':<12} {'spans/s':>10} {'us/span':>8} {'MB/s':>8}  hits per span   (action: {action})")
     rates: dict[str, float] = {}
     for corpus in ("none", "hits"):
         batches = build(spans, True, corpus=corpus)
         size = scanned_bytes(batches)
-        proc = RedactProcessor(RedactionConfig())
+        proc = RedactProcessor(config)
         best = timed(proc.process, batches, repeat)
         hits = sum(n for name, n in proc.counters().items() if name.startswith("hits_")) / repeat / spans
         check_same(proc, batches[:1])
@@ -303,7 +304,7 @@ def run_density(spans: int, repeat: int, profile: bool = False) -> None:
         import pstats
 
         batches = build(spans, True, corpus="hits")
-        proc = RedactProcessor(RedactionConfig())
+        proc = RedactProcessor(config)
         work = [SpanBatch(copy.deepcopy(b.columns), b.size) for b in batches]
         profiler = cProfile.Profile()
         profiler.enable()
@@ -369,11 +370,13 @@ def main() -> None:
     parser.add_argument("--hits", action="store_true",
                         help="only the no-PII and hit-dense content corpora, side by side")
     parser.add_argument("--profile", action="store_true", help="with --hits: cProfile the hit-dense corpus")
+    parser.add_argument("--action", choices=("placeholder", "hash"), default="placeholder",
+                        help="with --hits: what replaces a match (hash: keyed HMAC-SHA256)")
     args = parser.parse_args()
     spans = 10_240 if args.quick else args.spans
     spans = spans - spans % BATCH or BATCH
     if args.hits:
-        run_density(spans, args.repeat, args.profile)
+        run_density(spans, args.repeat, args.profile, args.action)
         return
     if not args.corpus:
         run_speed(spans, args.repeat, args.pii)
