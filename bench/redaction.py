@@ -3,6 +3,7 @@
     python bench/redaction.py            # 40,960 spans per workload, about a minute on 2 cores
     python bench/redaction.py --quick    # 10,240 spans, about 15 s
     python bench/redaction.py --corpus   # precision and recall on tests/redaction_corpus only
+    python bench/redaction.py --hits     # only the no-PII and hit-dense corpora (--profile, --action hash)
 
 Workloads, built before any timing as the receiver would hand them over
 (batches of 512 decoded spans, one shared resource per batch):
@@ -24,6 +25,13 @@ multi-pattern engine does; both give the same output, which is checked). The rat
 processor spans/s over baseline spans/s, measured in the same run. MB/s counts
 the UTF-8 bytes of all string values scanned. One core: the processor is
 single-threaded in this process.
+
+Then two content corpora of the same shape (~2.1 KB of message JSON and
+system instructions per span): `no PII`, and `hit-dense`, where every span's
+messages and instructions hold e-mail addresses and phone numbers and one in
+ten also a card number and a key (support-chat traffic). Their time per span
+is compared in the same run: redaction should not cost much more when most
+values hold PII. Times are the CPU time of this process, best of `--repeat`.
 
 `--corpus` prints precision and recall per detector on the corpus of true
 positives and traps in tests/redaction_corpus/corpus.json.
