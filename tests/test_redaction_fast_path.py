@@ -137,3 +137,9 @@ def test_hashes_are_forgotten_after_each_batch():
     fast, _ = PAIRS["hash"]
     fast.process(batch_of(span_row({"note": "bob@example.com"})))
     assert fast.redactor._hashes == {}
+
+
+def test_an_expression_the_finder_cannot_wrap_is_searched_the_plain_way():
+    """Inline flags and named back-references cannot go inside the finder: no error, the same matches."""
+    rule = Rule("doubled", re.compile(r"(?i)(?P<a>ab)(?P=a)"), "placeholder", "", lead="[a-z]")
+    assert fast_search(rule)("xx ABab", 0, 7).span() == (3, 7)

@@ -179,7 +179,10 @@ def fast_search(rule: Rule) -> Search:
     pattern = rule.pattern
     if rule.lead is not None:
         widened = _BACKREF.sub(r"\1(?s:.*)", pattern.pattern)
-        finder = re.compile(f"{rule.lead}(?<=(?={widened}).)", pattern.flags).search
+        try:
+            finder = re.compile(f"{rule.lead}(?<=(?={widened}).)", pattern.flags).search
+        except re.error:  # an expression this cannot wrap (inline flags, a named back-reference)
+            return pattern.search
         match = pattern.match
 
         def lead_search(text: str, pos: int, endpos: int) -> re.Match[str] | None:
