@@ -71,7 +71,8 @@ _RESOURCE = "resource"
 class RedactProcessor:
     name = "redact"
 
-    def __init__(self, config: RedactionConfig, use_hyperscan: bool = True) -> None:
+    def __init__(self, config: RedactionConfig, use_hyperscan: bool = True, reference: bool = False) -> None:
+        """`reference`: confirm and replace the plain way (see Redactor), for tests to compare with."""
         self.enabled = config.enabled
         rules: list[Rule] = []
         triggers: list[Trigger] = []
@@ -83,7 +84,7 @@ class RedactProcessor:
             action = config.detector_actions.get(det.name, config.action)
             rule_id = len(rules)
             rules.append(Rule(det.name, det.pattern, action, f"<{det.name.upper()}>", det.credential, det.validate,
-                              window=det.name != "private_key"))
+                              window=det.name != "private_key", lead=det.lead, anchor=det.anchor))
             for expression in (det.trigger,) if isinstance(det.trigger, str) else det.trigger:
                 triggers.append(Trigger(expression, rule_id, caseless=det.trigger_caseless))
             if det.credential:
@@ -122,7 +123,7 @@ class RedactProcessor:
             raise ConfigError(f"redaction.rules: a pattern cannot be compiled for scanning: {exc}") from None
         hash_key = config.hash_key.encode() if config.hash_key else None
         self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes,
-                                 rescan=self.scanner.hits)
+                                 rescan=self.scanner.hits, reference=reference)
         self.max_value_bytes = config.max_value_bytes
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {r.name: 0 for r in rules}
@@ -159,9 +160,12 @@ class RedactProcessor:
         if not self.enabled or not batch.size:
             return batch
         findings: dict[int, Findings] = {}
-        self._span_maps(batch, findings)
-        self._resources(batch, findings)
-        self._columns(batch, findings)
+        try:
+            self._span_maps(batch, findings)
+            self._resources(batch, findings)
+            self._columns(batch, findings)
+        finally:
+            self.redactor.new_batch()
         if findings:
             self._record(batch, findings)
         return batch
