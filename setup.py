@@ -10,6 +10,10 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, CompileError, ExecError, PlatformError
+
+# What a machine without a working C toolchain makes setuptools raise.
+_NO_COMPILER = (CCompilerError, CompileError, ExecError, PlatformError, OSError)
 
 ROOTS = {"spanhouse.collector": "collector", "spanhouse.instrumentation": "instrumentation",
          "spanhouse.schemas": "schemas"}
@@ -34,13 +38,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # no compiler at all (setuptools raises before compiling)
+        except _NO_COMPILER as exc:  # no compiler at all (setuptools raises before compiling)
             _warn(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # compiler or headers missing, or a compile error
+        except _NO_COMPILER as exc:  # compiler or headers missing, or a compile error
             _warn(exc)
 
 

@@ -82,7 +82,9 @@ static inline int next_field(Reader *r, Field *f) {
     if (r->p >= r->end)
         return 1;
     uint64_t tag, len;
-    if (read_varint(r, &tag) || tag > UINT32_MAX)
+    const uint8_t *tag_start = r->p;
+    /* protobuf refuses a tag of more than 5 bytes or 32 bits, even an overlong encoding of a small one */
+    if (read_varint(r, &tag) || tag > UINT32_MAX || r->p - tag_start > 5)
         return -1;
     f->num = (uint32_t)(tag >> 3);
     f->wt = (int)(tag & 7);
@@ -98,7 +100,8 @@ static inline int next_field(Reader *r, Field *f) {
         r->p += 8;
         return 0;
     case WT_LEN:
-        if (read_varint(r, &len) || len > (uint64_t)(r->end - r->p))
+        tag_start = r->p; /* a length too: at most 5 bytes, below 2^31 */
+        if (read_varint(r, &len) || r->p - tag_start > 5 || len >= INT32_MAX || len > (uint64_t)(r->end - r->p))
             return -1;
         f->p = r->p;
         f->n = (size_t)len;
@@ -819,7 +822,11 @@ static int append_events(Ctx *ctx, PyObject **columns, const SpanInfo *s) {
         PyObject *name, *attrs;
         if (parse_event(ctx, f.p, f.n, &t, &name, &attrs))
             goto fail;
-        if (append_new(names, name) || append_new(maps, attrs) || append_new(times, new_int(t)))
+        /* each call takes its item whatever happens, so none leaks when one fails */
+        int failed = append_new(names, name);
+        failed |= append_new(maps, attrs);
+        failed |= append_new(times, new_int(t));
+        if (failed)
             goto fail;
         clamp |= t < 1 || t > MAX_TIME_NS;
     }
