@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanhouse.collector.config import ConfigError, ReceiverConfig
+from spanhouse.collector.config import Config, ConfigError, ReceiverConfig
 from spanhouse.collector.receiver import decode
 from spanhouse.collector.receiver.decode import (
     EMPTY_VALUE_NOTE,
@@ -527,3 +527,81 @@ def test_native_decode_off_and_a_bad_mode_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"receiver.native_decode: must be one of auto, off .*got 'fast'"):
         config.validate()
     assert "native" in decode.describe("auto") and "off" in decode.describe("off")
+
+
+def test_a_missing_extension_is_warned_about_once_and_the_reference_decodes(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(decode, "_fastdecode", None)
+    monkeypatch.setattr(decode, "_NATIVE_IMPORT_ERROR", "No module named '_fastdecode'")
+    decode._native_decode.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="spanhouse.receiver"):
+            decoders_made = [Decoder(), Decoder(), Decoder.from_config(Config())]
+        assert not any(d.native for d in decoders_made)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, warnings
+        assert "native OTLP decoder is not installed" in warnings[0] and "C compiler" in warnings[0]
+        assert "unavailable" in decode.describe("auto")
+        result = decoders_made[0].decode_bytes(_one(_span()), "t")
+        assert result.batch.size == 1 and decoders_made[0].reference_requests_total == 1
+    finally:
+        monkeypatch.undo()
+        decode._native_decode.cache_clear()
+    assert Decoder().native
+
+
+def test_native_decode_comes_from_the_environment_too() -> None:
+    from spanhouse.collector import config as config_mod
+
+    cfg = config_mod.load(None, environ={"SPANHOUSE_RECEIVER__NATIVE_DECODE": "off"})
+    assert cfg.receiver.native_decode == "off" and not Decoder.from_config(cfg).native
+    assert Decoder.from_config(config_mod.load(None, environ={})).native
+    with pytest.raises(ConfigError, match="receiver.native_decode"):
+        config_mod.load(None, environ={"SPANHOUSE_RECEIVER__NATIVE_DECODE": "yes"})
+
+
+def test_a_collector_decodes_sdk_spans_natively_and_says_so(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Real OTel SDK -> OTLP/gRPC -> collector: the native path stores what the SDK sent, and /stats counts it."""
+    from collector_harness import start_collector
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    with caplog.at_level("INFO", logger="spanhouse.service"):
+        running = start_collector(tmp_path / "store")
+    try:
+        assert any("OTLP decoding: native" in r.getMessage() for r in caplog.records)
+        provider = TracerProvider(resource=Resource.create({"service.name": "native-svc", "deployment.env": "t"}))
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=running.grpc_endpoint, insecure=True, timeout=10)))
+        tracer = provider.get_tracer("native-test", "1.2")
+        with tracer.start_as_current_span("invoke_agent", kind=SpanKind.INTERNAL) as parent, \
+                tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, links=[
+                    Link(parent.get_span_context(), {"why": "follows"})]) as child:
+            child.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 12,
+                                  "gen_ai.request.temperature": 0.5, "stream": False,
+                                  "gen_ai.response.finish_reasons": ["stop", "length"], "ints": [1, 2]})
+            child.add_event("gen_ai.content.chunk", {"index": 0})
+            child.set_status(Status(StatusCode.ERROR, "rate limited"))
+        provider.shutdown()
+        rows = running.query(
+            "SELECT SpanName, SpanKind, ServiceName, ResourceAttributes['deployment.env'], ScopeName, ScopeVersion, "
+            "SpanAttributes, StatusCode, StatusMessage, Events.Name, Events.Attributes, Links.Attributes, "
+            "ParentSpanId = '', Operation, InputTokens "
+            "FROM spans WHERE ServiceName = 'native-svc' ORDER BY Timestamp")
+        assert [r[:6] for r in rows] == [("invoke_agent", "Internal", "native-svc", "t", "native-test", "1.2"),
+                                         ("chat gpt-4o", "Client", "native-svc", "t", "native-test", "1.2")]
+        child_row = rows[1]
+        assert child_row[6] == {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": "12",
+                                "gen_ai.request.temperature": "0.5", "stream": "false",
+                                "gen_ai.response.finish_reasons": '["stop","length"]', "ints": "[1,2]"}
+        assert child_row[7:] == ("Error", "rate limited", ["gen_ai.content.chunk"], [{"index": "0"}],
+                                 [{"why": "follows"}], False, "chat", 12)
+        stats = running.collector.counters()
+        assert stats["receiver_decode_native_requests_total"] >= 2  # SimpleSpanProcessor: one request per span
+        assert stats["receiver_decode_reference_requests_total"] == 0
+    finally:
+        running.collector.stop()
