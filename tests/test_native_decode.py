@@ -179,13 +179,15 @@ scalar = st.one_of(
         st.tuples(st.just("two"), st.tuples(st.tuples(st.just("i"), i64), st.tuples(st.just("s"), clean_text))),
     ), odds=4),
 )
-nested = st.recursive(
-    scalar, lambda inner: st.one_of(
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.tuples(st.just("a"), st.lists(inner, max_size=4)),
         st.tuples(st.just("a"), st.lists(st.tuples(st.just("s"), clean_text.filter(bool)), max_size=4)),
         st.tuples(st.just("k"), st.lists(st.tuples(st.sampled_from([b"k", b"role", b"content"]), inner),
-                                        max_size=3)),
-    ), max_leaves=10)
+                                        max_size=3)))
+
+
+nested = st.recursive(scalar, _containers, max_leaves=10)
 
 
 @st.composite
@@ -305,9 +307,12 @@ clean_scalar = st.one_of(
     st.tuples(st.just("s"), clean_text), st.tuples(st.just("i"), i64), st.tuples(st.just("d"), double),
     st.tuples(st.just("b"), st.booleans()), st.tuples(st.just("y"), st.binary(max_size=10)),
     st.tuples(st.just("none"), st.none()))
-clean_value = st.recursive(clean_scalar, lambda inner: st.one_of(
-    st.tuples(st.just("a"), st.lists(inner, max_size=3)),
-    st.tuples(st.just("k"), st.lists(st.tuples(clean_text, inner), max_size=3))), max_leaves=6)
+def _clean_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.tuples(st.just("a"), st.lists(inner, max_size=3)),
+                     st.tuples(st.just("k"), st.lists(st.tuples(clean_text, inner), max_size=3)))
+
+
+clean_value = st.recursive(clean_scalar, _clean_containers, max_leaves=6)
 clean_attrs = st.lists(st.tuples(clean_text, clean_value), max_size=5)
 clean_span = st.fixed_dictionaries({
     "trace_id": good_trace_id, "span_id": good_span_id, "parent_span_id": st.one_of(st.just(b""), good_span_id),

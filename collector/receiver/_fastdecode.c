@@ -51,7 +51,17 @@ typedef struct {
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-static inline int read_varint(Reader *r, uint64_t *out) {
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+HOT int read_varint(Reader *r, uint64_t *out) {
+    if (r->p < r->end && *r->p < 0x80) { /* the common case: one byte */
+        *out = *r->p++;
+        return 0;
+    }
     uint64_t value = 0;
     const uint8_t *p = r->p;
     for (int i = 0; i < 10; i++) {
@@ -70,7 +80,7 @@ static inline int read_varint(Reader *r, uint64_t *out) {
     return -1;
 }
 
-static inline uint64_t load_le(const uint8_t *p, int bytes) {
+HOT uint64_t load_le(const uint8_t *p, int bytes) {
     uint64_t v = 0;
     for (int i = bytes - 1; i >= 0; i--)
         v = (v << 8) | p[i];
@@ -78,7 +88,7 @@ static inline uint64_t load_le(const uint8_t *p, int bytes) {
 }
 
 /* 0: a field was read; 1: end of message; -1: malformed (or a group, which OTLP never uses). */
-static inline int next_field(Reader *r, Field *f) {
+HOT int next_field(Reader *r, Field *f) {
     if (r->p >= r->end)
         return 1;
     uint64_t tag, len;
@@ -88,6 +98,9 @@ static inline int next_field(Reader *r, Field *f) {
         return -1;
     f->num = (uint32_t)(tag >> 3);
     f->wt = (int)(tag & 7);
+    f->v = 0;
+    f->p = r->p;
+    f->n = 0;
     if (f->num == 0)
         return -1;
     switch (f->wt) {
@@ -172,14 +185,15 @@ typedef struct {
 } Slot;
 
 typedef struct {
-    const uint8_t *body;
-    size_t body_n;
     const uint8_t *trace_id, *span_id, *parent_id, *trace_state, *name, *status_message;
     size_t trace_id_n, span_id_n, parent_id_n, trace_state_n, name_n, status_message_n;
     uint64_t start, end;
     uint32_t flags;
     int32_t kind, status_code;
     uint32_t attributes, events, links;
+    /* Where the attributes, events and links lie in the span (from the first to the end of the last),
+       so that reading them later skips the span's other fields. */
+    const uint8_t *attr_from, *attr_to, *event_from, *event_to, *link_from, *link_to;
 } SpanInfo;
 
 typedef struct {
@@ -213,10 +227,18 @@ static int note(Ctx *ctx, PyObject *problem) {
 }
 
 static uint32_t hash_bytes(const uint8_t *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p + i, n - i);
+    h = (h ^ tail) * 0xC4CEB9FE1A85EC53ULL;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 /* A new reference to the str of UTF-8 bytes p[0:n]; NULL with no exception when not UTF-8. */
@@ -304,17 +326,28 @@ static PyObject *base64_str(const uint8_t *p, size_t n) {
     return s;
 }
 
-/* str(int): signed for int_value, unsigned for times. */
-static PyObject *int_str(int64_t v) {
+/* str(int): unsigned for times, signed for int_value. */
+static PyObject *digits_str(uint64_t v, int negative) {
     char text[24];
-    int len = snprintf(text, sizeof text, "%lld", (long long)v);
-    return PyUnicode_FromStringAndSize(text, len);
+    char *end = text + sizeof text, *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        *--p = '-';
+    PyObject *s = PyUnicode_New(end - p, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(s), p, (size_t)(end - p));
+    return s;
 }
 
 static PyObject *uint_str(uint64_t v) {
-    char text[24];
-    int len = snprintf(text, sizeof text, "%llu", (unsigned long long)v);
-    return PyUnicode_FromStringAndSize(text, len);
+    return digits_str(v, 0);
+}
+
+static PyObject *int_str(int64_t v) {
+    return v < 0 ? digits_str(0 - (uint64_t)v, 1) : digits_str((uint64_t)v, 0);
 }
 
 /* repr(float): the same routine float.__repr__ uses. */
@@ -690,17 +723,22 @@ static int parse_span(const uint8_t *p, size_t n, SpanInfo *s) {
     int rc;
     uint32_t seen = 0;
     memset(s, 0, sizeof *s);
-    s->body = p;
-    s->body_n = n;
     s->trace_id = s->span_id = s->parent_id = s->trace_state = s->name = s->status_message = p;
-    while ((rc = next_field(&r, &f)) == 0) {
+    const uint8_t *field_start = r.p;
+    for (; (rc = next_field(&r, &f)) == 0; field_start = r.p) {
         if (f.num > 16)
             continue;
         if (f.wt != wire[f.num])
             return BAIL;
-        if (f.num == 9) { s->attributes++; continue; }
-        if (f.num == 11) { s->events++; continue; }
-        if (f.num == 13) { s->links++; continue; }
+        if (f.num == 9 || f.num == 11 || f.num == 13) {
+            uint32_t *count = f.num == 9 ? &s->attributes : f.num == 11 ? &s->events : &s->links;
+            const uint8_t **from = f.num == 9 ? &s->attr_from : f.num == 11 ? &s->event_from : &s->link_from;
+            const uint8_t **to = f.num == 9 ? &s->attr_to : f.num == 11 ? &s->event_to : &s->link_to;
+            if ((*count)++ == 0)
+                *from = field_start;
+            *to = r.p;
+            continue;
+        }
         if (seen & (1u << f.num))
             return BAIL;
         seen |= 1u << f.num;
@@ -812,7 +850,7 @@ static int append_events(Ctx *ctx, PyObject **columns, const SpanInfo *s) {
     PyObject *times = PyList_New(0), *names = PyList_New(0), *maps = PyList_New(0);
     if (times == NULL || names == NULL || maps == NULL)
         goto fail;
-    Reader r = {s->body, s->body + s->body_n};
+    Reader r = {s->event_from, s->event_to};
     Field f;
     int rc, clamp = 0;
     while ((rc = next_field(&r, &f)) == 0) {
@@ -881,7 +919,7 @@ static int append_links(Ctx *ctx, PyObject **columns, const SpanInfo *s) {
     for (int c = 0; c < 4; c++)
         if ((lists[c] = PyList_New(0)) == NULL)
             goto fail;
-    Reader r = {s->body, s->body + s->body_n};
+    Reader r = {s->link_from, s->link_to};
     Field f;
     int rc;
     while ((rc = next_field(&r, &f)) == 0) {
@@ -1015,7 +1053,9 @@ static int scope_spans(Ctx *ctx, PyObject **columns, Limits *lim, const uint8_t 
         goto fail;
     /* Rendered first, as the reference does: the order of problem notes follows it. */
     for (size_t i = 0; i < count; i++) {
-        PyObject *attrs = attributes(ctx, ctx->spans[i].body, ctx->spans[i].body_n, 9);
+        const SpanInfo *s = &ctx->spans[i];
+        PyObject *attrs = s->attributes ? attributes(ctx, s->attr_from, (size_t)(s->attr_to - s->attr_from), 9)
+                                        : PyDict_New();
         if (attrs == NULL)
             goto fail;
         PyList_SET_ITEM(span_attrs, (Py_ssize_t)i, attrs);
