@@ -565,6 +565,17 @@ def test_native_decode_comes_from_the_environment_too() -> None:
         config_mod.load(None, environ={"SPANHOUSE_RECEIVER__NATIVE_DECODE": "yes"})
 
 
+def test_an_unquoted_off_in_yaml_is_explained(tmp_path: Any) -> None:
+    from spanhouse.collector import config as config_mod
+
+    path = tmp_path / "spanhouse.yaml"
+    path.write_text("receiver:\n  native_decode: off\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'receiver.native_decode: expected a string, got the YAML boolean False.*"off"'):
+        config_mod.load(path, environ={})
+    path.write_text('receiver:\n  native_decode: "off"\n', encoding="utf-8")
+    assert config_mod.load(path, environ={}).receiver.native_decode == "off"
+
+
 def test_a_collector_decodes_sdk_spans_natively_and_says_so(
         tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Real OTel SDK -> OTLP/gRPC -> collector: the native path stores what the SDK sent, and /stats counts it."""
