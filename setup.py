@@ -27,7 +27,8 @@ for name, root in ROOTS.items():
 NATIVE_DECODE = Extension(
     "spanhouse.collector.receiver._fastdecode",
     sources=["collector/receiver/_fastdecode.c"],
-    extra_compile_args=[] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O2", "-std=c99", "-Wall", "-Wextra",
+                                                          "-Wno-unused-parameter"],
     optional=True,
 )
 
@@ -55,4 +56,5 @@ def _warn(exc: BaseException) -> None:
           file=sys.stderr)
 
 
-setup(packages=packages, package_dir=ROOTS, ext_modules=[NATIVE_DECODE], cmdclass={"build_ext": OptionalBuildExt})
+setup(packages=packages, package_dir=ROOTS, ext_modules=[NATIVE_DECODE],
+      cmdclass={"build_ext": OptionalBuildExt})

@@ -70,13 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     spans = 0
     for data in payloads:
         a, b = native.decode_bytes(data, "t"), reference.decode_bytes(data, "t")
-        if a.batch.columns != b.batch.columns or a.problems != b.problems or a.rejected_spans != b.rejected_spans:
+        if (
+            a.batch.columns != b.batch.columns
+            or a.problems != b.problems
+            or a.rejected_spans != b.rejected_spans
+        ):
             raise SystemExit("FAILED: the native and the reference decoder disagree on a payload")
         spans += a.batch.size
     if native.reference_requests_total:
-        raise SystemExit(f"FAILED: {native.reference_requests_total} well-formed requests went to the reference")
-    print(f"payloads: {len(payloads)} requests, {spans:,} spans, {size / spans:,.0f} B/span, "
-          f"built and checked in {time.perf_counter() - t0:.1f}s; best of {args.rounds} rounds")
+        raise SystemExit(
+            f"FAILED: {native.reference_requests_total} well-formed requests went to the reference"
+        )
+    print(
+        f"payloads: {len(payloads)} requests, {spans:,} spans, {size / spans:,.0f} B/span, "
+        f"built and checked in {time.perf_counter() - t0:.1f}s; best of {args.rounds} rounds"
+    )
 
     def each(fn: Callable[[bytes], Any]) -> Callable[[], None]:
         # One result alive at a time, as in the collector, where a batch is written and freed while
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         def run() -> None:
             for p in payloads:
                 fn(p)
+
         return run
 
     rows: list[tuple[str, float]] = []
@@ -98,9 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         ptars = None
     if ptars is not None:
         handler = ptars.HandlerPool([ExportTraceServiceRequest.DESCRIPTOR.file]).get_for_message(
-            ExportTraceServiceRequest.DESCRIPTOR)
-        rows.append((f"ptars {ptars.__version__} bytes -> nested Arrow", best(args.rounds, each(
-            lambda p: handler.list_to_record_batch([p])))))
+            ExportTraceServiceRequest.DESCRIPTOR
+        )
+        rows.append(
+            (
+                f"ptars {ptars.__version__} bytes -> nested Arrow",
+                best(args.rounds, each(lambda p: handler.list_to_record_batch([p]))),
+            )
+        )
 
     print(f"{'stage (1 thread, CPU time)':40} {'spans/s':>12} {'us/span':>8}")
     for name, seconds in rows:

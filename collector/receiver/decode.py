@@ -188,7 +188,8 @@ class Decoder:
         `max_future_skew_s`: how far a span's start or end may lie ahead of `clock_ns()`.
         `native_decode`: "auto" decodes with the C extension when it is installed, "off" never."""
         if native_decode not in NATIVE_DECODE_MODES:
-            raise ValueError(f"native_decode must be one of {', '.join(NATIVE_DECODE_MODES)}, got {native_decode!r}")
+            raise ValueError(f"native_decode must be one of {', '.join(NATIVE_DECODE_MODES)}, "
+                             f"got {native_decode!r}")
         self.max_value_length = max_attribute_value_length
         self.max_spans = max_spans_per_request
         self.max_attributes = max_attributes_per_span
@@ -466,10 +467,11 @@ def _native_schema_problem(known: dict[str, tuple[int, ...]]) -> str | None:
 def _native_decode() -> Callable[..., Any] | None:
     """The C decoder's entry point, or None (warned about once per process) when it cannot be used."""
     if _fastdecode is None:
-        log.warning("the native OTLP decoder is not installed (%s): decoding in pure Python, at several times "
-                    "the CPU per span. Reinstall spanhouse on a machine with a C compiler and the Python headers "
-                    "(e.g. apt-get install gcc python3-dev; pip install --force-reinstall --no-deps spanhouse), "
-                    "or set receiver.native_decode: off to silence this", _NATIVE_IMPORT_ERROR)
+        log.warning("the native OTLP decoder is not installed (%s): decoding in pure Python, at several "
+                    "times the CPU per span. Reinstall spanhouse on a machine with a C compiler and the "
+                    "Python headers (e.g. apt-get install gcc python3-dev; pip install --force-reinstall "
+                    "--no-deps spanhouse), or set receiver.native_decode: \"off\" to silence this",
+                    _NATIVE_IMPORT_ERROR)
         return None
     problem = _native_schema_problem(_fastdecode.KNOWN_FIELDS)
     if problem is not None:
