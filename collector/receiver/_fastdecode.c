@@ -974,29 +974,44 @@ typedef struct {
     Py_ssize_t seen; /* spans of the request so far */
 } Limits;
 
-/* One ScopeSpans message of a resource. */
-static int scope_spans(Ctx *ctx, PyObject **columns, Limits *lim, const uint8_t *p, size_t n,
-                       PyObject *service, PyObject *res_attrs) {
+/* ResourceSpans and ScopeSpans share a shape: 1 = the resource or scope (one message), 2 = what it
+   holds (repeated), 3 = schema_url. Checks the fields and finds field 1 (empty when absent). */
+static int container_head(const uint8_t *p, size_t n, const uint8_t **head, size_t *head_n) {
     Reader r = {p, p + n};
     Field f;
-    int rc, have_scope = 0;
-    size_t count = 0;
-    const uint8_t *scope = p;
-    size_t scope_n = 0;
+    int rc, have_head = 0;
+    *head = p;
+    *head_n = 0;
     while ((rc = next_field(&r, &f)) == 0) {
         if (f.num > 3)
             continue;
         if (f.wt != WT_LEN)
             return BAIL;
         if (f.num == 1) {
-            if (have_scope++)
+            if (have_head++)
                 return BAIL;
-            scope = f.p;
-            scope_n = f.n;
-        } else if (f.num == 3) {
-            if (!utf8_valid(f.p, f.n))
-                return BAIL;
-        } else {
+            *head = f.p;
+            *head_n = f.n;
+        } else if (f.num == 3 && !utf8_valid(f.p, f.n)) {
+            return BAIL;
+        }
+    }
+    return rc < 0 ? BAIL : 0;
+}
+
+/* One ScopeSpans message of a resource. */
+static int scope_spans(Ctx *ctx, PyObject **columns, Limits *lim, const uint8_t *p, size_t n,
+                       PyObject *service, PyObject *res_attrs) {
+    Reader r = {p, p + n};
+    Field f;
+    int rc;
+    size_t count = 0;
+    const uint8_t *scope;
+    size_t scope_n;
+    if (container_head(p, n, &scope, &scope_n))
+        return BAIL;
+    while ((rc = next_field(&r, &f)) == 0) {
+        if (f.num == 2) {
             if (count == ctx->spans_cap) {
                 size_t cap = ctx->spans_cap ? 2 * ctx->spans_cap : 64;
                 SpanInfo *grown = PyMem_Realloc(ctx->spans, cap * sizeof(SpanInfo));
@@ -1113,26 +1128,12 @@ static int check_entity_ref(const uint8_t *p, size_t n) {
 }
 
 static int resource_spans(Ctx *ctx, PyObject **columns, Limits *lim, const uint8_t *p, size_t n) {
-    Reader r = {p, p + n};
+    Reader r = {NULL, NULL};
     Field f;
-    int rc, have_resource = 0;
-    const uint8_t *resource = p;
-    size_t resource_n = 0;
-    while ((rc = next_field(&r, &f)) == 0) {
-        if (f.num > 3)
-            continue;
-        if (f.wt != WT_LEN)
-            return BAIL;
-        if (f.num == 1) {
-            if (have_resource++)
-                return BAIL;
-            resource = f.p;
-            resource_n = f.n;
-        } else if (f.num == 3 && !utf8_valid(f.p, f.n)) {
-            return BAIL;
-        }
-    }
-    if (rc < 0)
+    int rc;
+    const uint8_t *resource;
+    size_t resource_n;
+    if (container_head(p, n, &resource, &resource_n))
         return BAIL;
     /* Resource: attributes = 1, dropped_attributes_count = 2, entity_refs = 3 */
     r.p = resource;
