@@ -174,8 +174,8 @@ static int utf8_valid(const uint8_t *s, size_t n) {
 /* Short strings repeat across the spans of a request (attribute keys, operation and model names,
    span names): one str object each, looked up by their bytes. Per call, so no state is shared
    between threads (the JSON encoder called below may let another thread run). */
-#define CACHE_SLOTS 1024
-#define CACHE_MAX_FILL 768
+#define CACHE_MIN_SLOTS 64 /* a power of two; sized to the request, up to CACHE_MAX_SLOTS */
+#define CACHE_MAX_SLOTS 1024
 #define CACHE_MAX_LEN 48
 
 typedef struct {
@@ -199,7 +199,7 @@ typedef struct {
 typedef struct {
     PyObject *problems; /* note text -> count, in first-seen order like DecodeResult.note */
     Slot *cache;
-    int cache_fill;
+    int cache_fill, cache_slots; /* at most 3/4 of the slots are filled, so a lookup always ends */
     SpanInfo *spans;
     size_t spans_cap;
     char *buf; /* scratch for JSON arrays of strings */
@@ -252,9 +252,9 @@ static PyObject *make_str(Ctx *ctx, const uint8_t *p, size_t n) {
     if (n <= CACHE_MAX_LEN) {
         h = hash_bytes(p, n);
         for (uint32_t i = h;; i++) {
-            Slot *s = &ctx->cache[i & (CACHE_SLOTS - 1)];
+            Slot *s = &ctx->cache[i & (uint32_t)(ctx->cache_slots - 1)];
             if (s->str == NULL) {
-                slot = ctx->cache_fill < CACHE_MAX_FILL ? s : NULL;
+                slot = ctx->cache_fill < ctx->cache_slots / 4 * 3 ? s : NULL;
                 break;
             }
             if (s->hash == h && s->n == n && memcmp(s->p, p, n) == 0) {
@@ -1194,7 +1194,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     int rc = 0;
     ctx.problems = PyDict_New();
-    ctx.cache = PyMem_Calloc(CACHE_SLOTS, sizeof(Slot));
+    /* about one slot per 32 bytes of request: a one-span request need not clear a large table */
+    ctx.cache_slots = CACHE_MIN_SLOTS;
+    while (ctx.cache_slots < CACHE_MAX_SLOTS && (Py_ssize_t)ctx.cache_slots * 32 < data.len)
+        ctx.cache_slots *= 2;
+    ctx.cache = PyMem_Calloc((size_t)ctx.cache_slots, sizeof(Slot));
     if (ctx.problems == NULL || ctx.cache == NULL) {
         if (ctx.cache == NULL)
             PyErr_NoMemory();
@@ -1234,7 +1238,7 @@ done:
     for (int c = 0; c < NUM_COLUMNS; c++)
         Py_XDECREF(columns[c]);
     if (ctx.cache != NULL) {
-        for (int i = 0; i < CACHE_SLOTS; i++)
+        for (int i = 0; i < ctx.cache_slots; i++)
             Py_XDECREF(ctx.cache[i].str);
         PyMem_Free(ctx.cache);
     }
