@@ -6,6 +6,9 @@
 # Build stage: a wheel from the source tree, so the runtime stage has no compiler or build tools.
 FROM python:3.11-slim AS build
 WORKDIR /src
+# gcc builds the native OTLP decoder, the wheel's C extension (the image already has Python's headers).
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir "build==1.2.2.post1"
 COPY pyproject.toml setup.py README.md ./
 COPY collector ./collector

@@ -113,6 +113,7 @@ class Collector:
 
     def start(self) -> None:
         from spanhouse.collector.query.server import QueryServer
+        from spanhouse.collector.receiver.decode import describe as describe_decoder
         from spanhouse.collector.receiver.grpc import GrpcReceiver
         from spanhouse.collector.receiver.http import HttpReceiver
         from spanhouse.collector.pricing import sync_model_prices
@@ -169,6 +170,7 @@ class Collector:
             else:
                 self.receiver = GrpcReceiver.from_config(self.pipeline, cfg)
             self.receiver.start()
+            log.info("OTLP decoding: %s", describe_decoder(cfg.receiver.native_decode))
             if cfg.receiver.http.endpoint:
                 self.http_receiver = HttpReceiver.from_config(self.pipeline, cfg)
                 self.http_receiver.start()

@@ -85,6 +85,9 @@ def coerce(key: str, raw: Any, kind: Any) -> Any:
             return str(raw)
         if isinstance(raw, datetime.date):  # YAML reads an unquoted 2025-01-31 as a date
             return raw.isoformat()
+        if isinstance(raw, bool):  # YAML reads unquoted off/on/no/yes as booleans
+            raise ConfigError(f"{key}: expected a string, got the YAML boolean {raw!r}: YAML reads unquoted "
+                              "off, on, no and yes as booleans; quote the value, e.g. \"off\"")
     raise ConfigError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {raw!r}")
 
 

@@ -32,3 +32,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.migrate()
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="module", params=["native", "reference"])
+def decoder_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a module's tests once with the native (C) decoder and once with the pure-Python reference.
+
+    Use with `pytestmark = pytest.mark.usefixtures("decoder_path")`: every Decoder made while the
+    module's tests run (the collectors' included) takes that path.
+    """
+    from spanhouse.collector.receiver import decode
+
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "reference":
+            patch.setattr(decode, "_native_decode", lambda: None)
+        elif decode._native_decode() is None:
+            pytest.skip("the native decoder is not built (pip install -e . on a machine with a C compiler)")
+        yield request.param

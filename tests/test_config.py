@@ -38,7 +38,7 @@ def test_every_key_of_a_full_file_is_read() -> None:
                               "tls_cert_file": "", "tls_key_file": "", "tls_client_ca_file": ""},
                      "max_attribute_value_length": 4096, "default_tenant": "team-a",
                      "max_spans_per_request": 5000, "max_attributes_per_span": 64,
-                     "max_future_skew_s": 600, "processes": 2},
+                     "max_future_skew_s": 600, "processes": 2, "native_decode": "off"},
         "auth": {"keys": [{"tenant": "team-b", "key_sha256": "170c22c6f814c92da189dfa5d84d722d740368ebd20719f48f5d2bab25de4f11",
                            "admin": True, "name": "ops"}],
                  "keys_file": "", "allow_unauthenticated": False},

@@ -40,6 +40,8 @@ from spanhouse.collector.receiver.http import json_to_protobuf
 from spanhouse.collector.store import Store
 from spanhouse.collector.writer import ClickHouseSink
 
+# Every test here runs with the native decoder and with the pure-Python reference (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("decoder_path")
 EXAMPLES = int(os.environ.get("SPANHOUSE_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 60,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -23,6 +23,8 @@ from spanhouse.collector.processors.normalize import NormalizeProcessor
 from spanhouse.collector.receiver.decode import Decoder
 from spanhouse.collector.receiver.http import json_to_protobuf
 
+# Every test here runs with the native decoder and with the pure-Python reference (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("decoder_path")
 GOLDEN = Path(__file__).parent / "golden" / "dialects"
 UPDATE = os.environ.get("SPANHOUSE_UPDATE_GOLDEN") == "1"
 SHOWN = ("TraceId", "SpanId", "SpanName", "ServiceName", "Timestamp", "Duration", "StatusCode",

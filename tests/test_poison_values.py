@@ -28,6 +28,8 @@ from spanhouse.collector.receiver.decode import ORIGINAL_EVENT_TIME, Decoder
 
 from collector_harness import RunningCollector, start_collector
 
+# Every test here runs with the native decoder and with the pure-Python reference (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("decoder_path")
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DAY_NS = 86_400 * 10**9
 PAST_2106 = "past 2106-02-07T06:28:15Z"

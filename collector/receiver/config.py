@@ -41,6 +41,10 @@ class HttpConfig(ListenerConfig):
     max_request_mib: int = 64
 
 
+# receiver.native_decode: "auto" decodes with the C extension when it is installed, "off" in pure Python only.
+NATIVE_DECODE_MODES = ("auto", "off")
+
+
 @dataclass
 class ReceiverConfig:
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
@@ -58,6 +62,8 @@ class ReceiverConfig:
     # Worker processes that receive on the gRPC port (SO_REUSEPORT), decode, normalize, redact and price;
     # 1: one process does everything. On N >= 4 cores, N - 1 (see docs/scaling.md).
     processes: int = 1
+    # OTLP decoding: "auto" uses the native (C) decoder when it was built, "off" the pure-Python one only.
+    native_decode: str = "auto"
 
     def validate(self) -> None:
         check_endpoint("receiver.grpc.endpoint", self.grpc.endpoint)
@@ -72,6 +78,9 @@ class ReceiverConfig:
         }
         require_positive(positive)
         _check_processes(self.processes)
+        if self.native_decode not in NATIVE_DECODE_MODES:
+            raise ConfigError(f"receiver.native_decode: must be one of {', '.join(NATIVE_DECODE_MODES)} "
+                              f"(auto uses the native decoder when it is installed), got {self.native_decode!r}")
         if not self.default_tenant:
             raise ConfigError("receiver.default_tenant: must not be empty")
         self.grpc.validate("receiver.grpc")

@@ -14,13 +14,21 @@ event time out of that range is set to the span's start, the original kept in
 an event attribute. Attribute values nesting more than MAX_VALUE_DEPTH levels
 refuse their span; a request protobuf cannot parse for its depth is pruned of
 those spans first (see `_wire`), so the others are kept.
+
+Two implementations share this contract. `_fastdecode` (C, built when a compiler is
+at hand) reads the wire bytes directly and handles the common, well-formed request;
+on anything it does not handle itself (every refusal, repair, truncation or odd
+encoding) it hands the whole request back, and the pure-Python decoder here, the
+reference, decides. Both give identical results (tests/test_native_decode.py).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +48,16 @@ from spanhouse.collector.batch import BASE_COLUMNS, TRACE_FLAGS, SpanBatch
 from spanhouse.collector.receiver import _wire, lenient
 from spanhouse.collector.receiver._wire import DEEP_REASON as _DEEP
 from spanhouse.collector.receiver._wire import MAX_VALUE_DEPTH
+from spanhouse.collector.receiver.config import NATIVE_DECODE_MODES
+
+_NATIVE_IMPORT_ERROR = ""
+try:
+    from spanhouse.collector.receiver import _fastdecode
+except ImportError as _exc:  # built without a compiler: the reference decodes everything
+    _fastdecode = None
+    _NATIVE_IMPORT_ERROR = str(_exc)
+
+log = logging.getLogger("spanhouse.receiver")
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -61,6 +79,10 @@ MAX_TIME_NS = (1 << 32) * 1_000_000_000 - 1
 _NS_PER_DAY = 86_400 * 1_000_000_000
 # Event attribute keeping an event time that was out of range (the event is stored at the span's start).
 ORIGINAL_EVENT_TIME = "spanhouse.original_time_unix_nano"
+# Problem notes both decoders make (partial_success.error_message).
+EMPTY_VALUE_NOTE = "attribute values were empty or of an unknown type and were stored as ''"
+EVENT_TIME_NOTE = (f"event times that were unset or past 2106-02-07 were set to the span's start "
+                   f"(the original is in the event attribute {ORIGINAL_EVENT_TIME})")
 
 
 class _TooDeep(Exception):
@@ -159,23 +181,56 @@ class Decoder:
 
     def __init__(self, max_attribute_value_length: int = 1 << 20, max_spans_per_request: int = 100_000,
                  max_attributes_per_span: int = 1024, retention_days: int = 0,
-                 max_future_skew_s: float = 86_400.0, clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 max_future_skew_s: float = 86_400.0, clock_ns: Callable[[], int] = time.time_ns,
+                 native_decode: str = "auto") -> None:
         """`retention_days`: the spans table's retention (retention.spans_days; 0 keeps forever): a span
         starting before it would be deleted by the table's TTL at once, so it is refused instead.
-        `max_future_skew_s`: how far a span's start or end may lie ahead of `clock_ns()`."""
+        `max_future_skew_s`: how far a span's start or end may lie ahead of `clock_ns()`.
+        `native_decode`: "auto" decodes with the C extension when it is installed, "off" never."""
+        if native_decode not in NATIVE_DECODE_MODES:
+            raise ValueError(f"native_decode must be one of {', '.join(NATIVE_DECODE_MODES)}, "
+                             f"got {native_decode!r}")
         self.max_value_length = max_attribute_value_length
         self.max_spans = max_spans_per_request
         self.max_attributes = max_attributes_per_span
         self.retention_days, self.max_future_skew_s = retention_days, max_future_skew_s
         self._clock_ns = clock_ns
+        self._native = _native_decode() if native_decode == "auto" else None
+        # Requests each decoder finished (the C one hands unusual requests to the reference).
+        self.native_requests_total = 0
+        self.reference_requests_total = 0
+
+    @property
+    def native(self) -> bool:
+        """True when requests go to the C decoder first."""
+        return self._native is not None
 
     @classmethod
     def from_config(cls, cfg: Config) -> Decoder:
         r = cfg.receiver
         return cls(r.max_attribute_value_length, r.max_spans_per_request, r.max_attributes_per_span,
-                   cfg.retention.spans_days, r.max_future_skew_s)
+                   cfg.retention.spans_days, r.max_future_skew_s, native_decode=r.native_decode)
+
+    def counters(self) -> dict[str, int]:
+        return {"decode_native_requests_total": self.native_requests_total,
+                "decode_reference_requests_total": self.reference_requests_total}
 
     def decode_bytes(self, data: bytes, tenant: str) -> DecodeResult:
+        if self._native is not None:
+            window = self._time_window()
+            if window.low <= window.high:  # else every span is refused: the reference says why
+                out = self._native(data, tenant, window.low, window.high, self.max_spans, self.max_attributes,
+                                   self.max_value_length)
+                if out is not None:
+                    self.native_requests_total += 1
+                    lists, problems = out
+                    columns = dict(zip(_NATIVE_COLUMNS, lists))
+                    return DecodeResult(SpanBatch(columns, len(lists[0])), 0, problems)
+        self.reference_requests_total += 1
+        return self.decode_bytes_reference(data, tenant)
+
+    def decode_bytes_reference(self, data: bytes, tenant: str) -> DecodeResult:
+        """`decode_bytes` in pure Python: the reference the C decoder is tested against."""
         refused: dict[tuple[int, int, int], str] = {}
         try:
             request = ExportTraceServiceRequest.FromString(data)
@@ -213,7 +268,7 @@ class Decoder:
                 elif which != "string_value":
                     text = _as_text(value, which)
                     if text is None:
-                        result.note("attribute values were empty or of an unknown type and were stored as ''")
+                        result.note(EMPTY_VALUE_NOTE)
                         text = ""
             out[kv.key] = text
         # Checked once per map: values over the limit are rare.
@@ -382,6 +437,61 @@ class Decoder:
                 ln_attrs.append(())
 
 
+# The order of the C decoder's column lists.
+_NATIVE_COLUMNS = (*BASE_COLUMNS, TRACE_FLAGS)
+
+
+def _native_schema_problem(known: dict[str, tuple[int, ...]]) -> str | None:
+    """Why the C decoder cannot be trusted with the installed OTLP schema, or None.
+
+    It reads fields by number; a field it does not know is skipped as protobuf skips unknown
+    fields, which is only right while the installed schema has no such field (a newer
+    opentelemetry-proto may add one that protobuf would parse and check).
+    """
+    pending, seen = [ExportTraceServiceRequest.DESCRIPTOR], set()
+    while pending:
+        message = pending.pop()
+        if message.full_name in seen:
+            continue
+        seen.add(message.full_name)
+        numbers = {f.number for f in message.fields}
+        extra = numbers - set(known.get(message.full_name, ()))
+        if extra:
+            return (f"the installed opentelemetry-proto has fields {sorted(extra)} in {message.full_name} "
+                    "that the native decoder does not know")
+        pending.extend(f.message_type for f in message.fields if f.message_type is not None)
+    return None
+
+
+@functools.cache
+def _native_decode() -> Callable[..., Any] | None:
+    """The C decoder's entry point, or None (warned about once per process) when it cannot be used."""
+    if _fastdecode is None:
+        log.warning("the native OTLP decoder is not installed (%s): decoding in pure Python, at several "
+                    "times the CPU per span. Reinstall spanhouse on a machine with a C compiler and the "
+                    "Python headers (e.g. apt-get install gcc python3-dev; pip install --force-reinstall "
+                    "--no-deps spanhouse), or set receiver.native_decode: \"off\" to silence this",
+                    _NATIVE_IMPORT_ERROR)
+        return None
+    problem = _native_schema_problem(_fastdecode.KNOWN_FIELDS)
+    if problem is not None:
+        log.warning("the native OTLP decoder is off: %s; decoding in pure Python. Install the "
+                    "opentelemetry-proto version spanhouse was built against, or upgrade spanhouse", problem)
+        return None
+    _fastdecode.configure(SPAN_KINDS, STATUS_CODES, _to_json, EMPTY_VALUE_NOTE, EVENT_TIME_NOTE,
+                          ORIGINAL_EVENT_TIME, "service.name")
+    return _fastdecode.decode
+
+
+def describe(native_decode: str) -> str:
+    """Which decoder a collector with receiver.native_decode = `native_decode` runs, for its start-up log."""
+    if native_decode == "off":
+        return "pure Python (receiver.native_decode: off)"
+    if _native_decode() is None:
+        return "pure Python (the native decoder is unavailable, see the warning above)"
+    return "native (C extension; unusual requests go to the pure-Python reference)"
+
+
 def _value_depth(value: Any, depth: int = 1) -> int:
     """Levels of AnyValue in `value`, counting no further than MAX_VALUE_DEPTH + 1."""
     if depth > MAX_VALUE_DEPTH:
@@ -402,8 +512,7 @@ def _clamp_event_times(times: list[int], maps: list[dict[str, str]], start: int,
         if t < 1 or t > MAX_TIME_NS:
             times[i] = start
             maps[i] = {**maps[i], ORIGINAL_EVENT_TIME: str(t)}
-            result.note(f"event times that were unset or past 2106-02-07 were set to the span's start "
-                        f"(the original is in the event attribute {ORIGINAL_EVENT_TIME})")
+            result.note(EVENT_TIME_NOTE)
 
 
 def _iso(ns: int) -> str:

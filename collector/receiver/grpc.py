@@ -115,7 +115,7 @@ class GrpcReceiver:
         return {"unauthenticated_total": self.refusals.total,
                 "requests_invalid_total": self.requests_invalid_total,
                 "spans_accepted_total": self.spans.accepted_total,
-                "spans_refused_total": self.spans.refused_total}
+                "spans_refused_total": self.spans.refused_total, **self.decoder.counters()}
 
     def _export(self, request: bytes, context: Any) -> ExportTraceServiceResponse:
         tenant = self.default_tenant

@@ -472,7 +472,8 @@ class HttpReceiver:
         return {"http_unauthenticated_total": self.refusals.total,
                 "http_requests_invalid_total": self.requests_invalid_total,
                 "http_spans_accepted_total": self.spans.accepted_total,
-                "http_spans_refused_total": self.spans.refused_total}
+                "http_spans_refused_total": self.spans.refused_total,
+                **{f"http_{k}": v for k, v in self.decoder.counters().items()}}
 
     def authenticate(self, authorization: str | None, peer: str) -> str:
         if self.keys is None:
