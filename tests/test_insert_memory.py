@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from spanhouse.collector.store import Store
 from spanhouse.collector.store.backends import ENGINE_STARTUP_OPTIONS
 from spanhouse.collector.writer.arrow import choose_memory_pool
