@@ -3,6 +3,7 @@
     python bench/ingest.py              # ~150k spans, well under 2 minutes on 2 cores
     python bench/ingest.py --quick      # ~25k spans, under ~20 s
     python bench/ingest.py --spans 500000 --streams 8
+    python bench/ingest.py --pii        # PII in every chat input: the redactor's worst case
 
 End to end: a `spanhouse collector` runs as a separate process on a fresh
 embedded store and free ports, with every processor on: normalize, redact,
@@ -23,7 +24,8 @@ insert alone (ClickHouseSink.write of those batches merged to
 writer.max_batch_rows rows, into a fresh embedded store opened only after the
 collector process has exited: one chDB engine per process). Each stage is
 printed as spans/s and as its ratio to the end-to-end rate, and the two
-ceilings (parse alone, insert alone) once more; see bench/README.md.
+ceilings (parse alone, insert alone) once more, the CPU per span of the Python stages and of the
+insert (one merge of every row included), and a line per target; see bench/README.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What each part of the ClickHouse insert costs per span, in the embedded engine, in one run.
 
-    python bench/insert_parts.py              # 102,400 spans per variant; about 2 minutes on 2 cores
+    python bench/insert_parts.py              # 102,400 spans per variant; a few minutes on 2 cores
     python bench/insert_parts.py --quick      # 40,960 spans per variant
     python bench/insert_parts.py --only baseline,"no MVs"
 
@@ -9,7 +9,8 @@ processors once in this process, merged to writer.max_batch_rows and kept as the
 Every variant then runs in a child process of its own on a fresh embedded store (one engine per
 process; a fresh process also starts each variant's memory from the same point): the migrations, the
 variant's change to the schema or the insert settings, then `ClickHouseSink.write` of every batch,
-and a wait until `system.merges` is empty, since merges are part of what a span costs.
+and one merge of every row (ingest.merge_all: the engine's own merges, then every table merged to one
+part per partition), since merges are part of what a span costs.
 
 Per variant: CPU microseconds per span of the process (every thread: the Arrow conversion in Python,
 the engine's insert threads, its merges), split into the Arrow conversion alone (the same tables
