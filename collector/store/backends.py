@@ -85,6 +85,23 @@ class ReadResult:
     elapsed_ns: int = 0
 
 
+MIB = 1024 * 1024
+
+# Server-level sizes for the embedded engine, given as start-up options of the connection that starts it
+# (later connections share the running engine; their start-up options are ignored). ClickHouse sizes
+# these caches for a server with the machine to itself, 5 GiB each for marks, primary indexes and
+# skip-index marks; inside a collector they are memory that the UI's and the CLI's reads would grow
+# into over days of uptime, on top of what ingestion needs. Ingestion does not use them; a read loads
+# the marks of the columns and parts it touches, and the least recently used ones are dropped first.
+ENGINE_STARTUP_OPTIONS: dict[str, str] = {
+    "mark_cache_size": str(128 * MIB),
+    "primary_index_cache_size": str(64 * MIB),
+    "index_mark_cache_size": str(32 * MIB),
+    "query_condition_cache_size": str(32 * MIB),
+    "compiled_expression_cache_size": str(32 * MIB),
+}
+
+
 class EmbeddedBackend:
     """chDB in this process: one engine per process and directory, which the collector owns."""
 
@@ -98,7 +115,7 @@ class EmbeddedBackend:
             raise StoreError(f"no store at {location.path} (the directory does not exist)")
         location.path.mkdir(parents=True, exist_ok=True)
         try:
-            return clickhouse_connect.get_client(dsn=location.url)
+            return clickhouse_connect.get_client(dsn=location.url, chdb_options=ENGINE_STARTUP_OPTIONS)
         except Exception as exc:  # chdb reports a held directory lock only through its message
             if _held_by_other_process(location.path):
                 raise StoreBusyError(

@@ -20,7 +20,7 @@ from spanhouse.collector.batch import (
 )
 from spanhouse.collector.component import Sink
 from spanhouse.collector.store import Store, StoreError
-from spanhouse.collector.writer.arrow import arrow_type, build_array
+from spanhouse.collector.writer.arrow import arrow_type, build_array, choose_memory_pool
 from spanhouse.collector.writer.errors import RowsNotStorable
 from spanhouse.collector.writer.storable import unstorable_rows
 
@@ -44,6 +44,7 @@ class ClickHouseSink:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._types: dict[str, dict[str, pa.DataType]] = {}
+        choose_memory_pool()
         pa.array([""])  # pyarrow's first conversion imports pandas (~0.3 s): at start-up, not on the first batch
 
     def _table_types(self, table: str, columns: tuple[str, ...]) -> dict[str, pa.DataType]:
