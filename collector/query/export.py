@@ -25,12 +25,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from spanhouse.collector.content_keys import REFERENCE_PREFIX
+from spanhouse.collector.query.export_content import ContentReader, ResolveContent
 from spanhouse.collector.query.queries import render
 from spanhouse.collector.query.reports import RunSql, check_trace_id, trace_list
-
-# Rows of {trace_id, span_id, attributes} -> the same rows with archived content put back where allowed.
-ResolveContent = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 FORMATS = ("records", "openai-chat", "otlp-json")
 # Span attributes holding captured content (GenAI semantic conventions), read only through ContentReader.
@@ -107,28 +104,6 @@ def _condition(where: str) -> str:
     if "--" in text or "/*" in text:
         raise ExportError("--where: no comments in the condition")
     return text
-
-
-class ContentReader:
-    """The one place content columns are read: span attributes -> attributes as they are exported.
-
-    Content is kept in the span's attributes as stored (already redacted by the collector). Past
-    retention.content_days the store keeps a reference there instead (collector/content_keys.py) and the
-    content in genai_content: `resolve` (the reader's `resolve_content`) puts it back for admin keys, each
-    read recorded in genai_content_access; tenant keys get the references as they are.
-    """
-
-    def __init__(self, run_sql: RunSql, resolve: ResolveContent | None = None) -> None:
-        self.run_sql = run_sql
-        self.resolve = resolve
-
-    def attributes(self, trace_id: str, span_id: str, attributes: Mapping[str, str]) -> dict[str, str]:
-        out = dict(attributes)
-        if self.resolve is None or not any(
-                isinstance(v, str) and v.startswith(REFERENCE_PREFIX) for v in out.values()):
-            return out
-        rows = self.resolve([{"trace_id": trace_id, "span_id": span_id, "attributes": out}])
-        return dict(rows[0]["attributes"]) if rows else out
 
 
 def _json_value(text: str) -> Any:

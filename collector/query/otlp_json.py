@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from spanhouse.collector.query.export import ContentReader
+from spanhouse.collector.query.export_content import ContentReader
 from spanhouse.collector.query.queries import render
 from spanhouse.collector.query.reports import RunSql
 
