@@ -231,6 +231,17 @@ SEED_STATEMENTS = [
         'cost ' || toString(number), map('alertname', 'cost_spike', 'service', 'svc-' || toString(number % 3)),
         map('summary', 'over budget')
     FROM numbers(40)""",
+    # Archived content and its access log (content by reference).
+    """INSERT INTO genai_content (TenantId, TraceId, SpanId, Timestamp, Key, Content, Sha256, ArchivedAt)
+    SELECT ['acme', 'globex'][number % 2 + 1], lower(hex(MD5(toString(number)))), lower(hex(number)),
+        toDateTime64('2026-01-01 00:00:00', 9) + number, 'gen_ai.input.messages', repeat('x', number % 7),
+        lower(hex(SHA256(repeat('x', number % 7)))), toDateTime64('2026-01-09 00:00:00', 3)
+    FROM numbers(40)""",
+    """INSERT INTO genai_content_access (TenantId, Timestamp, Caller, CallerTenant, Admin, Path, TraceId, SpanId,
+        Key, Sha256, Statement)
+    SELECT 'acme', toDateTime64('2026-01-10 00:00:00', 3) + number, 'ops', '', 1, ['ui', 'export'][number % 2 + 1],
+        lower(hex(MD5(toString(number)))), lower(hex(number)), 'gen_ai.input.messages', '', ''
+    FROM numbers(40)""",
 ]
 
 AGGREGATES = [
@@ -284,7 +295,7 @@ def stored_tables(store: Store) -> list[str]:
 
 
 SEEDED_TABLES = ("spans", "genai_calls", "genai_usage_1m", "genai_usage_1h", "trace_costs",
-                 "spans_trace_id_ts", "model_prices", "alerts")
+                 "spans_trace_id_ts", "model_prices", "alerts", "genai_content", "genai_content_access")
 
 
 def test_every_table_has_rows_to_walk(store: Store) -> None:
