@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import eq, lt, not_
 from typing import Any, Protocol
 
+from spanhouse.collector.batch import TRACE_FLAGS
 from spanhouse.collector.processors.sampling.config import AttributeRuleConfig, SamplingConfig
 from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
@@ -64,7 +68,8 @@ class HeldTrace:
     )
 
     def __init__(self, tenant: str, trace_id: str, first_seen: float) -> None:
-        self.chunks: list[tuple[Any, list[int]]] = []
+        # (rows, the trace's rows among them): a range as held, a list once refused() took some back
+        self.chunks: list[tuple[Any, Sequence[int]]] = []
         self.spans = 0
         self.first_seen = first_seen
         self.tenant = tenant
@@ -79,13 +84,21 @@ class HeldTrace:
         self.root_seen = False
 
 
+# A trace's key: (tenant, trace id).
+TraceKey = tuple[str, str]
+
+
 class TracePolicy(Protocol):
     """One tail policy: keeps a trace (with probability 1) when what it observed matches."""
 
     name: str
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        """Fold the spans at `indices` (one trace's, of one batch) into `held`."""
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        """Fold one batch's spans into the traces they belong to.
+
+        `keys[i]` is row i's trace; rows of a trace not in `traces` (one already decided) are left out.
+        Policies look at whole columns at once: a set of matching traces, not a method call per span.
+        """
         ...
 
     def keeps(self, held: HeldTrace) -> bool:
@@ -97,12 +110,17 @@ class ErrorPolicy:
 
     name = "error"
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.error:
-            status = columns["StatusCode"]
-            error_type = columns.get("ErrorType")
-            held.error = "Error" in [status[i] for i in indices] or (
-                error_type is not None and any([error_type[i] for i in indices]))
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        status = columns["StatusCode"]
+        # Counting in C first: most batches have no error at all.
+        failed = set(compress(keys, map(eq, status, repeat("Error")))) if "Error" in status else set()
+        error_type = columns.get("ErrorType")
+        if error_type is not None and any(error_type):
+            failed.update(compress(keys, error_type))
+        for key in failed:
+            held = traces.get(key)
+            if held is not None:
+                held.error = True
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.error
@@ -116,11 +134,16 @@ class DurationPolicy:
     def __init__(self, over_ns: int) -> None:
         self.over_ns = over_ns
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        duration = columns["Duration"]
-        longest = max([duration[i] for i in indices])
-        if longest > held.max_duration:
-            held.max_duration = longest
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        # Only spans over the bound matter to the decision: the rest are never looked at one by one.
+        durations = columns["Duration"]
+        if not durations or max(durations) <= self.over_ns:
+            return
+        over = list(map(lt, repeat(self.over_ns), durations))
+        for key, duration in zip(compress(keys, over), compress(durations, over)):
+            held = traces.get(key)
+            if held is not None and duration > held.max_duration:
+                held.max_duration = duration
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.max_duration > self.over_ns
@@ -134,14 +157,19 @@ class CostPolicy:
     def __init__(self, over_usd: float) -> None:
         self.over_usd = over_usd
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
         cost = columns.get("CostTotal")
         if cost is None:
             return
         operation = columns.get("Operation")
-        for i in indices:
-            if cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
-                held.cost += cost[i]
+        operations = compress(operation, cost) if operation is not None else repeat("")
+        get = traces.get
+        # Added span by span in row order, as the trace's spans arrive: the same float sum every time.
+        for key, value, op in zip(compress(keys, cost), compress(cost, cost), operations):
+            if op not in AGENT_OPERATIONS:
+                held = get(key)
+                if held is not None:
+                    held.cost += value
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.cost > self.over_usd
@@ -155,11 +183,14 @@ class AttributePolicy:
     def __init__(self, rules: list[AttributeRule]) -> None:
         self.rules = rules
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.matched:
-            attributes = columns["SpanAttributes"]
-            resources = columns["ResourceAttributes"]
-            held.matched = any(rule.matches(attributes[i], resources[i]) for i in indices for rule in self.rules)
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        attributes = columns["SpanAttributes"]
+        resources = columns["ResourceAttributes"]
+        rules = self.rules
+        for key, span_attributes, resource_attributes in zip(keys, attributes, resources):
+            held = traces.get(key)
+            if held is not None and not held.matched:
+                held.matched = any(rule.matches(span_attributes, resource_attributes) for rule in rules)
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.matched
@@ -181,28 +212,34 @@ def build_policies(config: SamplingConfig) -> list[TracePolicy]:
 
 
 class TraceObserver:
-    """Folds a batch's spans of one trace into its HeldTrace: what every decision needs, then each policy's part."""
+    """Folds a batch's spans into their traces' HeldTrace: what every decision needs, then each policy's part."""
 
     def __init__(self, policies: list[TracePolicy]) -> None:
         self.policies = policies
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.spans and not held.service:
-            first = indices[0]
-            held.service = columns["ServiceName"][first]
-            held.tracestate = columns["TraceState"][first]
-            held.flags = columns["_TraceFlags"][first] if "_TraceFlags" in columns else 0
-        parents = columns["ParentSpanId"]
-        if "" in [parents[i] for i in indices]:
-            for i in indices:
-                if not parents[i]:
-                    # The root names the trace's service and carries the trace's sampling state.
-                    held.root_seen = True
-                    held.service = columns["ServiceName"][i]
-                    held.tracestate = columns["TraceState"][i]
-                    held.flags = columns["_TraceFlags"][i] if "_TraceFlags" in columns else 0
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace],
+                new: list[TraceKey]) -> None:
+        """`traces`: the batch's undecided traces; `new`: those first seen in this batch."""
+        services, states = columns["ServiceName"], columns["TraceState"]
+        flags = columns.get(TRACE_FLAGS)
+        if new:
+            # A trace's first span names its service and sampling state until its root arrives.
+            n = len(keys)
+            first_row = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the last write is the first row
+            for key in new:
+                i = first_row[key]
+                held = traces[key]
+                held.service, held.tracestate = services[i], states[i]
+                held.flags = flags[i] if flags is not None else 0
+        for i in compress(range(len(keys)), map(not_, columns["ParentSpanId"])):
+            held = traces.get(keys[i])
+            if held is not None:
+                # The root names the trace's service and carries the trace's sampling state.
+                held.root_seen = True
+                held.service, held.tracestate = services[i], states[i]
+                held.flags = flags[i] if flags is not None else 0
         for policy in self.policies:
-            policy.observe(held, columns, indices)
+            policy.observe(columns, keys, traces)
 
 
 class RateLimiter:
