@@ -234,8 +234,12 @@ class SpanBatch:
 
         A piece is (batch, the rows of it to take, None for all; columns to set on those rows, or None):
         `concat` of `batch.take(rows)` with those columns set, without making that batch first, so each
-        column is copied once.
+        column is copied once (not at all for one whole batch: the new one shares its lists, which no
+        stage changes in place).
         """
+        if len(pieces) == 1 and pieces[0][1] is None:  # a whole batch: its columns are shared, not copied
+            batch, _, extra = pieces[0]
+            return SpanBatch({**batch.columns, **(extra or {})}, batch.size)
         names: dict[str, None] = {}
         sizes: list[int] = []
         for batch, rows, extra in pieces:

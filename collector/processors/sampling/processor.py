@@ -383,7 +383,10 @@ class SampleProcessor:
             rates: list[Any] = row_rates
             if None in row_rates:
                 kept = list(compress(range(rows.size), map(is_not, row_rates, repeat(None))))
-                rates = [row_rates[i] for i in kept]
+                if kept[-1] - kept[0] == len(kept) - 1:  # a run of rows (the usual shape)
+                    rates = row_rates[kept[0]:kept[-1] + 1]
+                else:
+                    rates = [row_rates[i] for i in kept]
             size = len(rates)
             pieces.append((rows, kept, {WRITE_CALL: [False] * size, WRITE_SPAN: [True] * size, SAMPLE_RATE: rates}))
         return pieces
