@@ -1,17 +1,26 @@
-"""The dedup processor as it was written first, span by span: the reference tests/test_dedup_differential.py
-compares the columnar DedupProcessor with (same duplicates, same counters, on any traffic)."""
+"""The dedup processor's span-by-span code as first written: the reference tests/test_dedup_differential.py
+compares the columnar DedupProcessor with (same duplicates, same counters, on any traffic).
+
+Only what the columnar processor rewrote is here (the remembered calls and their indexes, `_find`, the
+group search, expiry); `process`, `counters` and the pair rules are inherited or imported unchanged.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from spanhouse.collector.batch import DUPLICATE_OF, SpanBatch
-from spanhouse.collector.processors.dedup import DedupConfig
+from spanhouse.collector.batch import SpanBatch
+from spanhouse.collector.processors.dedup import (
+    DedupConfig,
+    DedupProcessor,
+    _encloses,
+    _forget,
+    _response_key,
+    same_request,
+)
 
 
 @dataclass(slots=True)
@@ -31,58 +40,13 @@ class _Call:
     duplicate_of: str = ""
 
 
-def same_request(outer: _Call, inner: _Call) -> bool:
-    """True when `inner` (a child of `outer`) describes the same provider request as `outer`."""
-    if outer.provider != inner.provider or outer.operation != inner.operation:
-        return False
-    if not (outer.start <= inner.start and inner.end <= outer.end):
-        return False
-    if outer.response_id and outer.response_id == inner.response_id:
-        return True
-    same_model = ((outer.response_model and outer.response_model == inner.response_model)
-                  or (outer.request_model and outer.request_model == inner.request_model))
-    has_usage = outer.input_tokens is not None or outer.output_tokens is not None
-    return bool(same_model and has_usage and outer.input_tokens == inner.input_tokens
-                and outer.output_tokens == inner.output_tokens)
-
-
-class ReferenceDedup:
-    name = "dedup"
-
+class ReferenceDedup(DedupProcessor):
     def __init__(self, config: DedupConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config
-        self._clock = clock
-        self._lock = threading.Lock()
-        # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
-        self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
+        super().__init__(config, clock)
+        self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()  # type: ignore[assignment]
         # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
-        self._children: dict[tuple[str, str, str], list[str]] = {}
-        # (tenant, provider, operation, response id) -> keys of remembered calls with that response id.
-        self._by_response: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
-        self.calls_seen_total = 0
-        self.calls_duplicate_total = 0
+        self._children: dict[tuple[str, str, str], list[str]] = {}  # type: ignore[assignment]
 
-    def counters(self) -> dict[str, int]:
-        with self._lock:
-            remembered = len(self._calls)
-        return {"calls_seen_total": self.calls_seen_total, "calls_duplicate_total": self.calls_duplicate_total,
-                "calls_remembered": remembered}
-
-    def process(self, batch: SpanBatch) -> SpanBatch:
-        if not self.config.enabled or not batch.size:
-            return batch
-        operations = batch.column("Operation")
-        rows = [i for i, operation in enumerate(operations) if operation]
-        if not rows:
-            return batch
-        with self._lock:
-            duplicates = self._find(batch, rows)
-        if duplicates:
-            column = list(batch.column(DUPLICATE_OF)) if DUPLICATE_OF in batch.columns else [""] * batch.size
-            for row, counted in duplicates.items():
-                column[row] = counted
-            batch.set_column(DUPLICATE_OF, column)
-        return batch
 
     def _find(self, batch: SpanBatch, rows: list[int]) -> dict[int, str]:
         """Row -> the span id of the call it duplicates, for this batch's GenAI rows."""
@@ -191,22 +155,3 @@ class ReferenceDedup:
                 _forget(self._children, (key[0], key[1], call.parent), key[2])
             if call.response_id:
                 _forget(self._by_response, _response_key(key, call), key)
-
-
-def _response_key(key: tuple[str, str, str], call: _Call) -> tuple[str, str, str, str]:
-    return (key[0], call.provider, call.operation, call.response_id)
-
-
-def _encloses(outer: _Call, outer_key: tuple[str, str, str], inner: _Call, inner_key: tuple[str, str, str]) -> bool:
-    """True when `inner`'s time lies within `outer`'s (equal times: the larger span id is the outer one)."""
-    if not (outer.start <= inner.start and inner.end <= outer.end):
-        return False
-    return (outer.start, outer.end) != (inner.start, inner.end) or outer_key > inner_key
-
-
-def _forget(index: dict[Any, list[Any]], where: Any, item: Any) -> None:
-    items = index.get(where)
-    if items is not None:
-        items.remove(item)
-        if not items:
-            del index[where]
