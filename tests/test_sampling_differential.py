@@ -134,3 +134,18 @@ def test_take_and_assemble_pick_the_rows_asked_for(size: int, data: st.DataObjec
     assert joined.columns == {"TraceId": [f"t{i}" for i in rows] + ["x"],
                               "CostTotal": [float(i) for i in rows] + [None],
                               "SampleRate": [0.25] * len(rows) + [0.5]}
+
+
+@given(write=st.lists(st.booleans(), max_size=12))
+def test_drop_span_only_empties_exactly_the_rows_not_written(write: list[bool]) -> None:
+    n = len(write)
+    attributes = [{"k": str(i)} for i in range(n)]
+    events = [[f"e{i}"] for i in range(n)]
+    b = SpanBatch({"SpanAttributes": list(attributes), "Events.Name": list(events),
+                   "TraceId": [str(i) for i in range(n)]}, n)
+    before = b.columns["SpanAttributes"]
+    b.drop_span_only(write)
+    assert b.columns["SpanAttributes"] == [a if w else {} for a, w in zip(attributes, write)]
+    assert b.columns["Events.Name"] == [e if w else () for e, w in zip(events, write)]
+    assert b.columns["TraceId"] == [str(i) for i in range(n)]
+    assert before == attributes  # replaced, never changed in place: a held copy keeps its values
