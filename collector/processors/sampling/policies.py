@@ -1,7 +1,9 @@
 """Tail policies: what is known about a held trace, and the rules that keep it.
 
-Each policy is an object with a `name`, an `observe` that folds a batch's spans of one trace
-into what it needs to know, and a `decide` that says whether it keeps the trace. They run in a
+Each policy is an object with a `name`, an `observe` that folds a batch's spans into what it needs
+to know about each of their traces (whole columns at once: a policy finds the traces it cares about
+with set and column operations, not a call per span or per trace), and a `keeps` that says whether
+it keeps a trace. They run in a
 fixed order and the first that keeps the trace decides: errors, slow spans, cost, attribute
 rules (`build_policies`), then the rest (`RestPolicy`: a rate limit and the consistent
 probabilistic rule of probability.py), which always decides. A trace kept by one of the first
@@ -78,7 +80,7 @@ class HeldTrace:
         self.tracestate = ""
         self.flags = 0
         self.error = False
-        self.max_duration = 0
+        self.max_duration = 0  # the longest span over the duration policy's bound; 0 while there is none
         self.cost = 0.0
         self.matched = False
         self.root_seen = False
