@@ -280,12 +280,20 @@ class RestPolicy:
         self.rates = rates
         self.honor_client = honor_client
         self.limiter = limiter
+        # (tenant, service) -> (our threshold, our rate): asked once per trace, the same few answers.
+        self._ours: dict[tuple[str, str], tuple[int, float]] = {}
 
     def decide(self, held: HeldTrace, now: float) -> tuple[str, float]:
         """(the deciding policy's name, "" when the trace is dropped; the probability a trace like this is kept)."""
-        ours = self.rates.threshold_of(held.tenant, held.service)
+        where = (held.tenant, held.service)
+        ours_rate = self._ours.get(where)
+        if ours_rate is None:
+            if len(self._ours) >= 4096:  # service names come from clients: keep the memo small
+                self._ours.clear()
+            ours_rate = self._ours[where] = (self.rates.threshold_of(*where), self.rates.of(*where))
+        ours, our_rate = ours_rate
         threshold, randomness = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
-        rate = self.rates.of(held.tenant, held.service) if threshold == ours else probability(threshold)
+        rate = our_rate if threshold == ours else probability(threshold)
         policy = "probabilistic" if randomness >= threshold else ""
         if self.limiter is not None:
             # Kept by the limit (a draw of its own), or else by the trace id: two independent chances.
