@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 # Columns of the `spans` table that the receiver fills, in insert order.
@@ -185,14 +187,36 @@ class SpanBatch:
         Those rows go to genai_calls alone, so the writer need not spool or carry their content.
         The emptied values are shared objects: nothing changes a row's values in place after this.
         """
+        dropped = list(compress(range(len(write_span)), map(not_, write_span)))
+        if not dropped:
+            return
+        first, last = dropped[0], dropped[-1] + 1
+        # The common shapes (a tail sampler holding a request's children, a head sampler dropping a
+        # whole request) drop one run of rows: a copy and a slice assignment per column, no per-row work.
+        one_run = last - first == len(dropped)
         for name, empty in SPAN_ONLY_COLUMNS.items():
             values = self.columns.get(name)
-            if values is not None:
-                self.columns[name] = [value if written else empty for value, written in zip(values, write_span)]
+            if values is None:
+                continue
+            if one_run:
+                values = values.copy()
+                values[first:last] = [empty] * (last - first)
+            else:
+                values = [value if written else empty for value, written in zip(values, write_span)]
+            self.columns[name] = values
 
     def take(self, indices: Sequence[int]) -> SpanBatch:
         """A new batch holding the spans at `indices`, in that order."""
-        return SpanBatch({name: [values[i] for i in indices] for name, values in self.columns.items()}, len(indices))
+        n = len(indices)
+        if n and _is_run(indices, self.size):
+            # Consecutive rows (a pipeline chunk, a request's held children): a slice per column.
+            start, stop = indices[0], indices[0] + n
+            return SpanBatch({name: values[start:stop] for name, values in self.columns.items()}, n)
+        if n > 1:
+            # itemgetter gathers in C; a list comprehension costs a bytecode loop per row and column.
+            pick = itemgetter(*indices)
+            return SpanBatch({name: list(pick(values)) for name, values in self.columns.items()}, n)
+        return SpanBatch({name: [values[i] for i in indices] for name, values in self.columns.items()}, n)
 
     @staticmethod
     def concat(batches: Iterable[SpanBatch]) -> SpanBatch:
@@ -202,16 +226,72 @@ class SpanBatch:
             return SpanBatch.empty()
         if len(parts) == 1:
             return parts[0]
+        return SpanBatch.assemble([(part, None, None) for part in parts])
+
+    @staticmethod
+    def assemble(pieces: Sequence[tuple[SpanBatch, Sequence[int] | None, dict[str, list[Any]] | None]]) -> SpanBatch:
+        """One new batch of each piece's rows in turn; columns missing from some pieces get defaults.
+
+        A piece is (batch, the rows of it to take, None for all; columns to set on those rows, or None):
+        `concat` of `batch.take(rows)` with those columns set, without making that batch first, so each
+        column is copied once (not at all for one whole batch: the new one shares its lists, which no
+        stage changes in place).
+        """
+        if len(pieces) == 1 and pieces[0][1] is None:  # a whole batch: its columns are shared, not copied
+            batch, _, extra = pieces[0]
+            return SpanBatch({**batch.columns, **(extra or {})}, batch.size)
         names: dict[str, None] = {}
-        for part in parts:
-            names.update(dict.fromkeys(part.columns))
+        sizes: list[int] = []
+        for batch, rows, extra in pieces:
+            names.update(dict.fromkeys(batch.columns))
+            if extra:
+                names.update(dict.fromkeys(extra))
+            sizes.append(batch.size if rows is None else len(rows))
+        # How to cut each piece's rows out of its columns: whole, a slice, or gathered.
+        cuts: list[Any] = []
+        for (batch, rows, _), size in zip(pieces, sizes):
+            if rows is None or (size == batch.size and _is_run(rows, batch.size)):
+                cuts.append(None)
+            elif size and _is_run(rows, batch.size):
+                cuts.append(slice(rows[0], rows[0] + size))
+            elif size > 1:
+                cuts.append(itemgetter(*rows))
+            else:
+                cuts.append(list(rows))
         columns: dict[str, list[Any]] = {}
         for name in names:
-            merged: list[Any] = []
-            for part in parts:
-                values = part.columns.get(name)
+            lists: list[Any] = []
+            for (batch, _, extra), size, cut in zip(pieces, sizes, cuts):
+                values = extra.get(name) if extra else None
                 if values is None:
-                    values = [HIDDEN_DEFAULTS[name] if name in HIDDEN_DEFAULTS else GENAI_COLUMNS[name]] * part.size
-                merged.extend(values)
+                    values = batch.columns.get(name)
+                    if values is None:
+                        values = [HIDDEN_DEFAULTS[name] if name in HIDDEN_DEFAULTS else GENAI_COLUMNS[name]] * size
+                    elif cut is None:
+                        pass
+                    elif isinstance(cut, slice):
+                        values = values[cut]
+                    elif isinstance(cut, list):
+                        values = [values[i] for i in cut]
+                    else:
+                        values = list(cut(values))
+                lists.append(values)
+            if len(lists) == 1:
+                merged = list(lists[0])
+            else:
+                merged = lists[0] + lists[1]  # one allocation of the joined size for the usual two
+                for values in lists[2:]:
+                    merged.extend(values)
             columns[name] = merged
-        return SpanBatch(columns, sum(p.size for p in parts))
+        return SpanBatch(columns, sum(sizes))
+
+def _is_run(indices: Sequence[int], size: int) -> bool:
+    """True when `indices` are the consecutive rows indices[0], indices[0] + 1, ... of a batch of `size` rows."""
+    if isinstance(indices, range):
+        return indices.step == 1 and 0 <= indices.start and indices.stop <= size and len(indices) > 0
+    if not indices:
+        return False
+    first, n = indices[0], len(indices)
+    if first < 0 or first + n > size or indices[-1] != first + n - 1:
+        return False
+    return list(indices) == list(range(first, first + n))

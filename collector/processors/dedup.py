@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from itertools import compress, repeat, starmap
+from operator import add, itemgetter, lt
+from typing import Any, NamedTuple
 
 from spanhouse.collector.batch import DUPLICATE_OF, SpanBatch
 from spanhouse.collector.settings import ConfigError, require_positive
@@ -44,8 +46,15 @@ class DedupConfig:
             raise ConfigError(f"dedup.window_s: at most 86400 (a day), got {self.window_s}")
 
 
-@dataclass(slots=True)
-class _Call:
+class _Call(NamedTuple):
+    """A remembered GenAI span: what tells whether two spans describe one request.
+
+    Remembered as a plain tuple of these fields, so a batch's calls are made in C by zipping its columns
+    (a NamedTuple or dataclass would run Python code per call); `DedupProcessor._call` gives this view of
+    one when the rare path needs it. Whether it was counted lives in DedupProcessor._duplicate_of, when
+    it arrived in DedupProcessor._arrivals.
+    """
+
     parent: str
     provider: str
     operation: str
@@ -56,9 +65,9 @@ class _Call:
     output_tokens: int | None
     start: int
     end: int
-    seen_at: float
-    counted: bool = True
-    duplicate_of: str = ""
+
+
+_PROVIDER, _OPERATION = 1, 2  # positions in a remembered call's tuple (_Call's fields)
 
 
 def same_request(outer: _Call, inner: _Call) -> bool:
@@ -84,9 +93,15 @@ class DedupProcessor:
         self._clock = clock
         self._lock = threading.Lock()
         # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
-        self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
-        # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
-        self._children: dict[tuple[str, str, str], list[str]] = {}
+        # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
+        self._calls: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        # [when, keys of the calls remembered then, how many of them are forgotten already], oldest first.
+        self._arrivals: deque[list[Any]] = deque()
+        # Keys of remembered calls that are duplicates -> the span id of the call counted for them.
+        self._duplicate_of: dict[tuple[str, str, str], str] = {}
+        # (tenant, trace id, parent span id, provider, operation) -> span ids of remembered calls under that
+        # parent with that provider and operation: the only children that can describe the parent's request.
+        self._children: dict[tuple[str, str, str, str, str], list[str]] = {}
         # (tenant, provider, operation, response id) -> keys of remembered calls with that response id.
         self._by_response: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
         self.calls_seen_total = 0
@@ -102,7 +117,7 @@ class DedupProcessor:
         if not self.config.enabled or not batch.size:
             return batch
         operations = batch.column("Operation")
-        rows = [i for i, operation in enumerate(operations) if operation]
+        rows = list(compress(range(batch.size), operations))
         if not rows:
             return batch
         with self._lock:
@@ -119,60 +134,107 @@ class DedupProcessor:
         now = self._clock()
         self._expire(now)
         c = batch.columns
-        tenants, traces, span_ids, parents = c["TenantId"], c["TraceId"], c["SpanId"], c["ParentSpanId"]
-        starts, durations = c["Timestamp"], c["Duration"]
-        providers, operations, response_ids = c["Provider"], c["Operation"], batch.column("ResponseId")
-        request_models, response_models = batch.column("RequestModel"), batch.column("ResponseModel")
-        inputs, outputs = batch.column("InputTokens"), batch.column("OutputTokens")
-        fresh: dict[tuple[str, str, str], int] = {}
+        names = ("TenantId", "TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration")
+        columns = [c[name] for name in names]
+        columns += [batch.column(name) for name in ("Provider", "Operation", "ResponseId", "RequestModel",
+                                                    "ResponseModel", "InputTokens", "OutputTokens")]
+        if len(rows) != batch.size:  # the GenAI rows only, gathered in C
+            pick = itemgetter(*rows) if len(rows) > 1 else (lambda values: (values[rows[0]],))
+            columns = [pick(values) for values in columns]
+        (tenants, traces, span_ids, parents, starts, durations, providers, operations, response_ids,
+         request_models, response_models, inputs, outputs) = columns
+        keys = list(zip(tenants, traces, span_ids))
+        calls = self._calls
         duplicates: dict[int, str] = {}
-        for i in rows:
-            key = (tenants[i], traces[i], span_ids[i])
-            known = self._calls.get(key)
-            if known is not None:  # a span sent again (a retried export): decided when it first came
-                if known.duplicate_of:
-                    duplicates[i] = known.duplicate_of
-                continue
-            self._calls[key] = _Call(parents[i], providers[i], operations[i], response_ids[i], request_models[i],
-                                     response_models[i], inputs[i], outputs[i], starts[i], starts[i] + durations[i],
-                                     now)
-            if parents[i]:
-                self._children.setdefault((tenants[i], traces[i], parents[i]), []).append(span_ids[i])
-            if response_ids[i]:
-                self._by_response.setdefault((tenants[i], providers[i], operations[i], response_ids[i]), []).append(key)
-            fresh[key] = i
+        if calls.keys().isdisjoint(keys) and len(set(keys)) == len(keys):
+            # The usual batch: every call new. Remember them all and find the few that may have a twin
+            # with whole-column operations; only those are looked at one by one.
+            fresh = dict(zip(keys, rows))
+            calls.update(zip(keys, zip(parents, providers, operations, response_ids, request_models,
+                                       response_models, inputs, outputs, starts, map(add, starts, durations))))
+            self._arrivals.append([now, keys, 0])
+            _index_all(self._children, compress(zip(tenants, traces, parents, providers, operations), parents),
+                       compress(span_ids, parents))
+            response_keys = list(compress(zip(tenants, providers, operations, response_ids), response_ids))
+            _index_all(self._by_response, response_keys, compress(keys, response_ids))
+            candidates = self._candidates(keys, (tenants, traces, span_ids, parents, providers, operations),
+                                          response_ids, response_keys)
+        else:  # spans sent again, or twice in one request: one by one, as they come
+            fresh = {}
+            for i, key, parent, provider, operation, response_id, call in zip(
+                    rows, keys, parents, providers, operations, response_ids, zip(
+                        parents, providers, operations, response_ids, request_models, response_models, inputs,
+                        outputs, starts, map(add, starts, durations))):
+                if key in calls:  # a span sent again (a retried export): decided when it first came
+                    counted = self._duplicate_of.get(key)
+                    if counted:
+                        duplicates[i] = counted
+                    continue
+                calls[key] = call
+                if parent:
+                    self._children.setdefault((key[0], key[1], parent, provider, operation), []).append(key[2])
+                if response_id:
+                    self._by_response.setdefault((key[0], provider, operation, response_id), []).append(key)
+                fresh[key] = i
+            candidates = list(fresh)
+            self._arrivals.append([now, candidates, 0])
         self.calls_seen_total += len(fresh)
+        self._decide(candidates, fresh, duplicates)
+        return duplicates
+
+    def _candidates(self, keys: list[tuple[str, str, str]], columns: tuple[Any, ...], response_ids: Any,
+                    response_keys: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str]]:
+        """The new calls that may describe the same request as another remembered call, in batch order.
+
+        A call can only have a twin among the calls sharing its response id, its parent, or its children
+        with the same provider and operation; any other call is its request's only span.
+        """
+        calls, children, by_response = self._calls, self._children, self._by_response
+        tenants, traces, span_ids, parents, providers, operations = columns
+        positions = range(len(keys))
+        found: set[int] = set()
+        if response_keys:  # another call with its response id
+            shared = map(lt, repeat(1), map(len, map(by_response.__getitem__, response_keys)))
+            found.update(compress(compress(positions, response_ids), shared))
+        # a parent of the same provider and operation
+        parent_calls = list(map(calls.get, zip(tenants, traces, parents)))
+        for j in compress(positions, parent_calls):
+            parent = parent_calls[j]
+            if parents[j] and parent[_PROVIDER] == providers[j] and parent[_OPERATION] == operations[j]:
+                found.add(j)
+        # a child of the same provider and operation
+        found.update(compress(positions, map(children.__contains__,
+                                             zip(tenants, traces, span_ids, providers, operations))))
+        return [keys[j] for j in sorted(found)]
+
+    def _decide(self, candidates: list[tuple[str, str, str]], fresh: dict[tuple[str, str, str], int],
+                duplicates: dict[int, str]) -> None:
+        """Mark the duplicates among the new calls `candidates` (row of each new call in `fresh`)."""
         decided: set[tuple[str, str, str]] = set()
         calls, children, by_response = self._calls, self._children, self._by_response
-        for key in fresh:
+        for key in candidates:
             if key in decided:
                 continue
-            call = calls[key]
+            call = self._call(key)
             # The common case: no remembered span of the same provider and operation inside or around this
             # one (an agent span over its calls, a call over its tools): it is the call's only span.
             if not call.response_id or len(by_response[_response_key(key, call)]) == 1:
                 parent = calls.get((key[0], key[1], call.parent)) if call.parent else None
-                kin = (call.provider, call.operation)
-                if (parent is None or (parent.provider, parent.operation) != kin) and not any(
-                        (calls[c].provider, calls[c].operation) == kin
-                        for c in [(key[0], key[1], child) for child in children.get(key, ())]
-                        if c in calls):
+                if ((parent is None or (parent[_PROVIDER], parent[_OPERATION]) != (call.provider, call.operation))
+                        and (*key, call.provider, call.operation) not in children):
                     continue
             group = self._same_call(key)
             decided |= group
             # A member counted in an earlier request stays the one counted (its row is written); else the
             # innermost member: the span closest to the provider.
-            earlier = [k for k in group if k not in fresh and self._calls[k].counted]
+            earlier = [k for k in group if k not in fresh and k not in self._duplicate_of]
             target = earlier[0] if earlier else min(
-                group, key=lambda k: (-self._calls[k].start, self._calls[k].end, k))
+                group, key=lambda k: (-self._call(k).start, self._call(k).end, k))
             for member in group:
                 if member in fresh and member != target:
-                    call = self._calls[member]
-                    call.counted = False
-                    call.duplicate_of = target[2]
+                    self._duplicate_of[member] = target[2]
                     duplicates[fresh[member]] = target[2]
                     self.calls_duplicate_total += 1
-        return duplicates
 
     def _same_call(self, key: tuple[str, str, str]) -> set[tuple[str, str, str]]:
         """Every remembered span describing the same request as `key` (itself included)."""
@@ -180,9 +242,9 @@ class DedupProcessor:
         todo = [key]
         while todo:
             current = todo.pop()
-            call = self._calls[current]
-            related = [k for k in self._inner(current, call) if same_request(call, self._calls[k])]
-            related += [k for k in self._outer(current, call) if same_request(self._calls[k], call)]
+            call = self._call(current)
+            related = [k for k in self._inner(current, call) if same_request(call, self._call(k))]
+            related += [k for k in self._outer(current, call) if same_request(self._call(k), call)]
             for other in related:
                 if other not in group:
                     group.add(other)
@@ -193,10 +255,11 @@ class DedupProcessor:
         """Remembered calls inside `call`: its children, and spans with its response id within its time in any
         trace (an instrumentor that does not nest its span under the current one starts a trace of its own)."""
         tenant, trace = key[0], key[1]
-        found = [(tenant, trace, child) for child in self._children.get(key, ()) if (tenant, trace, child) in self._calls]
+        found = [(tenant, trace, child) for child in self._children.get((*key, call.provider, call.operation), ())
+                 if (tenant, trace, child) in self._calls]
         if call.response_id:
             found += [other for other in self._by_response.get(_response_key(key, call), ())
-                      if other != key and other in self._calls and _encloses(call, key, self._calls[other], other)]
+                      if other != key and other in self._calls and _encloses(call, key, self._call(other), other)]
         return found
 
     def _outer(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
@@ -207,20 +270,38 @@ class DedupProcessor:
             found.append((tenant, trace, call.parent))
         if call.response_id:
             found += [other for other in self._by_response.get(_response_key(key, call), ())
-                      if other != key and other in self._calls and _encloses(self._calls[other], other, call, key)]
+                      if other != key and other in self._calls and _encloses(self._call(other), other, call, key)]
         return found
 
+    def _call(self, key: tuple[str, str, str]) -> _Call:
+        return _Call._make(self._calls[key])
+
     def _expire(self, now: float) -> None:
-        calls, limit, oldest = self._calls, self.config.max_calls, now - self.config.window_s
-        while calls:
-            key, call = next(iter(calls.items()))
-            if call.seen_at > oldest and len(calls) <= limit:
+        """Forget the calls older than the window, then the oldest until at most max_calls are left."""
+        calls, arrivals, limit, oldest = self._calls, self._arrivals, self.config.max_calls, now - self.config.window_s
+        while arrivals:
+            arrival = arrivals[0]
+            seen_at, keys, start = arrival
+            if seen_at <= oldest:
+                stop = len(keys)
+            elif len(calls) > limit:
+                stop = min(len(keys), start + len(calls) - limit)
+            else:
                 break
-            calls.popitem(last=False)
-            if call.parent:
-                _forget(self._children, (key[0], key[1], call.parent), key[2])
-            if call.response_id:
-                _forget(self._by_response, _response_key(key, call), key)
+            for key in keys[start:stop]:
+                self._forget_call(key)
+            if stop == len(keys):
+                arrivals.popleft()
+            else:
+                arrival[2] = stop
+
+    def _forget_call(self, key: tuple[str, str, str]) -> None:
+        call = _Call._make(self._calls.pop(key))
+        self._duplicate_of.pop(key, None)
+        if call.parent:
+            _forget(self._children, (key[0], key[1], call.parent, call.provider, call.operation), key[2])
+        if call.response_id:
+            _forget(self._by_response, _response_key(key, call), key)
 
 
 def _response_key(key: tuple[str, str, str], call: _Call) -> tuple[str, str, str, str]:
@@ -240,3 +321,8 @@ def _forget(index: dict[Any, list[Any]], where: Any, item: Any) -> None:
         items.remove(item)
         if not items:
             del index[where]
+
+
+def _index_all(index: dict[Any, list[Any]], wheres: Iterable[Any], items: Iterable[Any]) -> None:
+    """`index.setdefault(where, []).append(item)` for each pair, looped in C rather than in bytecode."""
+    deque(map(list.append, map(index.setdefault, wheres, starmap(list, repeat(()))), items), maxlen=0)

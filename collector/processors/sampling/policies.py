@@ -1,7 +1,9 @@
 """Tail policies: what is known about a held trace, and the rules that keep it.
 
-Each policy is an object with a `name`, an `observe` that folds a batch's spans of one trace
-into what it needs to know, and a `decide` that says whether it keeps the trace. They run in a
+Each policy is an object with a `name`, an `observe` that folds a batch's spans into what it needs
+to know about each of their traces (whole columns at once: a policy finds the traces it cares about
+with set and column operations, not a call per span or per trace), and a `keeps` that says whether
+it keeps a trace. They run in a
 fixed order and the first that keeps the trace decides: errors, slow spans, cost, attribute
 rules (`build_policies`), then the rest (`RestPolicy`: a rate limit and the consistent
 probabilistic rule of probability.py), which always decides. A trace kept by one of the first
@@ -12,8 +14,12 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import eq, lt, not_
 from typing import Any, Protocol
 
+from spanhouse.collector.batch import TRACE_FLAGS
 from spanhouse.collector.processors.sampling.config import AttributeRuleConfig, SamplingConfig
 from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
@@ -64,7 +70,8 @@ class HeldTrace:
     )
 
     def __init__(self, tenant: str, trace_id: str, first_seen: float) -> None:
-        self.chunks: list[tuple[Any, list[int]]] = []
+        # (rows, the trace's rows among them): a range as held, a list once refused() took some back
+        self.chunks: list[tuple[Any, Sequence[int]]] = []
         self.spans = 0
         self.first_seen = first_seen
         self.tenant = tenant
@@ -73,10 +80,14 @@ class HeldTrace:
         self.tracestate = ""
         self.flags = 0
         self.error = False
-        self.max_duration = 0
+        self.max_duration = 0  # the longest span over the duration policy's bound; 0 while there is none
         self.cost = 0.0
         self.matched = False
         self.root_seen = False
+
+
+# A trace's key: (tenant, trace id).
+TraceKey = tuple[str, str]
 
 
 class TracePolicy(Protocol):
@@ -84,8 +95,12 @@ class TracePolicy(Protocol):
 
     name: str
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        """Fold the spans at `indices` (one trace's, of one batch) into `held`."""
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        """Fold one batch's spans into the traces they belong to.
+
+        `keys[i]` is row i's trace; rows of a trace not in `traces` (one already decided) are left out.
+        Policies look at whole columns at once: a set of matching traces, not a method call per span.
+        """
         ...
 
     def keeps(self, held: HeldTrace) -> bool:
@@ -97,12 +112,17 @@ class ErrorPolicy:
 
     name = "error"
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.error:
-            status = columns["StatusCode"]
-            error_type = columns.get("ErrorType")
-            held.error = "Error" in [status[i] for i in indices] or (
-                error_type is not None and any([error_type[i] for i in indices]))
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        status = columns["StatusCode"]
+        # Counting in C first: most batches have no error at all.
+        failed = set(compress(keys, map(eq, status, repeat("Error")))) if "Error" in status else set()
+        error_type = columns.get("ErrorType")
+        if error_type is not None and any(error_type):
+            failed.update(compress(keys, error_type))
+        for key in failed:
+            held = traces.get(key)
+            if held is not None:
+                held.error = True
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.error
@@ -116,11 +136,16 @@ class DurationPolicy:
     def __init__(self, over_ns: int) -> None:
         self.over_ns = over_ns
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        duration = columns["Duration"]
-        longest = max([duration[i] for i in indices])
-        if longest > held.max_duration:
-            held.max_duration = longest
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        # Only spans over the bound matter to the decision: the rest are never looked at one by one.
+        durations = columns["Duration"]
+        if not durations or max(durations) <= self.over_ns:
+            return
+        over = list(map(lt, repeat(self.over_ns), durations))
+        for key, duration in zip(compress(keys, over), compress(durations, over)):
+            held = traces.get(key)
+            if held is not None and duration > held.max_duration:
+                held.max_duration = duration
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.max_duration > self.over_ns
@@ -134,14 +159,19 @@ class CostPolicy:
     def __init__(self, over_usd: float) -> None:
         self.over_usd = over_usd
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
         cost = columns.get("CostTotal")
         if cost is None:
             return
         operation = columns.get("Operation")
-        for i in indices:
-            if cost[i] and (operation is None or operation[i] not in AGENT_OPERATIONS):
-                held.cost += cost[i]
+        operations = compress(operation, cost) if operation is not None else repeat("")
+        get = traces.get
+        # Added span by span in row order, as the trace's spans arrive: the same float sum every time.
+        for key, value, op in zip(compress(keys, cost), compress(cost, cost), operations):
+            if op not in AGENT_OPERATIONS:
+                held = get(key)
+                if held is not None:
+                    held.cost += value
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.cost > self.over_usd
@@ -155,11 +185,14 @@ class AttributePolicy:
     def __init__(self, rules: list[AttributeRule]) -> None:
         self.rules = rules
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.matched:
-            attributes = columns["SpanAttributes"]
-            resources = columns["ResourceAttributes"]
-            held.matched = any(rule.matches(attributes[i], resources[i]) for i in indices for rule in self.rules)
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace]) -> None:
+        attributes = columns["SpanAttributes"]
+        resources = columns["ResourceAttributes"]
+        rules = self.rules
+        for key, span_attributes, resource_attributes in zip(keys, attributes, resources):
+            held = traces.get(key)
+            if held is not None and not held.matched:
+                held.matched = any(rule.matches(span_attributes, resource_attributes) for rule in rules)
 
     def keeps(self, held: HeldTrace) -> bool:
         return held.matched
@@ -181,28 +214,34 @@ def build_policies(config: SamplingConfig) -> list[TracePolicy]:
 
 
 class TraceObserver:
-    """Folds a batch's spans of one trace into its HeldTrace: what every decision needs, then each policy's part."""
+    """Folds a batch's spans into their traces' HeldTrace: what every decision needs, then each policy's part."""
 
     def __init__(self, policies: list[TracePolicy]) -> None:
         self.policies = policies
 
-    def observe(self, held: HeldTrace, columns: dict[str, list[Any]], indices: list[int]) -> None:
-        if not held.spans and not held.service:
-            first = indices[0]
-            held.service = columns["ServiceName"][first]
-            held.tracestate = columns["TraceState"][first]
-            held.flags = columns["_TraceFlags"][first] if "_TraceFlags" in columns else 0
-        parents = columns["ParentSpanId"]
-        if "" in [parents[i] for i in indices]:
-            for i in indices:
-                if not parents[i]:
-                    # The root names the trace's service and carries the trace's sampling state.
-                    held.root_seen = True
-                    held.service = columns["ServiceName"][i]
-                    held.tracestate = columns["TraceState"][i]
-                    held.flags = columns["_TraceFlags"][i] if "_TraceFlags" in columns else 0
+    def observe(self, columns: dict[str, list[Any]], keys: list[TraceKey], traces: dict[TraceKey, HeldTrace],
+                new: list[TraceKey]) -> None:
+        """`traces`: the batch's undecided traces; `new`: those first seen in this batch."""
+        services, states = columns["ServiceName"], columns["TraceState"]
+        flags = columns.get(TRACE_FLAGS)
+        if new:
+            # A trace's first span names its service and sampling state until its root arrives.
+            n = len(keys)
+            first_row = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the last write is the first row
+            for key in new:
+                i = first_row[key]
+                held = traces[key]
+                held.service, held.tracestate = services[i], states[i]
+                held.flags = flags[i] if flags is not None else 0
+        for i in compress(range(len(keys)), map(not_, columns["ParentSpanId"])):
+            held = traces.get(keys[i])
+            if held is not None:
+                # The root names the trace's service and carries the trace's sampling state.
+                held.root_seen = True
+                held.service, held.tracestate = services[i], states[i]
+                held.flags = flags[i] if flags is not None else 0
         for policy in self.policies:
-            policy.observe(held, columns, indices)
+            policy.observe(columns, keys, traces)
 
 
 class RateLimiter:
@@ -241,12 +280,20 @@ class RestPolicy:
         self.rates = rates
         self.honor_client = honor_client
         self.limiter = limiter
+        # (tenant, service) -> (our threshold, our rate): asked once per trace, the same few answers.
+        self._ours: dict[tuple[str, str], tuple[int, float]] = {}
 
     def decide(self, held: HeldTrace, now: float) -> tuple[str, float]:
         """(the deciding policy's name, "" when the trace is dropped; the probability a trace like this is kept)."""
-        ours = self.rates.threshold_of(held.tenant, held.service)
+        where = (held.tenant, held.service)
+        ours_rate = self._ours.get(where)
+        if ours_rate is None:
+            if len(self._ours) >= 4096:  # service names come from clients: keep the memo small
+                self._ours.clear()
+            ours_rate = self._ours[where] = (self.rates.threshold_of(*where), self.rates.of(*where))
+        ours, our_rate = ours_rate
         threshold, randomness = head_threshold(ours, held.trace_id, held.tracestate, held.flags, self.honor_client)
-        rate = self.rates.of(held.tenant, held.service) if threshold == ours else probability(threshold)
+        rate = our_rate if threshold == ours else probability(threshold)
         policy = "probabilistic" if randomness >= threshold else ""
         if self.limiter is not None:
             # Kept by the limit (a draw of its own), or else by the trace id: two independent chances.

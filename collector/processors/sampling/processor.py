@@ -19,8 +19,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from itertools import compress, repeat
+from operator import gt, is_not
 from typing import Any
 
 from spanhouse.collector.batch import TRACE_FLAGS, WRITE_CALL, WRITE_SPAN, SpanBatch
@@ -30,12 +32,15 @@ from spanhouse.collector.processors.sampling.policies import (
     HeldTrace,
     RateLimiter,
     RestPolicy,
+    TraceKey,
     TraceObserver,
     build_policies,
 )
 from spanhouse.collector.processors.sampling.probability import Rates, head_threshold, probability
 
 SAMPLE_RATE = "SampleRate"
+# Rows of a batch for SpanBatch.assemble: (batch, its rows or None for all, columns to set on them).
+Piece = tuple[SpanBatch, Sequence[int] | None, dict[str, list[Any]] | None]
 _DROP = 0.0  # a decision is the keep probability of the trace; 0 means dropped
 
 
@@ -122,12 +127,10 @@ class SampleProcessor:
                 else:
                     self.wait_decisions_total += 1
                 released.append((held, self._decide_held(key, now)))
-            parts = self._outbox
+            pieces: list[Piece] = [(b, None, None) for b in self._outbox]
             self._outbox = []
-            kept = self._materialize(released)
-            if kept is not None:
-                parts.append(kept)
-        return SpanBatch.concat(parts) if parts else None
+            pieces += self._materialize(released)
+        return _assemble(pieces)
 
     def refused(self, batch: SpanBatch) -> None:
         """The writer did not take `batch` (a process() or poll() result): undo what would be lost.
@@ -195,76 +198,126 @@ class SampleProcessor:
     # --- tail sampling (under self._lock) ----------------------------------------------
 
     def _tail(self, batch: SpanBatch) -> SpanBatch:
+        # Column at a time: one key per row, then work per trace (a batch holds a sixth as many traces as
+        # spans in an agent workload) and whole-column operations; no Python code runs per span but the
+        # cost policy's sums.
         now = self._clock()
         self._expire_decisions(now)
         n = batch.size
-        tenants, traces = batch["TenantId"], batch["TraceId"]
-        write = [False] * n
-        rates = [1.0] * n
-        decisions = self._decisions
-        groups: dict[tuple[str, str], list[int]] = {}
-        for i, key in enumerate(zip(tenants, traces)):
-            decided = decisions.get(key)
-            if decided is not None:  # a late span: follows its trace's decision
-                self.late_spans_total += 1
-                if decided[0] != _DROP:
-                    write[i] = True
-                    rates[i] = decided[0]
-                    self.spans_kept_total += 1
-                else:
-                    self.spans_sampled_out_total += 1
-                continue
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [i]
-            else:
-                group.append(i)
         columns = batch.columns
-        released: list[tuple[HeldTrace, float]] = []
-        to_hold: list[tuple[HeldTrace, int]] = []
-        hold_indices: list[int] = []
-        for key, indices in groups.items():
-            held = self._held.get(key)
+        tenants, trace_ids = columns["TenantId"], columns["TraceId"]
+        tenant = tenants[0]
+        # Each row's trace. A request's batch has one tenant: then the trace id column itself serves, and no
+        # tuple is made per span (each one would count toward the next garbage collection).
+        if tenants.count(tenant) == n:
+            row_keys: list[Any] = trace_ids
+            counts = Counter(row_keys)  # each trace's spans in this batch, in order of first appearance
+            keys: dict[Any, TraceKey] = {trace_id: (tenant, trace_id) for trace_id in counts}
+        else:
+            row_keys = list(zip(tenants, trace_ids))
+            counts = Counter(row_keys)
+            keys = dict(zip(counts, counts))
+        decisions = self._decisions
+        # The keep probability of each trace decided by now whose spans here are written.
+        kept: dict[Any, float] = {}
+        late: set[Any] = set()
+        if decisions:
+            for row_key, key in keys.items():
+                decided = decisions.get(key)
+                if decided is None:
+                    continue
+                late.add(row_key)  # a late span: follows its trace's decision
+                count = counts[row_key]
+                self.late_spans_total += count
+                if decided[0] != _DROP:
+                    kept[row_key] = decided[0]
+                    self.spans_kept_total += count
+                else:
+                    self.spans_sampled_out_total += count
+        held_traces = self._held
+        traces: dict[Any, HeldTrace] = {}  # the batch's undecided traces, by row key
+        new: list[Any] = []
+        for row_key, key in keys.items():
+            if row_key in late:
+                continue
+            held = held_traces.get(key)
             if held is None:
                 held = HeldTrace(key[0], key[1], now)
-                self._observer.observe(held, columns, indices)
-                if not held.root_seen:
-                    self._held[key] = held
-            else:
-                self._observer.observe(held, columns, indices)
+                new.append(row_key)
+            traces[row_key] = held
+        self._observer.observe(columns, row_keys, traces, new)
+        released: list[tuple[HeldTrace, float]] = []
+        to_hold: list[tuple[Any, HeldTrace, int]] = []
+        decide = self._decide
+        for row_key, held in traces.items():
+            count = counts[row_key]
+            key = keys[row_key]
             if held.root_seen:
-                rate = self._decide(key, held, now, len(indices))
+                rate = decide(key, held, now, count)
                 if held.spans:
                     released.append((held, rate))
-                    del self._held[key]
+                    del held_traces[key]
                     self._spans_held -= held.spans
                 if rate != _DROP:
-                    for i in indices:
-                        write[i] = True
-                        rates[i] = rate
+                    kept[row_key] = rate
             else:
-                to_hold.append((held, len(indices)))
-                hold_indices.extend(indices)
-        if hold_indices:
-            # One copy of the held rows (column references only), sliced per trace.
-            held_rows = batch.take(hold_indices)
-            start = 0
-            for held, count in to_hold:
-                held.chunks.append((held_rows, list(range(start, start + count))))
-                held.spans += count
-                start += count
-            self._spans_held += len(hold_indices)
+                if not held.spans:
+                    held_traces[key] = held
+                to_hold.append((row_key, held, count))
+        if to_hold:
+            self._hold(batch, row_keys, to_hold, len(to_hold) == len(counts))
         cfg = self.config
-        while self._held and (len(self._held) > cfg.max_traces_held or self._spans_held > cfg.max_spans_held):
-            key = next(iter(self._held))
+        while held_traces and (len(held_traces) > cfg.max_traces_held or self._spans_held > cfg.max_spans_held):
+            key = next(iter(held_traces))
             self.early_decisions_total += 1
-            released.append((self._held[key], self._decide_held(key, now)))
+            released.append((held_traces[key], self._decide_held(key, now)))
+        if len(kept) == len(counts):  # every span here is written
+            write = [True] * n
+            rates = list(map(kept.__getitem__, row_keys)) if any(r != 1.0 for r in kept.values()) else [1.0] * n
+        else:
+            write = list(map(kept.__contains__, row_keys))
+            rates = list(map(kept.get, row_keys, repeat(1.0))) if kept else [1.0] * n
         batch.set_column(WRITE_SPAN, write)
         batch.set_column(SAMPLE_RATE, rates)
-        if not all(write):  # held or dropped spans: their rows here carry only their calls
+        if len(kept) != len(counts):  # held or dropped spans: their rows here carry only their calls
             batch.drop_span_only(write)
-        kept = self._materialize(released)
-        return batch if kept is None else SpanBatch.concat([batch, kept])
+        pieces = self._materialize(released)
+        return _assemble([(batch, None, None), *pieces]) if pieces else batch
+
+    def _hold(self, batch: SpanBatch, row_keys: list[Any], to_hold: list[tuple[Any, HeldTrace, int]],
+              everything: bool) -> None:
+        """Keep the rows of the traces in `to_hold` (row key, trace, its count of rows here) until they are
+        decided; `everything` when they are all the batch's traces."""
+        rank = {row_key: r for r, (row_key, _, _) in enumerate(to_hold)}
+        if everything:
+            rows = list(range(batch.size))
+        else:
+            rows = list(compress(range(batch.size), map(rank.__contains__, row_keys)))
+        # The held rows grouped trace by trace in order of first appearance (a no-op sort when each trace's
+        # rows are together already).
+        ranks = list(map(rank.__getitem__, map(row_keys.__getitem__, rows)))
+        interleaved = any(map(gt, ranks, ranks[1:]))
+        if interleaved:
+            rows = [rows[i] for i in sorted(range(len(rows)), key=ranks.__getitem__)]
+        positions: Sequence[int]
+        if 2 * len(rows) >= batch.size and not interleaved:
+            # Most of the batch, each trace's rows together: hold its columns as they are now, no copy (the
+            # rows leave in the same order as from a copy). Stages after this one replace a column, never
+            # change one in place (batch.py), so these rows keep what they hold now.
+            source = SpanBatch(dict(batch.columns), batch.size)
+            positions = range(batch.size) if everything else rows
+        else:  # a few rows: a copy of them, so the rest of the batch is not kept alive with them
+            source = batch.take(rows)
+            positions = range(len(rows))
+        start = 0
+        for _, held, count in to_hold:
+            chunk = positions[start:start + count]
+            if not isinstance(chunk, range) and chunk[-1] - chunk[0] == count - 1:
+                chunk = range(chunk[0], chunk[0] + count)
+            held.chunks.append((source, chunk))
+            held.spans += count
+            start += count
+        self._spans_held += len(rows)
 
     def _decide_held(self, key: tuple[str, str], now: float) -> float:
         held = self._held.pop(key)
@@ -273,7 +326,11 @@ class SampleProcessor:
 
     def _decide(self, key: tuple[str, str], held: HeldTrace, now: float, arriving: int) -> float:
         """The trace's keep probability (0: dropped), counted and remembered for late spans."""
-        policy = next((p.name for p in self.policies if p.keeps(held)), "")
+        policy = ""
+        for candidate in self.policies:
+            if candidate.keeps(held):
+                policy = candidate.name
+                break
         if policy:
             rate = 1.0
         else:
@@ -299,8 +356,8 @@ class SampleProcessor:
                 break
             decisions.popitem(last=False)
 
-    def _materialize(self, released: list[tuple[HeldTrace, float]]) -> SpanBatch | None:
-        """Kept traces' held spans as one batch that writes span rows only.
+    def _materialize(self, released: list[tuple[HeldTrace, float]]) -> list[Piece]:
+        """Kept traces' held spans as pieces of a batch (SpanBatch.assemble) that write span rows only.
 
         The traces held from one request share one batch of rows: their kept rows are taken from it
         at once (or it is passed on whole), never trace by trace.
@@ -315,26 +372,28 @@ class SampleProcessor:
                 if source is None:
                     source = sources[id(rows)] = (rows, [None] * rows.size)
                 row_rates = source[1]
-                for i in indices:
-                    row_rates[i] = rate
-        parts: list[SpanBatch] = []
+                if isinstance(indices, range):  # as held: one slice of the rows
+                    row_rates[indices.start:indices.stop] = [rate] * len(indices)
+                else:  # what refused() left of it
+                    for i in indices:
+                        row_rates[i] = rate
+        pieces: list[Piece] = []
         for rows, row_rates in sources.values():
+            kept: Sequence[int] | None = None
+            rates: list[Any] = row_rates
             if None in row_rates:
-                kept = [i for i, rate in enumerate(row_rates) if rate is not None]
-                part = rows.take(kept)
-                rates = [row_rates[i] for i in kept]
-            else:  # every row of the source released: it is no longer shared with a held trace
-                part = SpanBatch(dict(rows.columns), rows.size)
-                rates = row_rates
-            part.set_column(WRITE_CALL, [False] * part.size)
-            part.set_column(WRITE_SPAN, [True] * part.size)
-            part.set_column(SAMPLE_RATE, rates)
-            parts.append(part)
-        return SpanBatch.concat(parts) if parts else None
+                kept = list(compress(range(rows.size), map(is_not, row_rates, repeat(None))))
+                if kept[-1] - kept[0] == len(kept) - 1:  # a run of rows (the usual shape)
+                    rates = row_rates[kept[0]:kept[-1] + 1]
+                else:
+                    rates = [row_rates[i] for i in kept]
+            size = len(rates)
+            pieces.append((rows, kept, {WRITE_CALL: [False] * size, WRITE_SPAN: [True] * size, SAMPLE_RATE: rates}))
+        return pieces
 
     def _unhold(self, key: tuple[str, str], span_ids: set[str]) -> None:
         held = self._held[key]
-        chunks: list[tuple[Any, list[int]]] = []
+        chunks: list[tuple[Any, Sequence[int]]] = []
         for rows, indices in held.chunks:
             ids = rows["SpanId"]
             left = [i for i in indices if ids[i] not in span_ids]
@@ -346,3 +405,12 @@ class SampleProcessor:
         held.chunks = chunks
         if not chunks:
             del self._held[key]
+
+
+def _assemble(pieces: list[Piece]) -> SpanBatch | None:
+    """One batch of `pieces`; a whole batch alone is passed on as it is."""
+    if not pieces:
+        return None
+    if len(pieces) == 1 and pieces[0][1] is None and pieces[0][2] is None:
+        return pieces[0][0]
+    return SpanBatch.assemble(pieces)
