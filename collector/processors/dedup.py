@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,12 +83,19 @@ class DedupProcessor:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
-        # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
-        self._calls: OrderedDict[tuple[str, str, str], _Call] = OrderedDict()
-        # (tenant, trace id, parent span id) -> span ids of remembered calls under that parent.
-        self._children: dict[tuple[str, str, str], list[str]] = {}
-        # (tenant, provider, operation, response id) -> keys of remembered calls with that response id.
-        self._by_response: dict[tuple[str, str, str, str], list[tuple[str, str, str]]] = {}
+        # Up to dedup.max_calls calls are remembered, so their bytes count: ~0.3 KB each with the strings
+        # the batch shared with them. Hence a plain dict with the arrival order in a deque (an OrderedDict
+        # costs ~50 bytes more per entry) and indexes whose entry is the item itself while it is alone
+        # (a list per entry would cost ~70 bytes more, and most entries have one item).
+        # (tenant, trace id, span id) -> the call.
+        self._calls: dict[tuple[str, str, str], _Call] = {}
+        # The keys of self._calls in arrival order (for expiry); each remembered key once.
+        self._arrivals: deque[tuple[str, str, str]] = deque()
+        # (tenant, trace id, parent span id) -> span id(s) of remembered calls under that parent.
+        self._children: dict[tuple[str, str, str], str | list[str]] = {}
+        # response id -> key(s) of remembered calls with that response id, of any tenant, provider and
+        # operation (filtered where read: see _with_response).
+        self._by_response: dict[str, tuple[str, str, str] | list[tuple[str, str, str]]] = {}
         self.calls_seen_total = 0
         self.calls_duplicate_total = 0
 
@@ -133,13 +140,14 @@ class DedupProcessor:
                 if known.duplicate_of:
                     duplicates[i] = known.duplicate_of
                 continue
+            self._arrivals.append(key)
             self._calls[key] = _Call(parents[i], providers[i], operations[i], response_ids[i], request_models[i],
                                      response_models[i], inputs[i], outputs[i], starts[i], starts[i] + durations[i],
                                      now)
             if parents[i]:
-                self._children.setdefault((tenants[i], traces[i], parents[i]), []).append(span_ids[i])
+                _add(self._children, (tenants[i], traces[i], parents[i]), span_ids[i])
             if response_ids[i]:
-                self._by_response.setdefault((tenants[i], providers[i], operations[i], response_ids[i]), []).append(key)
+                _add(self._by_response, response_ids[i], key)
             fresh[key] = i
         self.calls_seen_total += len(fresh)
         decided: set[tuple[str, str, str]] = set()
@@ -150,12 +158,12 @@ class DedupProcessor:
             call = calls[key]
             # The common case: no remembered span of the same provider and operation inside or around this
             # one (an agent span over its calls, a call over its tools): it is the call's only span.
-            if not call.response_id or len(by_response[_response_key(key, call)]) == 1:
+            if not call.response_id or not isinstance(by_response[call.response_id], list):
                 parent = calls.get((key[0], key[1], call.parent)) if call.parent else None
                 kin = (call.provider, call.operation)
                 if (parent is None or (parent.provider, parent.operation) != kin) and not any(
                         (calls[c].provider, calls[c].operation) == kin
-                        for c in [(key[0], key[1], child) for child in children.get(key, ())]
+                        for c in [(key[0], key[1], child) for child in _items(children, key)]
                         if c in calls):
                     continue
             group = self._same_call(key)
@@ -193,10 +201,9 @@ class DedupProcessor:
         """Remembered calls inside `call`: its children, and spans with its response id within its time in any
         trace (an instrumentor that does not nest its span under the current one starts a trace of its own)."""
         tenant, trace = key[0], key[1]
-        found = [(tenant, trace, child) for child in self._children.get(key, ()) if (tenant, trace, child) in self._calls]
-        if call.response_id:
-            found += [other for other in self._by_response.get(_response_key(key, call), ())
-                      if other != key and other in self._calls and _encloses(call, key, self._calls[other], other)]
+        found = [(tenant, trace, child) for child in _items(self._children, key) if (tenant, trace, child) in self._calls]
+        found += [other for other in self._with_response(key, call)
+                  if _encloses(call, key, self._calls[other], other)]
         return found
 
     def _outer(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
@@ -205,26 +212,35 @@ class DedupProcessor:
         found = []
         if call.parent and (tenant, trace, call.parent) in self._calls:
             found.append((tenant, trace, call.parent))
-        if call.response_id:
-            found += [other for other in self._by_response.get(_response_key(key, call), ())
-                      if other != key and other in self._calls and _encloses(self._calls[other], other, call, key)]
+        found += [other for other in self._with_response(key, call)
+                  if _encloses(self._calls[other], other, call, key)]
+        return found
+
+    def _with_response(self, key: tuple[str, str, str], call: _Call) -> list[tuple[str, str, str]]:
+        """Other remembered calls of `key`'s tenant with `call`'s provider, operation and response id."""
+        if not call.response_id:
+            return []
+        found = []
+        for other in _items(self._by_response, call.response_id):
+            if other != key and other[0] == key[0]:
+                known = self._calls.get(other)
+                if known is not None and (known.provider, known.operation) == (call.provider, call.operation):
+                    found.append(other)
         return found
 
     def _expire(self, now: float) -> None:
-        calls, limit, oldest = self._calls, self.config.max_calls, now - self.config.window_s
-        while calls:
-            key, call = next(iter(calls.items()))
+        calls, arrivals, limit, oldest = self._calls, self._arrivals, self.config.max_calls, now - self.config.window_s
+        while arrivals:
+            key = arrivals[0]
+            call = calls[key]
             if call.seen_at > oldest and len(calls) <= limit:
                 break
-            calls.popitem(last=False)
+            arrivals.popleft()
+            del calls[key]
             if call.parent:
                 _forget(self._children, (key[0], key[1], call.parent), key[2])
             if call.response_id:
-                _forget(self._by_response, _response_key(key, call), key)
-
-
-def _response_key(key: tuple[str, str, str], call: _Call) -> tuple[str, str, str, str]:
-    return (key[0], call.provider, call.operation, call.response_id)
+                _forget(self._by_response, call.response_id, key)
 
 
 def _encloses(outer: _Call, outer_key: tuple[str, str, str], inner: _Call, inner_key: tuple[str, str, str]) -> bool:
@@ -234,9 +250,30 @@ def _encloses(outer: _Call, outer_key: tuple[str, str, str], inner: _Call, inner
     return (outer.start, outer.end) != (inner.start, inner.end) or outer_key > inner_key
 
 
-def _forget(index: dict[Any, list[Any]], where: Any, item: Any) -> None:
-    items = index.get(where)
-    if items is not None:
-        items.remove(item)
-        if not items:
-            del index[where]
+def _add(index: dict[Any, Any], where: Any, item: Any) -> None:
+    """Add `item` under `where`: the item itself while it is alone, a list from the second on (items are
+    strings or tuples, never lists)."""
+    known = index.get(where)
+    if known is None:
+        index[where] = item
+    elif isinstance(known, list):
+        known.append(item)
+    else:
+        index[where] = [known, item]
+
+
+def _items(index: dict[Any, Any], where: Any) -> list[Any] | tuple[Any, ...]:
+    known = index.get(where)
+    if known is None:
+        return ()
+    return known if isinstance(known, list) else (known,)
+
+
+def _forget(index: dict[Any, Any], where: Any, item: Any) -> None:
+    known = index.get(where)
+    if isinstance(known, list):
+        known.remove(item)
+        if len(known) == 1:
+            index[where] = known[0]
+    elif known is not None and known == item:
+        del index[where]
