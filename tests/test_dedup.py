@@ -175,6 +175,17 @@ def test_one_response_id_in_two_tenants_is_two_calls() -> None:
 def tenant_batch(spans: list[dict[str, Any]], tenant: str) -> SpanBatch:
     return NormalizeProcessor().process(Decoder().decode(request(spans), tenant).batch)
 
+
+def test_spans_with_no_response_id_and_no_usage_are_counted_but_not_remembered() -> None:
+    """A tool or an agent span can be no call's twin: remembering it would only hold memory."""
+    processor = DedupProcessor(DedupConfig())
+    agent = span(8, 1, name="invoke_agent", end_ms=5000, **{"gen_ai.operation.name": "invoke_agent",
+                                                           "gen_ai.provider.name": "openai"})
+    tool = span(8, 2, parent=1, start_ms=10, end_ms=20, name="execute_tool", **{"gen_ai.operation.name": "execute_tool"})
+    call = span(8, 3, parent=1, start_ms=30, end_ms=900, **chat())
+    assert marks(processor, [agent, tool], [call]) == {hexid(1): "", hexid(2): "", hexid(3): ""}
+    assert processor.counters() == {"calls_seen_total": 3, "calls_duplicate_total": 0, "calls_remembered": 1}
+
 def test_off_leaves_batches_alone() -> None:
     b = DedupProcessor(DedupConfig(enabled=False)).process(batch([OUTER, INNER]))
     assert DUPLICATE_OF not in b.columns

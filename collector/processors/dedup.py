@@ -133,7 +133,13 @@ class DedupProcessor:
         inputs, outputs = batch.column("InputTokens"), batch.column("OutputTokens")
         fresh: dict[tuple[str, str, str], int] = {}
         duplicates: dict[int, str] = {}
+        unmatched = 0
         for i in rows:
+            if not response_ids[i] and inputs[i] is None and outputs[i] is None:
+                # No response id and no usage (a tool, an agent): same_request is false for it either way
+                # round, so it is no call's twin and nothing needs remembering; most of a trace's spans.
+                unmatched += 1
+                continue
             key = (tenants[i], traces[i], span_ids[i])
             known = self._calls.get(key)
             if known is not None:  # a span sent again (a retried export): decided when it first came
@@ -149,7 +155,7 @@ class DedupProcessor:
             if response_ids[i]:
                 _add(self._by_response, response_ids[i], key)
             fresh[key] = i
-        self.calls_seen_total += len(fresh)
+        self.calls_seen_total += len(fresh) + unmatched
         decided: set[tuple[str, str, str]] = set()
         calls, children, by_response = self._calls, self._children, self._by_response
         for key in fresh:
