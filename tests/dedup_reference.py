@@ -61,6 +61,9 @@ class ReferenceDedup(DedupProcessor):
         fresh: dict[tuple[str, str, str], int] = {}
         duplicates: dict[int, str] = {}
         for i in rows:
+            if not response_ids[i] and inputs[i] is None and outputs[i] is None:
+                self.calls_seen_total += 1  # no call's twin (same_request needs a response id or usage)
+                continue
             key = (tenants[i], traces[i], span_ids[i])
             known = self._calls.get(key)
             if known is not None:  # a span sent again (a retried export): decided when it first came

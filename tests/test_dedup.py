@@ -148,6 +148,44 @@ def test_calls_are_forgotten_after_the_window() -> None:
     assert processor.counters()["calls_remembered"] == 1
 
 
+
+def test_the_oldest_calls_are_forgotten_past_max_calls_and_their_twins_counted() -> None:
+    processor = DedupProcessor(DedupConfig(max_calls=2))
+    own_trace = span(12, 2, start_ms=3, end_ms=990, **chat(response_id="msg_9"))  # matched by response id only
+    marks(processor, [INNER, own_trace])
+    marks(processor, [span(20, 5, **chat(response_id="other")), span(21, 6, **chat(response_id="other-2"))])
+    # The first export's calls are forgotten when the next arrives: what comes for them now stands alone.
+    assert marks(processor, [OUTER, span(11, 3, **chat(response_id="msg_9"))]) == {hexid(1): "", hexid(3): ""}
+    assert processor.counters()["calls_remembered"] == 4  # expiry runs as a batch arrives, before it is added
+    # Remembered, the same two would have been marked (the control for the assertion above).
+    fresh = DedupProcessor(DedupConfig(max_calls=2))
+    marks(fresh, [INNER, own_trace])
+    assert marks(fresh, [OUTER, span(11, 3, **chat(response_id="msg_9"))]) == {hexid(1): hexid(2), hexid(3): hexid(2)}
+
+
+def test_one_response_id_in_two_tenants_is_two_calls() -> None:
+    processor = DedupProcessor(DedupConfig())
+    ours = processor.process(tenant_batch([span(11, 1, **chat(response_id="msg_7"))], "acme"))
+    theirs = processor.process(tenant_batch([span(12, 2, start_ms=3, end_ms=990, **chat(response_id="msg_7"))],
+                                            "globex"))
+    assert DUPLICATE_OF not in ours.columns and DUPLICATE_OF not in theirs.columns
+    assert processor.counters()["calls_duplicate_total"] == 0
+
+
+def tenant_batch(spans: list[dict[str, Any]], tenant: str) -> SpanBatch:
+    return NormalizeProcessor().process(Decoder().decode(request(spans), tenant).batch)
+
+
+def test_spans_with_no_response_id_and_no_usage_are_counted_but_not_remembered() -> None:
+    """A tool or an agent span can be no call's twin: remembering it would only hold memory."""
+    processor = DedupProcessor(DedupConfig())
+    agent = span(8, 1, name="invoke_agent", end_ms=5000, **{"gen_ai.operation.name": "invoke_agent",
+                                                           "gen_ai.provider.name": "openai"})
+    tool = span(8, 2, parent=1, start_ms=10, end_ms=20, name="execute_tool", **{"gen_ai.operation.name": "execute_tool"})
+    call = span(8, 3, parent=1, start_ms=30, end_ms=900, **chat())
+    assert marks(processor, [agent, tool], [call]) == {hexid(1): "", hexid(2): "", hexid(3): ""}
+    assert processor.counters() == {"calls_seen_total": 3, "calls_duplicate_total": 0, "calls_remembered": 1}
+
 def test_off_leaves_batches_alone() -> None:
     b = DedupProcessor(DedupConfig(enabled=False)).process(batch([OUTER, INNER]))
     assert DUPLICATE_OF not in b.columns

@@ -93,7 +93,6 @@ class DedupProcessor:
         self._clock = clock
         self._lock = threading.Lock()
         # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
-        # (tenant, trace id, span id) -> the call; insertion order is arrival order (for expiry).
         self._calls: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         # [when, keys of the calls remembered then, how many of them are forgotten already], oldest first.
         self._arrivals: deque[list[Any]] = deque()
@@ -133,6 +132,15 @@ class DedupProcessor:
         """Row -> the span id of the call it duplicates, for this batch's GenAI rows."""
         now = self._clock()
         self._expire(now)
+        response_ids, inputs, outputs = (batch.column(n) for n in ("ResponseId", "InputTokens", "OutputTokens"))
+        # A span with neither a response id nor usage (a tool, an agent) is no call's twin either way round
+        # (same_request needs one of them), so it is counted and not remembered: most of a trace's spans,
+        # and dedup.max_calls bounds memory by the calls that can match.
+        matchable = [i for i in rows if response_ids[i] or inputs[i] is not None or outputs[i] is not None]
+        self.calls_seen_total += len(rows) - len(matchable)
+        rows = matchable
+        if not rows:
+            return {}
         c = batch.columns
         names = ("TenantId", "TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration")
         columns = [c[name] for name in names]

@@ -29,6 +29,7 @@ import datetime
 import functools
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ EVENT_TIME_NOTE = (f"event times that were unset or past 2106-02-07 were set to 
                    f"(the original is in the event attribute {ORIGINAL_EVENT_TIME})")
 
 
+intern = sys.intern
+# Attribute values up to this long are shared within a request: the low-cardinality ones (model names,
+# operations, finish reasons, ports) repeat across spans; longer ones (content, ids) rarely do.
+_SHARED_VALUE_MAX_LEN = 64
+
+
 class _TooDeep(Exception):
     """An attribute value nests more than MAX_VALUE_DEPTH levels (raised while rendering it)."""
 
@@ -101,6 +108,8 @@ class DecodeResult:
     problems: dict[str, int] = field(default_factory=dict)
     # problem -> where it was first seen in the request
     first_seen: dict[str, str] = field(default_factory=dict)
+    # a short attribute value -> the one string of it this request's spans share (see Decoder._attributes)
+    strings: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def note(self, problem: str, count: int = 1) -> None:
         self.problems[problem] = self.problems.get(problem, 0) + count
@@ -270,7 +279,12 @@ class Decoder:
                     if text is None:
                         result.note(EMPTY_VALUE_NOTE)
                         text = ""
-            out[kv.key] = text
+            # Every span repeats the same keys and many of the same short values (models, operations,
+            # providers): one string each instead of a new one per span, as the C decoder does.
+            # Keys are interned; a request's short values share one string through its cache.
+            if len(text) <= _SHARED_VALUE_MAX_LEN:
+                text = result.strings.setdefault(text, text)
+            out[intern(kv.key)] = text
         # Checked once per map: values over the limit are rare.
         if out and max(map(len, out.values())) > self.max_value_length:
             self._truncate(out, result)

@@ -38,6 +38,7 @@ from spanhouse.collector.batch import SpanBatch
 from spanhouse.collector.writer.clickhouse import Sink
 from spanhouse.collector.writer.dead_letter import DeadLetters
 from spanhouse.collector.writer.errors import Kind, RowsNotStorable, cause, classify
+from spanhouse.collector.writer.heap import release_freed_heap
 from spanhouse.collector.writer.latency import INSERT_BUCKETS_S, Latency
 from spanhouse.collector.writer.spool import Position, Spool, SpoolError, decode, encode
 
@@ -326,6 +327,10 @@ class BatchingWriter:
                     self._queued_rows += self._inflight_rows
                     self._inflight_rows = 0
                     return
+            # The batch's spans are stored and its Python objects freed with `entries`: give their pages back
+            # before the next batch, its Arrow columns and its insert grow the process again.
+            del entries
+            release_freed_heap()
 
     def _write_entries(self, entries: list[_Entry], token: str) -> bool:
         delay = self.retry_initial_s
