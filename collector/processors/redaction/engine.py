@@ -19,12 +19,21 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from spanhouse.collector.processors.redaction.detectors import BUILTIN
 from spanhouse.collector.processors.redaction.normalize import could_fold, fold
 
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - platforms without a hyperscan wheel
     hyperscan = None
+
+try:  # the C confirm-and-replace of the e-mail, card and phone detectors (see _fastredact.c)
+    from spanhouse.collector.processors.redaction import _fastredact
+except ImportError as _exc:  # built without a compiler: Python confirms every match
+    _fastredact = None
+    NATIVE_MISSING: str | None = str(_exc)
+else:
+    NATIVE_MISSING = None
 
 PLACEHOLDER = "placeholder"
 HASH = "hash"
@@ -348,6 +357,12 @@ class Redactor:
         self.hash_key = hash_key
         self.max_value_bytes = max_value_bytes
         self.all_rule_ids = frozenset(range(len(rules)))
+        # rule id -> (native kind, placeholder) for the rules the C path replays exactly: the built-in
+        # expression and validator, the placeholder action, searched in windows.
+        self._native: dict[int, tuple[int, str]] = {}
+        if _fastredact is not None and not reference:
+            self._native = {i: (kind, r.placeholder) for i, r in enumerate(rules)
+                            if (kind := _native_kind(r)) is not None}
 
     # -- replacements -------------------------------------------------------------------------------
     def new_batch(self) -> None:
@@ -596,12 +611,46 @@ class Redactor:
 
     def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
                      fold: bool = True) -> str:
+        if self._native and rules and not json_keys and isinstance(rules, dict):
+            out = self._redact_native(text, rules, found, fold)
+            if out is not None:
+                return out
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
             redacted = self._redact_json_text(text, rules, found, fold)
             if redacted is not None:
                 return redacted
         return self._leaf(text, rules, found, 0, fold)
+
+    def _redact_native(self, text: str, rules: Hits, found: Findings, fold: bool) -> str | None:
+        """What `_redact_once` gives, from the C path, when every rule to confirm is one it replays
+        and the value is plain ASCII; None otherwise (then the Python path decides)."""
+        native = self._native
+        specs = []
+        for rule_id, ends in rules.items():
+            kind = native.get(rule_id)
+            if kind is None or ends is None:
+                return None
+            specs.append((rule_id, kind[0], ends, kind[1]))
+        if fold and could_fold(text):  # a percent-escape may hide more: the folded text decides
+            return None
+        cap = self.max_value_bytes
+        as_json = _looks_like_json(text)
+        if as_json and cap and len(text) * 4 > cap:
+            return None
+        done = _fastredact.redact(text, specs, as_json)
+        if done is None:
+            return None
+        out, counts = done
+        for (rule_id, *_), n in zip(specs, counts):
+            if n:
+                found.add(self.rules[rule_id].name, n)
+        if as_json:  # _redact_json_text: replaced in the JSON text, no cap
+            return out
+        # _leaf -> redact_text: the folded form of the result, then the cap.
+        if fold and could_fold(out):
+            out = self._redact_folded(out, found)
+        return self.cap(out, found) if cap else out
 
     def cap(self, text: str, found: Findings) -> str:
         limit = self.max_value_bytes
@@ -615,6 +664,17 @@ class Redactor:
         found.truncated += 1
         found.bytes_cut += cut
         return f"{kept}...[cut {cut} bytes]"
+
+
+def _native_kind(rule: Rule) -> int | None:
+    """The C path's code for a rule it replays exactly, else None."""
+    if _fastredact is None or rule.action != PLACEHOLDER or not rule.window:
+        return None
+    for det in BUILTIN:
+        if det.name == rule.name and det.pattern is rule.pattern and det.validate is rule.validate:
+            return {"email": _fastredact.EMAIL, "credit_card": _fastredact.CREDIT_CARD,
+                    "phone": _fastredact.PHONE}.get(det.name)
+    return None
 
 
 def _looks_like_json(text: str) -> bool:
