@@ -563,6 +563,10 @@ static PyObject *redact(PyObject *self, PyObject *args) {
                 free(ends_all);
                 return NULL;
             }
+            if (e < 0 || e > size) { /* not a trigger offset in this text: let Python decide */
+                free(ends_all);
+                Py_RETURN_NONE;
+            }
             specs[j].ends[k] = e;
         }
         at += specs[j].n_ends;
