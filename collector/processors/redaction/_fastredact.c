@@ -357,11 +357,37 @@ static ssz match_at(int kind, const unsigned char *s, ssz st, ssz endpos, ssz re
     }
 }
 
-/* pattern.search(text, pos, endpos): the first start from pos with a match. */
+static inline int local_char(unsigned char c) { return is_word(c) || c == '.' || c == '+' || c == '-'; }
+
+/* pattern.search(text, pos, endpos): the first start from pos with a match. Only characters a match
+   can start with are tried; an e-mail is looked for from each `@` (see engine.fast_search, anchor):
+   a match holding the first `@` from pos starts where the run of local-part characters before that
+   `@` begins (the character before a match is never one of them), so that is the one start to try. */
 static ssz search(int kind, const unsigned char *s, ssz pos, ssz endpos, ssz *start) {
+    if (kind == K_EMAIL) {
+        while (pos < endpos) {
+            const unsigned char *found = (const unsigned char *)memchr(s + pos, '@', (size_t)(endpos - pos));
+            if (found == NULL) return -1;
+            ssz at = found - s;
+            ssz limit = at - 64 > pos ? at - 64 : pos;
+            ssz st = at;
+            while (st > limit && local_char(s[st - 1])) st--;
+            if (st < at) {
+                ssz e = email_at(s, st, endpos);
+                if (e == -2) return -2;
+                if (e >= 0) {
+                    *start = st;
+                    return e;
+                }
+            }
+            pos = at + 1;
+        }
+        return -1;
+    }
     for (ssz st = pos; st < endpos; st++) {
+        unsigned char c = s[st];
+        if (!(is_digit(c) || (kind == K_PHONE && (c == '+' || c == '(')))) continue;
         ssz e = match_at(kind, s, st, endpos, -1);
-        if (e == -2) return -2;
         if (e >= 0) {
             *start = st;
             return e;
