@@ -1,18 +1,20 @@
 /* The confirm-and-replace step of the redactor for the e-mail, phone and card detectors, in C.
 
-   redact(text, specs, json) -> (new_text, counts) | None
+   redact(text, hits, table, fold, cap) -> (new_text, ((rule_id, replaced), ...)) | None
 
-   `specs` is a list of (rule_id, kind, ends, placeholder): kind 0 = email, 1 = credit_card, 2 = phone;
-   `ends` the end offsets of the rule's trigger in `text` (the search windows, see engine._windows);
-   `placeholder` the ASCII text that replaces a match. `counts` gives, per spec, how many matches were
-   replaced. The result is byte for byte what Redactor._matches + _apply (+ the quote check of
-   _redact_json_text when `json` is true) give for these rules: each detector's expression is
+   `hits` maps rule id -> the end offsets of its trigger in `text` (the search windows, see
+   engine._windows); `table[rule_id]` is (kind, placeholder) for a rule replayed here (kind 0 = email,
+   1 = credit_card, 2 = phone), None for any other; `fold` and `cap` are Redactor._redact_once's.
+   The result is byte for byte what Redactor._redact_once gives for such a value: _matches + _apply,
+   with the quote check of _redact_json_text for JSON text, the cap for plain text. Each detector's
+   expression is
    replayed here as the backtracking search Python's `re` runs (same order of alternatives and
    repeats, same lookarounds, `endpos` seen as the end of the text), its validator as the same
    arithmetic, then the same window, shrink and overlap rules.
 
-   None means "not decided here": the text is not ASCII, holds a backslash, or a match is not
-   inside one JSON string; the Python path then handles the value. Only ASCII text is taken, so
+   None means "not decided here": a rule only Python confirms, text that is not ASCII or holds a
+   backslash or (with fold) a percent sign, a match outside the JSON strings, a value the cap
+   reaches; the Python path then handles the value. Only ASCII text is taken, so
    `\w` is [A-Za-z0-9_] and offsets are characters. */
 
 #define PY_SSIZE_T_CLEAN
@@ -547,31 +549,52 @@ static int resolve(Spans *spans) {
     return 0;
 }
 
+static int looks_like_json(const unsigned char *s, ssz size) {
+    for (ssz i = 0; i < size; i++) {
+        unsigned char c = s[i];
+        if (c == '{' || c == '[') return 1;
+        if (!(c == ' ' || c == '\t' || c == '\r' || c == '\n')) return 0;
+    }
+    return 0;
+}
+
 static PyObject *redact(PyObject *self, PyObject *args) {
-    PyObject *text, *spec_list;
-    int json;
-    if (!PyArg_ParseTuple(args, "UO!p", &text, &PyList_Type, &spec_list, &json)) return NULL;
+    PyObject *text, *hits, *table;
+    int fold;
+    Py_ssize_t cap;
+    if (!PyArg_ParseTuple(args, "UO!O!pn", &text, &PyDict_Type, &hits, &PyTuple_Type, &table, &fold, &cap))
+        return NULL;
     if (!PyUnicode_IS_ASCII(text)) Py_RETURN_NONE;
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(text);
     ssz size = PyUnicode_GET_LENGTH(text);
     if (memchr(s, '\\', (size_t)size) != NULL) Py_RETURN_NONE;
-    ssz n_specs = PyList_GET_SIZE(spec_list);
+    /* A percent-escape may hide a match that only the folded text shows: Python folds. */
+    if (fold && memchr(s, '%', (size_t)size) != NULL) Py_RETURN_NONE;
+    int json = looks_like_json(s, size);
+    if (json && cap > 0 && size > cap / 4) Py_RETURN_NONE; /* parsed leaf by leaf instead */
+    ssz n_specs = PyDict_GET_SIZE(hits);
     if (n_specs < 1 || n_specs > MAX_SPECS) Py_RETURN_NONE;
 
     Spec specs[MAX_SPECS];
     ssz n_ends_total = 0;
-    for (ssz j = 0; j < n_specs; j++) {
-        PyObject *item = PyList_GET_ITEM(spec_list, j);
-        PyObject *ends;
+    Py_ssize_t it = 0;
+    PyObject *key, *ends;
+    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
+        ssz rule = PyLong_AsSsize_t(key);
+        if (rule == -1 && PyErr_Occurred()) return NULL;
+        if (rule < 0 || rule >= PyTuple_GET_SIZE(table) || !PyList_Check(ends)) Py_RETURN_NONE;
+        PyObject *entry = PyTuple_GET_ITEM(table, rule);
+        if (entry == Py_None) Py_RETURN_NONE; /* a rule only Python confirms */
+        int kind;
         const char *placeholder;
         ssz placeholder_len;
-        if (!PyArg_ParseTuple(item, "iiO!s#", &specs[j].rule, &specs[j].kind, &PyList_Type, &ends, &placeholder,
-                              &placeholder_len))
-            return NULL;
-        if (specs[j].kind < K_EMAIL || specs[j].kind > K_PHONE) {
-            PyErr_Format(PyExc_ValueError, "unknown detector kind %d", specs[j].kind);
+        if (!PyArg_ParseTuple(entry, "is#", &kind, &placeholder, &placeholder_len)) return NULL;
+        if (kind < K_EMAIL || kind > K_PHONE) {
+            PyErr_Format(PyExc_ValueError, "unknown detector kind %d for rule %zd", kind, rule);
             return NULL;
         }
+        specs[j].rule = (int)rule;
+        specs[j].kind = kind;
         specs[j].placeholder = placeholder;
         specs[j].placeholder_len = placeholder_len;
         specs[j].n_ends = PyList_GET_SIZE(ends);
@@ -580,9 +603,13 @@ static PyObject *redact(PyObject *self, PyObject *args) {
     ssz *ends_all = (ssz *)malloc(sizeof(ssz) * (size_t)(n_ends_total + 1));
     if (ends_all == NULL) return PyErr_NoMemory();
     ssz at = 0;
-    for (ssz j = 0; j < n_specs; j++) {
-        PyObject *ends = PyTuple_GET_ITEM(PyList_GET_ITEM(spec_list, j), 2);
+    it = 0;
+    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
         specs[j].ends = ends_all + at;
+        if (PyList_GET_SIZE(ends) != specs[j].n_ends) { /* changed under us: decline */
+            free(ends_all);
+            Py_RETURN_NONE;
+        }
         for (ssz k = 0; k < specs[j].n_ends; k++) {
             ssz e = PyLong_AsSsize_t(PyList_GET_ITEM(ends, k));
             if (e == -1 && PyErr_Occurred()) {
@@ -632,10 +659,12 @@ static PyObject *redact(PyObject *self, PyObject *args) {
         }
     }
 
-    PyObject *counts = PyTuple_New(n_specs);
-    if (counts == NULL) {
+    ssz length = size;
+    for (ssz i = 0; i < spans.n; i++)
+        length += specs[spans.items[i].spec].placeholder_len - (spans.items[i].end - spans.items[i].start);
+    if (!json && cap > 0 && length > cap) { /* the cap cuts this plain value: Python does it */
         free(spans.items);
-        return NULL;
+        Py_RETURN_NONE;
     }
     ssz tally[MAX_SPECS] = {0};
     PyObject *result;
@@ -643,12 +672,8 @@ static PyObject *redact(PyObject *self, PyObject *args) {
         Py_INCREF(text);
         result = text;
     } else {
-        ssz length = size;
-        for (ssz i = 0; i < spans.n; i++)
-            length += specs[spans.items[i].spec].placeholder_len - (spans.items[i].end - spans.items[i].start);
         result = PyUnicode_New(length, 127);
         if (result == NULL) {
-            Py_DECREF(counts);
             free(spans.items);
             return NULL;
         }
@@ -667,7 +692,23 @@ static PyObject *redact(PyObject *self, PyObject *args) {
         memcpy(w, s + pos, (size_t)(size - pos));
     }
     free(spans.items);
-    for (ssz j = 0; j < n_specs; j++) PyTuple_SET_ITEM(counts, j, PyLong_FromSsize_t(tally[j]));
+    ssz n_counted = 0;
+    for (ssz j = 0; j < n_specs; j++) n_counted += tally[j] > 0;
+    PyObject *counts = PyTuple_New(n_counted);
+    if (counts == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    for (ssz j = 0, k = 0; j < n_specs; j++) {
+        if (!tally[j]) continue;
+        PyObject *pair = Py_BuildValue("(in)", specs[j].rule, tally[j]);
+        if (pair == NULL) {
+            Py_DECREF(result);
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(counts, k++, pair);
+    }
     PyObject *pair = PyTuple_Pack(2, result, counts);
     Py_DECREF(result);
     Py_DECREF(counts);
@@ -681,8 +722,9 @@ nomem:
 
 static PyMethodDef methods[] = {
     {"redact", redact, METH_VARARGS,
-     "redact(text, specs, json) -> (new_text, counts) | None: confirm and replace the e-mail, card and "
-     "phone matches of `text` as the Python redactor does; None when the value needs the Python path."},
+     "redact(text, hits, table, fold, cap) -> (new_text, ((rule_id, replaced), ...)) | None: confirm and "
+     "replace the e-mail, card and phone matches of `text` as the Python redactor does; None when the "
+     "value needs the Python path."},
     {NULL, NULL, 0, NULL},
 };
 

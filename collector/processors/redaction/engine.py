@@ -363,6 +363,8 @@ class Redactor:
         if _fastredact is not None and not reference:
             self._native = {i: (kind, r.placeholder) for i, r in enumerate(rules)
                             if (kind := _native_kind(r)) is not None}
+        self._native_table = tuple(self._native.get(i) for i in range(len(rules)))
+        self._names = [r.name for r in rules]
 
     # -- replacements -------------------------------------------------------------------------------
     def new_batch(self) -> None:
@@ -611,46 +613,20 @@ class Redactor:
 
     def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
                      fold: bool = True) -> str:
-        if self._native and rules and not json_keys and isinstance(rules, dict):
-            out = self._redact_native(text, rules, found, fold)
-            if out is not None:
-                return out
+        if self._native and rules and not json_keys and type(rules) is dict:
+            # The C path gives what the rest of this method gives, or None when the value is not for it.
+            done = _fastredact.redact(text, rules, self._native_table, fold, self.max_value_bytes)
+            if done is not None:
+                names = self._names
+                for rule_id, n in done[1]:
+                    found.add(names[rule_id], n)
+                return done[0]
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
             redacted = self._redact_json_text(text, rules, found, fold)
             if redacted is not None:
                 return redacted
         return self._leaf(text, rules, found, 0, fold)
-
-    def _redact_native(self, text: str, rules: Hits, found: Findings, fold: bool) -> str | None:
-        """What `_redact_once` gives, from the C path, when every rule to confirm is one it replays
-        and the value is plain ASCII; None otherwise (then the Python path decides)."""
-        native = self._native
-        specs = []
-        for rule_id, ends in rules.items():
-            kind = native.get(rule_id)
-            if kind is None or ends is None:
-                return None
-            specs.append((rule_id, kind[0], ends, kind[1]))
-        if fold and could_fold(text):  # a percent-escape may hide more: the folded text decides
-            return None
-        cap = self.max_value_bytes
-        as_json = _looks_like_json(text)
-        if as_json and cap and len(text) * 4 > cap:
-            return None
-        done = _fastredact.redact(text, specs, as_json)
-        if done is None:
-            return None
-        out, counts = done
-        for (rule_id, *_), n in zip(specs, counts):
-            if n:
-                found.add(self.rules[rule_id].name, n)
-        if as_json:  # _redact_json_text: replaced in the JSON text, no cap
-            return out
-        # _leaf -> redact_text: the folded form of the result, then the cap.
-        if fold and could_fold(out):
-            out = self._redact_folded(out, found)
-        return self.cap(out, found) if cap else out
 
     def cap(self, text: str, found: Findings) -> str:
         limit = self.max_value_bytes
