@@ -184,3 +184,28 @@ def test_the_processor_says_once_when_the_native_module_is_missing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "mail <EMAIL>"
     assert done.stderr.count("the native redaction module is not installed") == 1
+
+
+DROP_KEY = RedactionConfig(detector_actions={"openai_api_key": "drop"})
+UNCOVERED = ["4111111111111111sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3i",
+             "+00000000+00000000+00000000 and bob@example.com", "x.AA+0000000 bob@example.com"]
+
+
+@pytest.mark.parametrize("config", [RedactionConfig(), DROP_KEY], ids=["placeholder", "drop key"])
+@pytest.mark.parametrize("value", UNCOVERED)
+def test_values_a_replacement_uncovers_more_in_are_finished_as_the_reference_does(config, value):
+    """Second scans of span values run together after the batch: a match the first round uncovered,
+    or a drop it triggers, comes out as in the reference, in span and event attributes alike."""
+    def rows() -> list[dict]:
+        return [span_row({"note": value, "other": "mail ann@example.org", "content": f'["{value}"]'},
+                         **{"Events.Name": ["log"], "Events.Timestamp": [1],
+                            "Events.Attributes": [{"message": value, "plain": "nothing here"}]}),
+                span_row({"note": "no pii at all"})]
+
+    a, b = batch_of(*rows()), batch_of(*rows())
+    RedactProcessor(config).process(a)
+    RedactProcessor(config, reference=True).process(b)
+    assert a.columns == b.columns
+    if config is DROP_KEY and "sk-proj" in value:
+        assert "note" not in a["SpanAttributes"][0]
+        assert "message" not in a["Events.Attributes"][0][0]

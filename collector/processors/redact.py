@@ -33,6 +33,7 @@ from spanhouse.collector.processors.redaction.engine import (
     Findings,
     Hits,
     KeyRules,
+    Later,
     Redactor,
     Rule,
     Scanner,
@@ -143,6 +144,9 @@ class RedactProcessor:
         self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes,
                                  rescan=self.scanner.hits, reference=reference)
         self.max_value_bytes = config.max_value_bytes
+        # Second scans of changed span values wait and run in one engine call per batch (see
+        # Redactor.settle_later); not with user rules, whose prefilter triggers may anchor at `\A`.
+        self._settle_together = not reference and not config.rules
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {r.name: 0 for r in rules}
         self._hits.update({MASK_KEYS_RULE: 0, DROP_KEYS_RULE: 0, ALLOW_KEYS_RULE: 0})
@@ -221,14 +225,17 @@ class RedactProcessor:
         if not batch_ascii:
             scanned = [hit for hit in scanned if hit[0] != non_ascii]
         hits = _hits_by_block(blocks, scanned)
+        later = Later() if self._settle_together else None
         for k, (i, parts, flag) in enumerate(spans):
             data = blocks[k]
             span_hits = hits.get(k, [])
             if span_hits or flag or (cap and len(data) > cap) or not (batch_ascii or data.isascii()):
                 found = Findings()
-                self._redact_span(batch, i, parts, data, span_hits, found)
+                self._redact_span(batch, i, parts, data, span_hits, found, later)
                 if found.changes:
                     findings[i] = found
+        if later is not None:
+            self.redactor.settle_later(later, self.scanner.scan)
 
     def _scan(self, data: bytes) -> list[tuple[int, int]]:
         """Trigger hits in `data`, without the batch-level non-ASCII marker."""
@@ -295,7 +302,7 @@ class RedactProcessor:
         return rules, json_keys, self.fold_id in hits or not ascii_text
 
     def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, Hits], found: Findings,
-                    allow_list_applies: bool) -> dict[str, str]:
+                    allow_list_applies: bool, later: Later | None = None) -> dict[str, str]:
         """`attrs` with key rules applied and triggered values confirmed; the same dict if nothing changed.
 
         Only the keys a rule may concern are looked at: the work is proportional to the hits.
@@ -331,8 +338,10 @@ class RedactProcessor:
                     continue
                 rules = self._rules_of(part_rules, base + j, value)
                 hits, json_keys, fold = rules or ({}, False, True)
+                if later is not None:
+                    later.target = (out, key)
                 try:
-                    new = redactor.redact_value(value, hits, found, json_keys, fold)
+                    new = redactor.redact_value(value, hits, found, json_keys, fold, later)
                 except Dropped as dropped:
                     found.add(str(dropped))
                     del out[key]
@@ -361,11 +370,11 @@ class RedactProcessor:
             return ""
 
     def _redact_span(self, batch: SpanBatch, i: int, parts: list[str], data: bytes,
-                     hits: list[tuple[int, int]], found: Findings) -> None:
+                     hits: list[tuple[int, int]], found: Findings, later: Later | None = None) -> None:
         part_rules = self._part_rules(parts, data, hits)
         self._settle_folding(parts, data, part_rules)
         attrs = batch["SpanAttributes"][i]
-        batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True)
+        batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True, later)
         pos = len(attrs)
         for maps_name, list_name in (("Events.Attributes", "Events.Name"), ("Links.Attributes", "Links.TraceState")):
             maps = batch[maps_name][i]
@@ -373,7 +382,7 @@ class RedactProcessor:
                 continue
             redacted = []
             for attrs in maps:
-                redacted.append(self._redact_map(attrs, pos, part_rules, found, True))
+                redacted.append(self._redact_map(attrs, pos, part_rules, found, True, later))
                 pos += len(attrs)
             batch[maps_name][i] = redacted
             values = batch[list_name][i]

@@ -18,6 +18,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
 from spanhouse.collector.processors.redaction.detectors import BUILTIN
 from spanhouse.collector.processors.redaction.normalize import could_fold, fold
@@ -76,6 +77,17 @@ def _windows(ends: list[int], size: int, before: int = 192, after: int = 160) ->
         else:
             out.append((lo, hi))
     return out
+
+
+class Later:
+    """Values whose second scan waits for `Redactor.settle_later`: (text before, first output, their
+    Findings, fold, (dict, key) the final value goes to), and the (dict, key) of the next one."""
+
+    __slots__ = ("pending", "target")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, str, Findings, bool, tuple[dict[str, str], str]]] = []
+        self.target: tuple[dict[str, str], str] = ({}, "")
 
 
 class Dropped(Exception):
@@ -589,15 +601,23 @@ class Redactor:
 
     # -- one attribute value ------------------------------------------------------------------------
     def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False,
-                     fold: bool = True) -> str:
+                     fold: bool = True, later: Later | None = None) -> str:
         """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped.
 
         `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
         `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
         `fold`: False when the caller knows the value has no percent-escape and is ASCII, so
         that nothing in it or in its output (placeholders are plain ASCII) can fold.
+        `later`: when given, a changed value is not scanned again here but noted in it (with where
+        to put the final value); `settle_later` then scans all of them in one engine call.
         """
         out = self._redact_once(text, rules, found, json_keys, fold)
+        if later is not None and out != text and self.rescan is not None:
+            later.pending.append((text, out, found, fold, later.target))
+            return out
+        return self._settle(text, out, found, fold)
+
+    def _settle(self, text: str, out: str, found: Findings, fold: bool) -> str:
         # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
         # hides the key behind the card until the card is gone. Scan again until nothing changes
         # (`+00000000+00000000+...` uncovers one more number per round; bounded against hostile input).
@@ -610,6 +630,45 @@ class Redactor:
                 break
             text, out = out, self._redact_once(out, hits, found, False, fold)
         return out
+
+    def settle_later(self, later: Later, scan: Callable[[bytes], list[tuple[int, int]]]) -> None:
+        """Finish the values `redact_value` left in `later`: what `_settle` does, one value at a time,
+        for those whose output a trigger fires on; the others are final already.
+
+        Their outputs are scanned joined by newlines, in one call: a trigger that fires in a value
+        alone fires at the same place in the joined text (`^` holds after each newline), so a value
+        without a hit in its stretch would have none scanned alone. A hit that spans two values only
+        sends the value it ends in through `_settle`, which scans it alone.
+        """
+        pending = later.pending
+        if not pending:
+            return
+        outs = [p[1] for p in pending]
+        data = "\n".join(outs).encode("utf-8", "surrogatepass")
+        if len(data) == sum(map(len, outs)) + len(outs) - 1:  # ASCII: bytes == characters
+            starts = list(accumulate((len(o) + 1 for o in outs), initial=0))
+        else:
+            starts = list(accumulate((len(o.encode("utf-8", "surrogatepass")) + 1 for o in outs), initial=0))
+        rule_count = len(self.rules)
+        last = len(pending) - 1
+        touched: set[int] = set()
+        for rule_id, end in scan(data):
+            if rule_id < rule_count:
+                k = bisect_right(starts, end - 1) - 1
+                touched.add(max(k, 0))
+                touched.add(min(bisect_right(starts, end) - 1, last))  # an empty match at a value's start
+        for k, (text, out, found, may_fold, (container, key)) in enumerate(pending):
+            if k not in touched and not (may_fold and could_fold(out)):
+                continue
+            try:
+                final = self._settle(text, out, found, may_fold)
+            except Dropped as dropped:
+                found.add(str(dropped))
+                del container[key]
+                continue
+            if final is not out:
+                container[key] = final
+        pending.clear()
 
     def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
                      fold: bool = True) -> str:
