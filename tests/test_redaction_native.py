@@ -209,3 +209,27 @@ def test_values_a_replacement_uncovers_more_in_are_finished_as_the_reference_doe
     if config is DROP_KEY and "sk-proj" in value:
         assert "note" not in a["SpanAttributes"][0]
         assert "message" not in a["Events.Attributes"][0][0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=8), st.lists(st.tuples(st.integers(0, 30),
+       st.integers(1, 400)), max_size=30))
+def test_hits_are_placed_in_blocks_and_values_as_python_places_them(lengths, hits):
+    """`place` gives _hits_by_block's and _part_rules's dicts (same keys, order and offsets)."""
+    from bisect import bisect_right
+    from itertools import accumulate
+
+    starts = list(accumulate((n + 1 for n in lengths), initial=0))
+    hits = [(rule, min(end, starts[-1])) for rule, end in hits]
+    flat: dict[int, list[tuple[int, int]]] = {}
+    nested: dict[int, dict[int, list[int]]] = {}
+    for rule, end in hits:
+        k = bisect_right(starts, end - 1) - 1
+        flat.setdefault(k, []).append((rule, end - starts[k]))
+        nested.setdefault(k, {}).setdefault(rule, []).append(end - starts[k])
+    for want, is_nested in ((flat, False), (nested, True)):
+        got = _fastredact.place(hits, starts, is_nested)
+        assert got == want and list(got) == list(want)
+    assert _fastredact.place([(1, 0)], starts, False) is None  # Python's index -1: left to Python
+    with pytest.raises(TypeError, match="rule_id, end"):
+        _fastredact.place([(1, 2, 3)], starts, False)

@@ -720,11 +720,111 @@ nomem:
     return PyErr_NoMemory();
 }
 
+/* place(hits, starts, nested) -> dict | None: redact._hits_by_block (nested false: index ->
+   [(rule_id, end - starts[index]), ...]) and redact._part_rules (nested true: index -> {rule_id:
+   [end - starts[index], ...]}), where index = bisect_right(starts, end - 1) - 1 for each
+   (rule_id, end) of `hits`, in their order. None for an end before the first start. */
+static PyObject *place(PyObject *self, PyObject *args) {
+    PyObject *hits, *starts_list;
+    int nested;
+    if (!PyArg_ParseTuple(args, "O!O!p", &PyList_Type, &hits, &PyList_Type, &starts_list, &nested)) return NULL;
+    ssz m = PyList_GET_SIZE(starts_list);
+    if (m == 0) Py_RETURN_NONE;
+    ssz *starts = (ssz *)malloc(sizeof(ssz) * (size_t)m);
+    if (starts == NULL) return PyErr_NoMemory();
+    for (ssz i = 0; i < m; i++) {
+        starts[i] = PyLong_AsSsize_t(PyList_GET_ITEM(starts_list, i));
+        if (starts[i] == -1 && PyErr_Occurred()) {
+            free(starts);
+            return NULL;
+        }
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        free(starts);
+        return NULL;
+    }
+    ssz n = PyList_GET_SIZE(hits);
+    for (ssz h = 0; h < n; h++) {
+        PyObject *hit = PyList_GET_ITEM(hits, h);
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) {
+            PyErr_SetString(PyExc_TypeError, "place: each hit must be a (rule_id, end) tuple");
+            goto fail;
+        }
+        PyObject *rule = PyTuple_GET_ITEM(hit, 0);
+        ssz end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+        if (end == -1 && PyErr_Occurred()) goto fail;
+        ssz lo = 0, hi = m, x = end - 1; /* bisect_right(starts, end - 1) */
+        while (lo < hi) {
+            ssz mid = (lo + hi) / 2;
+            if (x < starts[mid]) hi = mid;
+            else lo = mid + 1;
+        }
+        ssz k = lo - 1;
+        if (k < 0) { /* Python would index from the end: leave it to Python */
+            Py_DECREF(out);
+            free(starts);
+            Py_RETURN_NONE;
+        }
+        PyObject *key = PyLong_FromSsize_t(k);
+        if (key == NULL) goto fail;
+        PyObject *slot = PyDict_GetItemWithError(out, key);
+        if (slot == NULL) {
+            if (PyErr_Occurred() || (slot = nested ? PyDict_New() : PyList_New(0)) == NULL) {
+                Py_DECREF(key);
+                goto fail;
+            }
+            int failed = PyDict_SetItem(out, key, slot);
+            Py_DECREF(slot);
+            if (failed) {
+                Py_DECREF(key);
+                goto fail;
+            }
+        }
+        Py_DECREF(key);
+        PyObject *offset = PyLong_FromSsize_t(end - starts[k]);
+        if (offset == NULL) goto fail;
+        int failed;
+        if (nested) {
+            PyObject *ends = PyDict_GetItemWithError(slot, rule);
+            if (ends == NULL) {
+                if (PyErr_Occurred() || (ends = PyList_New(0)) == NULL) {
+                    Py_DECREF(offset);
+                    goto fail;
+                }
+                failed = PyDict_SetItem(slot, rule, ends);
+                Py_DECREF(ends);
+                if (failed) {
+                    Py_DECREF(offset);
+                    goto fail;
+                }
+            }
+            failed = PyList_Append(ends, offset);
+        } else {
+            PyObject *pair = PyTuple_Pack(2, rule, offset);
+            failed = pair == NULL || PyList_Append(slot, pair) < 0;
+            Py_XDECREF(pair);
+        }
+        Py_DECREF(offset);
+        if (failed) goto fail;
+    }
+    free(starts);
+    return out;
+
+fail:
+    Py_DECREF(out);
+    free(starts);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"redact", redact, METH_VARARGS,
      "redact(text, hits, table, fold, cap) -> (new_text, ((rule_id, replaced), ...)) | None: confirm and "
      "replace the e-mail, card and phone matches of `text` as the Python redactor does; None when the "
      "value needs the Python path."},
+    {"place", place, METH_VARARGS,
+     "place(hits, starts, nested) -> dict | None: which block or value each (rule_id, end) hit ends in, "
+     "with the end relative to it (see redact._hits_by_block and redact._part_rules)."},
     {NULL, NULL, 0, NULL},
 };
 
