@@ -48,14 +48,21 @@ edges = st.sampled_from(["", " ", "  ", "\n", '"', ".", ",", "-", "+", "%", "@",
                          ">", "<EMAIL>", ":", "(", ")", "{", "}", "[", "]", "'", "/", "=", "&", ".5", ",1", "x@y",
                          "a.b", "@x.co", ".com", "-1", "+1"])
 words = st.text("abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=12)
-piece = st.one_of(emails, phones, cards, edges, words)
+# Other detectors' matches: a value holding one goes through Python's search for that rule and C's for
+# the e-mail, phone and card rules, merged.
+keys = st.sampled_from(["sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3i", "ghp_" + "a1B2" * 9,
+                        "AKIAIOSFODNN7EXAMPLE", "Bearer abcdefgh12345678", "203.0.113.42", "fe80::1:2",
+                        "DE89 3704 0044 0532 0130 00", "078-05-1120", "https://a.b/?token=abcdef123456"])
+piece = st.one_of(emails, phones, cards, edges, words, keys)
 # Pieces run together with no space between them: matches overlap and touch the value's edges.
 texts = st.lists(piece, max_size=14).map("".join)
 
 
 def python_way(text: str, hits: dict[int, list[int]]) -> tuple[str, dict[str, int]] | None:
-    """What Redactor._matches + _apply (+ the quote check of _redact_json_text for JSON text) give."""
-    redactor = FAST.redactor
+    """What Redactor._matches + _apply (+ the quote check of _redact_json_text for JSON text) give,
+    all in Python (the reference redactor has no native rules)."""
+    redactor = REFERENCE.redactor
+    assert not redactor._native
     found = Findings()
     spans = redactor._matches(text, {r: list(e) for r, e in hits.items()})
     if _looks_like_json(text) and spans:
@@ -94,6 +101,7 @@ WRAPS = {"plain": "{}", "json string": '[{{"content": "{}"}}]', "json raw": "[{}
 @example("a@b.com.x1 and a@b.c0m and " + "x" * 300 + " +1 415 555 0132", "plain", False)
 @example('call 415-555-0132"', "json string", False)
 @example("4111111111111111@example.com", "plain", True)
+@example("4111111111111111sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3i bob@example.com", "plain", False)
 def test_native_matches_and_replaces_exactly_as_python(text, wrap, whole_text):
     """Same output and the same counts per rule, searching windows round trigger hits or the whole text."""
     text = WRAPS[wrap].format(text)
@@ -233,3 +241,16 @@ def test_hits_are_placed_in_blocks_and_values_as_python_places_them(lengths, hit
     assert _fastredact.place([(1, 0)], starts, False) is None  # Python's index -1: left to Python
     with pytest.raises(TypeError, match="rule_id, end"):
         _fastredact.place([(1, 2, 3)], starts, False)
+
+
+@SETTINGS
+@given(texts, st.booleans())
+@example("4111111111111111sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3i bob@example.com", False)
+@example("call +1 415 555 0132 from 203.0.113.42 or fe80::1:2 " + "x" * 400 + " bob@example.com", False)
+def test_matches_of_all_rules_with_the_native_ones_in_c_are_pythons(text, whole_text):
+    """Any mix of rules: C's matches for its three, Python's for the rest, resolved together, equal
+    what Python finds for all of them (windows round the triggers, or the whole text)."""
+    hits = {r: ends for r, ends in FAST.scanner.hits(text).items() if r < FAST.rule_count}
+    if whole_text:
+        hits = dict.fromkeys(hits)
+    assert FAST.redactor._matches(text, dict(hits)) == REFERENCE.redactor._matches(text, dict(hits))

@@ -549,6 +549,128 @@ static int resolve(Spans *spans) {
     return 0;
 }
 
+/* Reads `hits` and `table` into specs (see redact); the number of specs, -1 with an exception set,
+   or -2 when the value is not for this module (a rule it does not replay, too many rules, offsets
+   that are not in the text). `*ends_all` is to be freed by the caller. */
+static ssz parse_specs(PyObject *hits, PyObject *table, ssz size, Spec *specs, ssz **ends_all_out) {
+    ssz n_specs = PyDict_GET_SIZE(hits);
+    if (n_specs < 1 || n_specs > MAX_SPECS) return -2;
+    ssz n_ends_total = 0;
+    Py_ssize_t it = 0;
+    PyObject *key, *ends;
+    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
+        ssz rule = PyLong_AsSsize_t(key);
+        if (rule == -1 && PyErr_Occurred()) return -1;
+        if (rule < 0 || rule >= PyTuple_GET_SIZE(table) || !PyList_Check(ends)) return -2;
+        PyObject *entry = PyTuple_GET_ITEM(table, rule);
+        if (entry == Py_None) return -2; /* a rule only Python confirms */
+        int kind;
+        const char *placeholder;
+        ssz placeholder_len;
+        if (!PyArg_ParseTuple(entry, "is#", &kind, &placeholder, &placeholder_len)) return -1;
+        if (kind < K_EMAIL || kind > K_PHONE) {
+            PyErr_Format(PyExc_ValueError, "unknown detector kind %d for rule %zd", kind, rule);
+            return -1;
+        }
+        specs[j].rule = (int)rule;
+        specs[j].kind = kind;
+        specs[j].placeholder = placeholder;
+        specs[j].placeholder_len = placeholder_len;
+        specs[j].n_ends = PyList_GET_SIZE(ends);
+        n_ends_total += specs[j].n_ends;
+    }
+    ssz *ends_all = (ssz *)malloc(sizeof(ssz) * (size_t)(n_ends_total + 1));
+    if (ends_all == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    ssz at = 0;
+    it = 0;
+    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
+        specs[j].ends = ends_all + at;
+        if (PyList_GET_SIZE(ends) != specs[j].n_ends) { /* changed under us: decline */
+            free(ends_all);
+            return -2;
+        }
+        for (ssz k = 0; k < specs[j].n_ends; k++) {
+            ssz e = PyLong_AsSsize_t(PyList_GET_ITEM(ends, k));
+            if (e == -1 && PyErr_Occurred()) {
+                free(ends_all);
+                return -1;
+            }
+            if (e < 0 || e > size) { /* not a trigger offset in this text: let Python decide */
+                free(ends_all);
+                return -2;
+            }
+            specs[j].ends[k] = e;
+        }
+        at += specs[j].n_ends;
+    }
+    *ends_all_out = ends_all;
+    return n_specs;
+}
+
+/* The matches of every spec's rule in its windows, or over the whole text when a match reached a
+   window's end (then *cut is set), not yet resolved for overlaps. 0, or -1 on memory failure. */
+static int all_matches(Spec *specs, ssz n_specs, const unsigned char *s, ssz size, Spans *spans, int *cut) {
+    *cut = 0;
+    for (ssz j = 0; j < n_specs; j++) {
+        int status = rule_matches(&specs[j], (int)j, s, size, 0, spans);
+        if (status < 0) return -1;
+        if (status == 1) { /* cut by a window: every rule over the whole text, as _matches does */
+            *cut = 1;
+            spans->n = 0;
+            for (ssz r = 0; r < n_specs; r++)
+                if (rule_matches(&specs[r], (int)r, s, size, 1, spans) < 0) return -1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* find(text, hits, table) -> ([(start, end, rule_id), ...], cut) | None: the matches of the rules
+   in `hits` (all replayed here) as Redactor._rule_spans finds them, unresolved; `cut` when a match
+   reached a window's end, the matches then being those over the whole text. None: not ASCII, or
+   not for this module. */
+static PyObject *find(PyObject *self, PyObject *args) {
+    PyObject *text, *hits, *table;
+    if (!PyArg_ParseTuple(args, "UO!O!", &text, &PyDict_Type, &hits, &PyTuple_Type, &table)) return NULL;
+    if (!PyUnicode_IS_ASCII(text)) Py_RETURN_NONE;
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(text);
+    ssz size = PyUnicode_GET_LENGTH(text);
+    Spec specs[MAX_SPECS];
+    ssz *ends_all = NULL;
+    ssz n_specs = parse_specs(hits, table, size, specs, &ends_all);
+    if (n_specs == -1) return NULL;
+    if (n_specs == -2) Py_RETURN_NONE;
+    Spans spans = {NULL, 0, 0};
+    int cut;
+    int status = all_matches(specs, n_specs, s, size, &spans, &cut);
+    free(ends_all);
+    if (status < 0) {
+        free(spans.items);
+        return PyErr_NoMemory();
+    }
+    PyObject *list = PyList_New(spans.n);
+    if (list == NULL) {
+        free(spans.items);
+        return NULL;
+    }
+    for (ssz i = 0; i < spans.n; i++) {
+        PyObject *item = Py_BuildValue("(nni)", spans.items[i].start, spans.items[i].end, spans.items[i].rule);
+        if (item == NULL) {
+            Py_DECREF(list);
+            free(spans.items);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    free(spans.items);
+    PyObject *result = Py_BuildValue("(OO)", list, cut ? Py_True : Py_False);
+    Py_DECREF(list);
+    return result;
+}
+
 static int looks_like_json(const unsigned char *s, ssz size) {
     for (ssz i = 0; i < size; i++) {
         unsigned char c = s[i];
@@ -572,72 +694,15 @@ static PyObject *redact(PyObject *self, PyObject *args) {
     if (fold && memchr(s, '%', (size_t)size) != NULL) Py_RETURN_NONE;
     int json = looks_like_json(s, size);
     if (json && cap > 0 && size > cap / 4) Py_RETURN_NONE; /* parsed leaf by leaf instead */
-    ssz n_specs = PyDict_GET_SIZE(hits);
-    if (n_specs < 1 || n_specs > MAX_SPECS) Py_RETURN_NONE;
-
     Spec specs[MAX_SPECS];
-    ssz n_ends_total = 0;
-    Py_ssize_t it = 0;
-    PyObject *key, *ends;
-    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
-        ssz rule = PyLong_AsSsize_t(key);
-        if (rule == -1 && PyErr_Occurred()) return NULL;
-        if (rule < 0 || rule >= PyTuple_GET_SIZE(table) || !PyList_Check(ends)) Py_RETURN_NONE;
-        PyObject *entry = PyTuple_GET_ITEM(table, rule);
-        if (entry == Py_None) Py_RETURN_NONE; /* a rule only Python confirms */
-        int kind;
-        const char *placeholder;
-        ssz placeholder_len;
-        if (!PyArg_ParseTuple(entry, "is#", &kind, &placeholder, &placeholder_len)) return NULL;
-        if (kind < K_EMAIL || kind > K_PHONE) {
-            PyErr_Format(PyExc_ValueError, "unknown detector kind %d for rule %zd", kind, rule);
-            return NULL;
-        }
-        specs[j].rule = (int)rule;
-        specs[j].kind = kind;
-        specs[j].placeholder = placeholder;
-        specs[j].placeholder_len = placeholder_len;
-        specs[j].n_ends = PyList_GET_SIZE(ends);
-        n_ends_total += specs[j].n_ends;
-    }
-    ssz *ends_all = (ssz *)malloc(sizeof(ssz) * (size_t)(n_ends_total + 1));
-    if (ends_all == NULL) return PyErr_NoMemory();
-    ssz at = 0;
-    it = 0;
-    for (ssz j = 0; PyDict_Next(hits, &it, &key, &ends); j++) {
-        specs[j].ends = ends_all + at;
-        if (PyList_GET_SIZE(ends) != specs[j].n_ends) { /* changed under us: decline */
-            free(ends_all);
-            Py_RETURN_NONE;
-        }
-        for (ssz k = 0; k < specs[j].n_ends; k++) {
-            ssz e = PyLong_AsSsize_t(PyList_GET_ITEM(ends, k));
-            if (e == -1 && PyErr_Occurred()) {
-                free(ends_all);
-                return NULL;
-            }
-            if (e < 0 || e > size) { /* not a trigger offset in this text: let Python decide */
-                free(ends_all);
-                Py_RETURN_NONE;
-            }
-            specs[j].ends[k] = e;
-        }
-        at += specs[j].n_ends;
-    }
+    ssz *ends_all = NULL;
+    ssz n_specs = parse_specs(hits, table, size, specs, &ends_all);
+    if (n_specs == -1) return NULL;
+    if (n_specs == -2) Py_RETURN_NONE;
 
     Spans spans = {NULL, 0, 0};
-    int whole = 0;
-    for (ssz j = 0; j < n_specs; j++) {
-        int status = rule_matches(&specs[j], (int)j, s, size, whole, &spans);
-        if (status < 0) goto nomem;
-        if (status == 1) { /* cut by a window: every rule over the whole text, as _matches does */
-            whole = 1;
-            spans.n = 0;
-            for (ssz r = 0; r < n_specs; r++)
-                if (rule_matches(&specs[r], (int)r, s, size, 1, &spans) < 0) goto nomem;
-            break;
-        }
-    }
+    int cut;
+    if (all_matches(specs, n_specs, s, size, &spans, &cut) < 0) goto nomem;
     free(ends_all);
     ends_all = NULL;
     if (resolve(&spans) < 0) goto nomem;
@@ -822,6 +887,9 @@ static PyMethodDef methods[] = {
      "redact(text, hits, table, fold, cap) -> (new_text, ((rule_id, replaced), ...)) | None: confirm and "
      "replace the e-mail, card and phone matches of `text` as the Python redactor does; None when the "
      "value needs the Python path."},
+    {"find", find, METH_VARARGS,
+     "find(text, hits, table) -> ([(start, end, rule_id), ...], cut) | None: the unresolved matches of "
+     "the e-mail, card and phone rules in `hits`, as the Python redactor finds them."},
     {"place", place, METH_VARARGS,
      "place(hits, starts, nested) -> dict | None: which block or value each (rule_id, end) hit ends in, "
      "with the end relative to it (see redact._hits_by_block and redact._part_rules)."},
