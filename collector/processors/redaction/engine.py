@@ -369,13 +369,16 @@ class Redactor:
         self.hash_key = hash_key
         self.max_value_bytes = max_value_bytes
         self.all_rule_ids = frozenset(range(len(rules)))
-        # rule id -> (native kind, placeholder) for the rules the C path replays exactly: the built-in
-        # expression and validator, the placeholder action, searched in windows.
-        self._native: dict[int, tuple[int, str]] = {}
+        # rule id -> native kind for the rules whose matches C finds exactly (the built-in expression
+        # and validator, searched in windows), and those of them it also replaces (placeholder action).
+        self._native_find: dict[int, int] = {}
         if _fastredact is not None and not reference:
-            self._native = {i: (kind, r.placeholder) for i, r in enumerate(rules)
-                            if (kind := _native_kind(r)) is not None}
+            self._native_find = {i: kind for i, r in enumerate(rules) if (kind := _native_kind(r)) is not None}
+        self._native = {i: (kind, rules[i].placeholder) for i, kind in self._native_find.items()
+                        if rules[i].action == PLACEHOLDER}
         self._native_table = tuple(self._native.get(i) for i in range(len(rules)))
+        self._find_table = tuple((self._native_find[i], "") if i in self._native_find else None
+                                 for i in range(len(rules)))
         self._names = [r.name for r in rules]
 
     # -- replacements -------------------------------------------------------------------------------
@@ -421,12 +424,12 @@ class Redactor:
         """
         windows = rule_ids if isinstance(rule_ids, dict) else dict.fromkeys(rule_ids)
         spans: list[tuple[int, int, int]] | None = None
-        native = self._native
+        native = self._native_find
         if native and text.isascii() and not native.keys().isdisjoint(windows):
             # The e-mail, phone and card rules searched in C, the others here; together they are what
             # searching all of them here gives (each rule's search is its own; overlaps resolve below).
             found = _fastredact.find(text, {r: e or [] for r, e in windows.items() if r in native},
-                                     self._native_table)
+                                     self._find_table)
             if found is not None:
                 native_spans, cut = found
                 rest = {r: e for r, e in windows.items() if r not in native}
@@ -728,8 +731,8 @@ class Redactor:
 
 
 def _native_kind(rule: Rule) -> int | None:
-    """The C path's code for a rule it replays exactly, else None."""
-    if _fastredact is None or rule.action != PLACEHOLDER or not rule.window:
+    """The C code's kind for a rule whose matches it finds exactly, else None."""
+    if _fastredact is None or not rule.window:
         return None
     for det in BUILTIN:
         if det.name == rule.name and det.pattern is rule.pattern and det.validate is rule.validate:
