@@ -158,6 +158,8 @@ def test_bad_arguments_are_refused_with_a_clear_error():
         _fastredact.redact("a@b.co", {0: []}, ((9, "<X>"),), False, 0)
     with pytest.raises(TypeError):
         _fastredact.redact("a@b.co", [(0, 0, [], "<X>")], TABLE, False, 0)
+    with pytest.raises(ValueError, match="placeholder of rule 0 is not ASCII"):
+        _fastredact.redact("a@b.co", {0: []}, ((0, "<É>"),), False, 0)
 
 
 def test_values_the_native_path_declines_go_the_python_way():

@@ -572,6 +572,12 @@ static ssz parse_specs(PyObject *hits, PyObject *table, ssz size, Spec *specs, s
             PyErr_Format(PyExc_ValueError, "unknown detector kind %d for rule %zd", kind, rule);
             return -1;
         }
+        for (ssz i = 0; i < placeholder_len; i++) {
+            if ((unsigned char)placeholder[i] > 127) { /* the output is built as ASCII */
+                PyErr_Format(PyExc_ValueError, "the placeholder of rule %zd is not ASCII", rule);
+                return -1;
+            }
+        }
         specs[j].rule = (int)rule;
         specs[j].kind = kind;
         specs[j].placeholder = placeholder;
