@@ -301,8 +301,10 @@ class RedactProcessor:
         hits = part_rules.get(index)
         if hits is None:
             return None
-        json_keys = self.rule_count in hits
         ascii_text = text.isascii()
+        if ascii_text and max(hits, default=-1) < self.rule_count:
+            return hits, False, False  # the common case: only rules fired, as they are (read, never changed)
+        json_keys = self.rule_count in hits
         rules = {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}
         return rules, json_keys, self.fold_id in hits or not ascii_text
 
