@@ -8,6 +8,7 @@ PII and look-alikes, compare whole batches with the reference processor, and fee
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -259,3 +260,31 @@ def test_matches_of_all_rules_with_the_native_ones_in_c_are_pythons(text, whole_
     want = REFERENCE.redactor._matches(text, dict(hits))
     assert FAST.redactor._matches(text, dict(hits)) == want
     assert HASHING.redactor._matches(text, dict(hits)) == want  # found in C, hashed in Python
+
+
+def _python_only() -> RedactProcessor:
+    from spanhouse.collector.processors.redaction import engine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "_fastredact", None)
+        processor = RedactProcessor(RedactionConfig())
+    assert not processor.redactor._native_find
+    return processor
+
+
+PYTHON_ONLY = _python_only()
+
+
+@SETTINGS
+@given(st.lists(texts, min_size=1, max_size=3))
+def test_without_the_native_module_python_gives_the_same_bytes(contents):
+    """Where the extension is not built, every step runs in Python: the same output as the reference."""
+    from spanhouse.collector.processors import redact
+
+    rows = [span_row({"gen_ai.input.messages": json.dumps([{"content": text}]), "note": text}) for text in contents]
+    a, b = batch_of(*copy.deepcopy(rows)), batch_of(*copy.deepcopy(rows))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redact, "_fastredact", None)  # hits placed in Python too
+        PYTHON_ONLY.process(a)
+    REFERENCE.process(b)
+    assert a.columns == b.columns
