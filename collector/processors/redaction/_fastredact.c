@@ -634,6 +634,26 @@ static int all_matches(Spec *specs, ssz n_specs, const unsigned char *s, ssz siz
     return 0;
 }
 
+/* parse_specs + all_matches: 1 with *spans filled (to be freed by the caller), 0 when the value is
+   not for this module, -1 with an exception set. */
+static int collect(PyObject *hits, PyObject *table, const unsigned char *s, ssz size, Spec *specs, ssz *n_specs,
+                   Spans *spans, int *cut) {
+    ssz *ends_all = NULL;
+    ssz n = parse_specs(hits, table, size, specs, &ends_all);
+    if (n == -1) return -1;
+    if (n == -2) return 0;
+    int status = all_matches(specs, n, s, size, spans, cut);
+    free(ends_all); /* specs[].ends are not read after this */
+    if (status < 0) {
+        free(spans->items);
+        spans->items = NULL;
+        PyErr_NoMemory();
+        return -1;
+    }
+    *n_specs = n;
+    return 1;
+}
+
 /* find(text, hits, table) -> ([(start, end, rule_id), ...], cut) | None: the matches of the rules
    in `hits` (all replayed here) as Redactor._rule_spans finds them, unresolved; `cut` when a match
    reached a window's end, the matches then being those over the whole text. None: not ASCII, or
@@ -645,17 +665,13 @@ static PyObject *find(PyObject *self, PyObject *args) {
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(text);
     ssz size = PyUnicode_GET_LENGTH(text);
     Spec specs[MAX_SPECS];
-    ssz *ends_all = NULL;
-    ssz n_specs = parse_specs(hits, table, size, specs, &ends_all);
-    if (n_specs == -1) return NULL;
-    if (n_specs == -2) Py_RETURN_NONE;
+    ssz n_specs;
     Spans spans = {NULL, 0, 0};
     int cut;
-    int status = all_matches(specs, n_specs, s, size, &spans, &cut);
-    free(ends_all);
-    if (status < 0) {
-        free(spans.items);
-        return PyErr_NoMemory();
+    int got = collect(hits, table, s, size, specs, &n_specs, &spans, &cut);
+    if (got <= 0) {
+        if (got < 0) return NULL;
+        Py_RETURN_NONE;
     }
     PyObject *list = PyList_New(spans.n);
     if (list == NULL) {
@@ -701,17 +717,18 @@ static PyObject *redact(PyObject *self, PyObject *args) {
     int json = looks_like_json(s, size);
     if (json && cap > 0 && size > cap / 4) Py_RETURN_NONE; /* parsed leaf by leaf instead */
     Spec specs[MAX_SPECS];
-    ssz *ends_all = NULL;
-    ssz n_specs = parse_specs(hits, table, size, specs, &ends_all);
-    if (n_specs == -1) return NULL;
-    if (n_specs == -2) Py_RETURN_NONE;
-
+    ssz n_specs;
     Spans spans = {NULL, 0, 0};
     int cut;
-    if (all_matches(specs, n_specs, s, size, &spans, &cut) < 0) goto nomem;
-    free(ends_all);
-    ends_all = NULL;
-    if (resolve(&spans) < 0) goto nomem;
+    int got = collect(hits, table, s, size, specs, &n_specs, &spans, &cut);
+    if (got <= 0) {
+        if (got < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (resolve(&spans) < 0) {
+        free(spans.items);
+        return PyErr_NoMemory();
+    }
 
     if (json && spans.n) {
         /* _redact_json_text without escapes: each match inside one string (quotes taken in pairs). */
@@ -784,11 +801,6 @@ static PyObject *redact(PyObject *self, PyObject *args) {
     Py_DECREF(result);
     Py_DECREF(counts);
     return pair;
-
-nomem:
-    free(ends_all);
-    free(spans.items);
-    return PyErr_NoMemory();
 }
 
 /* place(hits, starts, nested) -> dict | None: redact._hits_by_block (nested false: index ->
