@@ -268,8 +268,9 @@ def test_build_stage_context_makes_a_complete_wheel(tmp_path: Path) -> None:
     assert "spanhouse = spanhouse.collector.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     # The native decoder is built where a compiler is (the build stage installs gcc).
     if shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc"):
-        assert any(name.startswith("spanhouse/collector/receiver/_fastdecode") and name.endswith(".so")
-                   for name in names), f"the wheel lacks the native decoder: {result.stderr}"
+        for module in ("receiver/_fastdecode", "processors/redaction/_fastredact"):
+            assert any(name.startswith(f"spanhouse/collector/{module}") and name.endswith(".so")
+                       for name in names), f"the wheel lacks the native {module}: {result.stderr}"
 
 
 def test_dockerfile_healthcheck_command_is_valid_python() -> None:

@@ -14,6 +14,7 @@ A span that had anything redacted carries `spanhouse.redaction.count` and
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from bisect import bisect_right
@@ -27,14 +28,17 @@ from spanhouse.collector.processors.redaction.engine import (
     ALLOW_KEYS_RULE,
     DROP_KEYS_RULE,
     MASK_KEYS_RULE,
+    NATIVE_MISSING,
     Dropped,
     Findings,
     Hits,
     KeyRules,
+    Later,
     Redactor,
     Rule,
     Scanner,
     Trigger,
+    _fastredact,
     _looks_like_json,
     glob_regex,
 )
@@ -67,6 +71,20 @@ LIST_COLUMNS = ("Events.Name", "Links.TraceState", "FinishReasons")
 # Resource attributes describe the process, so the allow-list leaves them alone.
 _RESOURCE = "resource"
 
+log = logging.getLogger("spanhouse.redact")
+_native_warned = False
+
+
+def _warn_native_missing() -> None:
+    """Say once per process that e-mail, phone and card matches are confirmed in Python."""
+    global _native_warned
+    if NATIVE_MISSING is not None and not _native_warned:
+        _native_warned = True
+        log.warning("the native redaction module is not installed (%s): e-mail, phone and card matches are "
+                    "confirmed in Python, several times slower on content full of PII. Install a C compiler "
+                    "and the Python headers (e.g. apt-get install gcc python3-dev) and reinstall spanhouse.",
+                    NATIVE_MISSING)
+
 
 class RedactProcessor:
     name = "redact"
@@ -74,6 +92,8 @@ class RedactProcessor:
     def __init__(self, config: RedactionConfig, use_hyperscan: bool = True, reference: bool = False) -> None:
         """`reference`: confirm and replace the plain way (see Redactor), for tests to compare with."""
         self.enabled = config.enabled
+        if self.enabled and not reference:
+            _warn_native_missing()
         rules: list[Rule] = []
         triggers: list[Trigger] = []
         disabled = set(config.disabled_detectors)
@@ -125,6 +145,9 @@ class RedactProcessor:
         self.redactor = Redactor(rules, self.keys, config.mask_keys_action, hash_key, config.max_value_bytes,
                                  rescan=self.scanner.hits, reference=reference)
         self.max_value_bytes = config.max_value_bytes
+        # Second scans of changed span values wait and run in one engine call per batch (see
+        # Redactor.settle_later); not with user rules, whose prefilter triggers may anchor at `\A`.
+        self._settle_together = not reference and not config.rules
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {r.name: 0 for r in rules}
         self._hits.update({MASK_KEYS_RULE: 0, DROP_KEYS_RULE: 0, ALLOW_KEYS_RULE: 0})
@@ -203,14 +226,17 @@ class RedactProcessor:
         if not batch_ascii:
             scanned = [hit for hit in scanned if hit[0] != non_ascii]
         hits = _hits_by_block(blocks, scanned)
+        later = Later() if self._settle_together else None
         for k, (i, parts, flag) in enumerate(spans):
             data = blocks[k]
             span_hits = hits.get(k, [])
             if span_hits or flag or (cap and len(data) > cap) or not (batch_ascii or data.isascii()):
                 found = Findings()
-                self._redact_span(batch, i, parts, data, span_hits, found)
+                self._redact_span(batch, i, parts, data, span_hits, found, later)
                 if found.changes:
                     findings[i] = found
+        if later is not None:
+            self.redactor.settle_later(later, self.scanner.scan)
 
     def _scan(self, data: bytes) -> list[tuple[int, int]]:
         """Trigger hits in `data`, without the batch-level non-ASCII marker."""
@@ -239,6 +265,10 @@ class RedactProcessor:
         else:
             lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in parts]
         starts = [0, *accumulate(lengths)]
+        if _fastredact is not None:  # the same dict, without a Python step per hit
+            placed = _fastredact.place(hits, starts, True)
+            if placed is not None:
+                return placed
         out: dict[int, Hits] = {}
         for rule_id, end in hits:
             index = bisect_right(starts, end - 1) - 1
@@ -271,13 +301,15 @@ class RedactProcessor:
         hits = part_rules.get(index)
         if hits is None:
             return None
-        json_keys = self.rule_count in hits
         ascii_text = text.isascii()
+        if ascii_text and max(hits, default=-1) < self.rule_count:
+            return hits, False, False  # the common case: only rules fired, as they are (read, never changed)
+        json_keys = self.rule_count in hits
         rules = {r: (ends if ascii_text else None) for r, ends in hits.items() if r < self.rule_count}
         return rules, json_keys, self.fold_id in hits or not ascii_text
 
     def _redact_map(self, attrs: dict[str, str], base: int, part_rules: dict[int, Hits], found: Findings,
-                    allow_list_applies: bool) -> dict[str, str]:
+                    allow_list_applies: bool, later: Later | None = None) -> dict[str, str]:
         """`attrs` with key rules applied and triggered values confirmed; the same dict if nothing changed.
 
         Only the keys a rule may concern are looked at: the work is proportional to the hits.
@@ -313,8 +345,10 @@ class RedactProcessor:
                     continue
                 rules = self._rules_of(part_rules, base + j, value)
                 hits, json_keys, fold = rules or ({}, False, True)
+                if later is not None:
+                    later.target = (out, key)
                 try:
-                    new = redactor.redact_value(value, hits, found, json_keys, fold)
+                    new = redactor.redact_value(value, hits, found, json_keys, fold, later)
                 except Dropped as dropped:
                     found.add(str(dropped))
                     del out[key]
@@ -343,11 +377,11 @@ class RedactProcessor:
             return ""
 
     def _redact_span(self, batch: SpanBatch, i: int, parts: list[str], data: bytes,
-                     hits: list[tuple[int, int]], found: Findings) -> None:
+                     hits: list[tuple[int, int]], found: Findings, later: Later | None = None) -> None:
         part_rules = self._part_rules(parts, data, hits)
         self._settle_folding(parts, data, part_rules)
         attrs = batch["SpanAttributes"][i]
-        batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True)
+        batch["SpanAttributes"][i] = self._redact_map(attrs, 0, part_rules, found, True, later)
         pos = len(attrs)
         for maps_name, list_name in (("Events.Attributes", "Events.Name"), ("Links.Attributes", "Links.TraceState")):
             maps = batch[maps_name][i]
@@ -355,7 +389,7 @@ class RedactProcessor:
                 continue
             redacted = []
             for attrs in maps:
-                redacted.append(self._redact_map(attrs, pos, part_rules, found, True))
+                redacted.append(self._redact_map(attrs, pos, part_rules, found, True, later))
                 pos += len(attrs)
             batch[maps_name][i] = redacted
             values = batch[list_name][i]
@@ -487,6 +521,10 @@ def _hits_by_block(blocks: list[bytes], hits: list[tuple[int, int]]) -> dict[int
     if not hits:
         return {}
     starts = list(accumulate(map(add, map(len, blocks), repeat(1)), initial=0))
+    if _fastredact is not None:  # the same dict, without a Python step per hit
+        placed = _fastredact.place(hits, starts, False)
+        if placed is not None:
+            return placed
     out: dict[int, list[tuple[int, int]]] = {}
     for rule_id, end in hits:
         k = bisect_right(starts, end - 1) - 1

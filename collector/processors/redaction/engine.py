@@ -18,13 +18,23 @@ import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
+from spanhouse.collector.processors.redaction.detectors import BUILTIN
 from spanhouse.collector.processors.redaction.normalize import could_fold, fold
 
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - platforms without a hyperscan wheel
     hyperscan = None
+
+try:  # the C confirm-and-replace of the e-mail, card and phone detectors (see _fastredact.c)
+    from spanhouse.collector.processors.redaction import _fastredact
+except ImportError as _exc:  # built without a compiler: Python confirms every match
+    _fastredact = None
+    NATIVE_MISSING: str | None = str(_exc)
+else:
+    NATIVE_MISSING = None
 
 PLACEHOLDER = "placeholder"
 HASH = "hash"
@@ -67,6 +77,17 @@ def _windows(ends: list[int], size: int, before: int = 192, after: int = 160) ->
         else:
             out.append((lo, hi))
     return out
+
+
+class Later:
+    """Values whose second scan waits for `Redactor.settle_later`: (text before, first output, their
+    Findings, fold, (dict, key) the final value goes to), and the (dict, key) of the next one."""
+
+    __slots__ = ("pending", "target")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, str, Findings, bool, tuple[dict[str, str], str]]] = []
+        self.target: tuple[dict[str, str], str] = ({}, "")
 
 
 class Dropped(Exception):
@@ -348,6 +369,17 @@ class Redactor:
         self.hash_key = hash_key
         self.max_value_bytes = max_value_bytes
         self.all_rule_ids = frozenset(range(len(rules)))
+        # rule id -> native kind for the rules whose matches C finds exactly (the built-in expression
+        # and validator, searched in windows), and those of them it also replaces (placeholder action).
+        self._native_find: dict[int, int] = {}
+        if _fastredact is not None and not reference:
+            self._native_find = {i: kind for i, r in enumerate(rules) if (kind := _native_kind(r)) is not None}
+        self._native = {i: (kind, rules[i].placeholder) for i, kind in self._native_find.items()
+                        if rules[i].action == PLACEHOLDER}
+        self._native_table = tuple(self._native.get(i) for i in range(len(rules)))
+        self._find_table = tuple((self._native_find[i], "") if i in self._native_find else None
+                                 for i in range(len(rules)))
+        self._names = [r.name for r in rules]
 
     # -- replacements -------------------------------------------------------------------------------
     def new_batch(self) -> None:
@@ -390,10 +422,32 @@ class Redactor:
         exact expression runs only in a window around those offsets: Python's `re` cannot
         skip ahead to a literal for these expressions, so a whole message costs far more.
         """
+        windows = rule_ids if isinstance(rule_ids, dict) else dict.fromkeys(rule_ids)
+        spans: list[tuple[int, int, int]] | None = None
+        native = self._native_find
+        if native and text.isascii() and not native.keys().isdisjoint(windows):
+            # The e-mail, phone and card rules searched in C, the others here; together they are what
+            # searching all of them here gives (each rule's search is its own; overlaps resolve below).
+            found = _fastredact.find(text, {r: e or [] for r, e in windows.items() if r in native},
+                                     self._find_table)
+            if found is not None:
+                native_spans, cut = found
+                rest = {r: e for r, e in windows.items() if r not in native}
+                other = self._rule_spans(text, rest) if rest else []
+                spans = None if cut or other is None else native_spans + other
+        if spans is None:
+            spans = self._rule_spans(text, windows)
+        if spans is None:  # a match was cut by a window: every rule over the whole text
+            spans = self._rule_spans(text, dict.fromkeys(windows))
+            assert spans is not None
+        return self._resolve(spans)
+
+    def _rule_spans(self, text: str, windows: dict[int, list[int] | None]) -> list[tuple[int, int, int]] | None:
+        """Confirmed matches of each rule in `windows` (rule id -> trigger ends, None: the whole text),
+        overlaps unresolved; None when a match reached the end of a window (search the whole text)."""
         spans: list[tuple[int, int, int]] = []
         rules = self.rules
         size = len(text)
-        windows = rule_ids if isinstance(rule_ids, dict) else dict.fromkeys(rule_ids)
         for rule_id, ends in windows.items():
             rule = rules[rule_id]
             group = self._groups[rule_id]
@@ -403,7 +457,7 @@ class Redactor:
                 pos = lo
                 while (m := search(text, pos, hi)) is not None:
                     if hi < size and m.end() >= hi:
-                        return self._matches(text, list(windows))  # cut by a window: whole text
+                        return None  # cut by a window
                     pos = m.end() if m.end() > m.start() else m.end() + 1
                     if rule.validate is not None and not rule.validate(m.group(0)):
                         shorter = _shrink(rule, text, m)
@@ -419,6 +473,10 @@ class Redactor:
                     start, end = m.span(group)
                     if end > start and not _PLACEHOLDER.fullmatch(text, start, end):
                         spans.append((start, end, rule_id))
+        return spans
+
+    @staticmethod
+    def _resolve(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
         if len(spans) > 1:
             # Overlaps go to the earlier rule (credentials come first), then to the earlier, longer match.
             spans.sort(key=lambda s: (s[2], s[0], s[0] - s[1]))
@@ -572,15 +630,23 @@ class Redactor:
 
     # -- one attribute value ------------------------------------------------------------------------
     def redact_value(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool = False,
-                     fold: bool = True) -> str:
+                     fold: bool = True, later: Later | None = None) -> str:
         """Redact one value. JSON objects and arrays are redacted leaf by leaf. Raises Dropped.
 
         `rules`: the rules to confirm, or `Hits` with where their triggers matched in `text`.
         `json_keys`: a key rule may apply to a key inside this JSON, so it must be parsed.
         `fold`: False when the caller knows the value has no percent-escape and is ASCII, so
         that nothing in it or in its output (placeholders are plain ASCII) can fold.
+        `later`: when given, a changed value is not scanned again here but noted in it (with where
+        to put the final value); `settle_later` then scans all of them in one engine call.
         """
         out = self._redact_once(text, rules, found, json_keys, fold)
+        if later is not None and out != text and self.rescan is not None:
+            later.pending.append((text, out, found, fold, later.target))
+            return out
+        return self._settle(text, out, found, fold)
+
+    def _settle(self, text: str, out: str, found: Findings, fold: bool) -> str:
         # A replacement changes what surrounds its neighbours: `4111111111111111sk-proj-...`
         # hides the key behind the card until the card is gone. Scan again until nothing changes
         # (`+00000000+00000000+...` uncovers one more number per round; bounded against hostile input).
@@ -594,8 +660,55 @@ class Redactor:
             text, out = out, self._redact_once(out, hits, found, False, fold)
         return out
 
+    def settle_later(self, later: Later, scan: Callable[[bytes], list[tuple[int, int]]]) -> None:
+        """Finish the values `redact_value` left in `later`: what `_settle` does, one value at a time,
+        for those whose output a trigger fires on; the others are final already.
+
+        Their outputs are scanned joined by newlines, in one call: a trigger that fires in a value
+        alone fires at the same place in the joined text (`^` holds after each newline), so a value
+        without a hit in its stretch would have none scanned alone. A hit that spans two values only
+        sends the value it ends in through `_settle`, which scans it alone.
+        """
+        pending = later.pending
+        if not pending:
+            return
+        outs = [p[1] for p in pending]
+        data = "\n".join(outs).encode("utf-8", "surrogatepass")
+        if len(data) == sum(map(len, outs)) + len(outs) - 1:  # ASCII: bytes == characters
+            starts = list(accumulate((len(o) + 1 for o in outs), initial=0))
+        else:
+            starts = list(accumulate((len(o.encode("utf-8", "surrogatepass")) + 1 for o in outs), initial=0))
+        rule_count = len(self.rules)
+        last = len(pending) - 1
+        touched: set[int] = set()
+        for rule_id, end in scan(data):
+            if rule_id < rule_count:
+                k = bisect_right(starts, end - 1) - 1
+                touched.add(max(k, 0))
+                touched.add(min(bisect_right(starts, end) - 1, last))  # an empty match at a value's start
+        for k, (text, out, found, may_fold, (container, key)) in enumerate(pending):
+            if k not in touched and not (may_fold and could_fold(out)):
+                continue
+            try:
+                final = self._settle(text, out, found, may_fold)
+            except Dropped as dropped:
+                found.add(str(dropped))
+                del container[key]
+                continue
+            if final is not out:
+                container[key] = final
+        pending.clear()
+
     def _redact_once(self, text: str, rules: Iterable[int] | Hits, found: Findings, json_keys: bool,
                      fold: bool = True) -> str:
+        if self._native and rules and not json_keys and type(rules) is dict:
+            # The C path gives what the rest of this method gives, or None when the value is not for it.
+            done = _fastredact.redact(text, rules, self._native_table, fold, self.max_value_bytes)
+            if done is not None:
+                names = self._names
+                for rule_id, n in done[1]:
+                    found.add(names[rule_id], n)
+                return done[0]
         if rules and not json_keys and _looks_like_json(text) and not (
                 self.max_value_bytes and len(text) * 4 > self.max_value_bytes):
             redacted = self._redact_json_text(text, rules, found, fold)
@@ -615,6 +728,17 @@ class Redactor:
         found.truncated += 1
         found.bytes_cut += cut
         return f"{kept}...[cut {cut} bytes]"
+
+
+def _native_kind(rule: Rule) -> int | None:
+    """The C code's kind for a rule whose matches it finds exactly, else None."""
+    if _fastredact is None or not rule.window:
+        return None
+    for det in BUILTIN:
+        if det.name == rule.name and det.pattern is rule.pattern and det.validate is rule.validate:
+            return {"email": _fastredact.EMAIL, "credit_card": _fastredact.CREDIT_CARD,
+                    "phone": _fastredact.PHONE}.get(det.name)
+    return None
 
 
 def _looks_like_json(text: str) -> bool:
