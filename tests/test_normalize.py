@@ -102,7 +102,8 @@ def test_token_counts_parse_or_become_null(value: str, tokens: int | None) -> No
     assert row["CacheReadTokens"] == tokens
 
 
-@pytest.mark.parametrize("value, seconds", [("0.5", 0.5), ("-0.1", None), ("soon", None), ("nan", None)])
+@pytest.mark.parametrize("value, seconds", [("0.5", 0.5), ("-0.1", None), ("soon", None), ("nan", None),
+                                            ("inf", None), ("-inf", None), ("1e400", None)])
 def test_time_to_first_chunk(value: str, seconds: float | None) -> None:
     (row,), _ = normalize({**CHAT, "gen_ai.response.time_to_first_chunk": value})
     assert row["TimeToFirstToken"] == seconds

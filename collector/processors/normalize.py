@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any
 
 from spanhouse.collector.batch import GENAI_TABLE, GenAIColumn, SpanBatch
@@ -47,7 +48,8 @@ def _seconds(text: str | None) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if value >= 0 else None
+    # "inf" parses but is no duration: it would turn every percentile and mean it joins into inf.
+    return value if 0 <= value < math.inf else None
 
 
 def _reasons(text: str | None) -> list[str]:
